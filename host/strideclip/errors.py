@@ -1,0 +1,49 @@
+"""One root for every error the host raises, with subclasses that carry what went wrong."""
+
+
+class StrideClipError(Exception):
+    """Root of every StrideClip host error."""
+
+
+class FrameError(StrideClipError):
+    """A packet or frame could not be decoded; ``offset`` is the byte where it went wrong."""
+
+    def __init__(self, message: str, *, offset: int = 0):
+        super().__init__(message)
+        self.offset = offset
+
+
+class TruncatedFrameError(FrameError):
+    """The packet or frame ends before its fields do."""
+
+
+class CorruptFrameError(FrameError):
+    """The frame's CRC does not match its bytes."""
+
+
+class UnsupportedVersionError(FrameError):
+    """The packet was written by a protocol version this host does not speak."""
+
+
+class UnknownFrameTypeError(FrameError):
+    """The packet type (or command opcode) is not one the protocol defines."""
+
+
+class FrameLengthError(FrameError):
+    """The packet's length disagrees with its type or its sample count."""
+
+
+class FrameValueError(FrameError):
+    """A field holds a value the protocol forbids (zero sample count, unknown side, ...)."""
+
+
+class NotBuiltError(StrideClipError):
+    """A command the product will have, not built yet."""
+
+
+class ConfigError(StrideClipError):
+    """A configuration value is missing or out of range; ``key`` names it."""
+
+    def __init__(self, message: str, *, key: str = ""):
+        super().__init__(message)
+        self.key = key

@@ -1,0 +1,66 @@
+"""Multi-step clipcore scenarios for parity tests; run under MicroPython and CPython alike."""
+from clipcore import protocol as P
+
+
+def batch_stream(samples, per_packet, first_idx, seq0):
+    """Feed samples through a SampleBatcher; return every packet it produced."""
+    b = P.SampleBatcher(per_packet, first_idx)
+    b.seq = seq0
+    out = []
+    for s in samples:
+        if b.add(s[0], s[1], s[2], s[3], s[4], s[5]):
+            out.append(bytes(b.packet()))
+            b.next_packet()
+    if b.count:
+        out.append(bytes(b.packet()))
+    return out
+
+
+def frame_all(packets):
+    """Frame packets back to back with frame_into, as the clip's serial and flash log do."""
+    size = 0
+    for p in packets:
+        size += len(p) + P.FRAME_OVERHEAD_BYTES
+    out = bytearray(size)
+    pos = 0
+    for p in packets:
+        pos = P.frame_into(out, pos, p, len(p))
+    return bytes(out)
+
+
+def deframe(stream, chunk):
+    """Feed a byte stream in chunks; return (packets, dropped_bytes, bad_frames)."""
+    d = P.Deframer()
+    out = []
+    pos = 0
+    while pos < len(stream):
+        d.feed(stream[pos : pos + chunk])
+        pos += chunk
+        while True:
+            p = d.next_packet()
+            if p is None:
+                break
+            out.append(p)
+    while True:
+        p = d.next_packet(True)
+        if p is None:
+            break
+        out.append(p)
+    return out, d.dropped_bytes, d.bad_frames
+
+
+def decode_all(packets):
+    """Decode each packet; an error becomes [class name, message]."""
+    out = []
+    for p in packets:
+        try:
+            out.append(P.decode(p))
+        except P.ProtocolError as e:
+            out.append([type(e).__name__, str(e)])
+    return out
+
+
+def runtime():
+    import sys
+
+    return sys.implementation.name
