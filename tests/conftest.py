@@ -1,6 +1,7 @@
 import pytest
 
 from mpy import MicroPython
+from strideclip.datasets import data_dir
 
 
 @pytest.fixture(scope="session")
@@ -9,3 +10,11 @@ def mpy():
     runtime = MicroPython()
     yield runtime
     runtime.close()
+
+
+def require_data(name: str):
+    """Skip when a public data set is absent: they live beside the repo in ../shared/data."""
+    folder = data_dir() / name
+    if not folder.exists():
+        pytest.skip(f"data set {name} not found at {folder}; it lives in ../shared/data beside the repository")
+    return folder

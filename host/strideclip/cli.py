@@ -10,8 +10,6 @@ from strideclip.errors import StrideClipError
 
 # Subcommands the product will have but that are not built yet, with the issue that builds them.
 NOT_BUILT = {
-    "simulate": ("write a simulated run to a session log", 3),
-    "replay": ("stream a session log through the host pipeline", 3),
     "evaluate": ("score the step detector against reference footfalls", 4),
     "scan": ("list clips advertising nearby", 8),
     "live": ("live terminal view of one or more clips", 8),
@@ -36,6 +34,71 @@ def demo() -> None:
     from strideclip.demo import run_demo
 
     run_demo()
+
+
+@cli.command()
+@click.option("--minutes", type=click.FloatRange(1, 600), default=10.0, show_default=True, help="Length of the session.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--scenario", type=click.Choice(["steady", "demo"]), default="steady", show_default=True,
+              help="steady: walk, run, walk; demo: turn, hills, a traffic light, fatigue.")
+@click.option("--speed-mps", type=click.FloatRange(1.8, 7.0), default=3.3, show_default=True, help="Running speed.")
+@click.option("--cadence-spm", type=click.FloatRange(120, 230), default=None, help="Force a cadence (default: the runner's own).")
+@click.option("--fatigue-onset-min", type=click.FloatRange(0, 600), default=None, help="Minute when form starts to break down.")
+@click.option("--rate-hz", type=click.Choice(["104", "208", "416"]), default="208", show_default=True)
+@click.option("--drop-prob", type=click.FloatRange(0, 0.4), default=0.002, show_default=True,
+              help="Chance per packet that a burst of BLE packet loss starts.")
+@click.option("--mount", nargs=3, type=float, default=(0.0, 0.0, 0.0), metavar="ROLL PITCH YAW",
+              help="Clip misalignment in degrees on top of the recommended orientation.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="Session log to write (a .truth.json sidecar is written beside it).")
+def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min, rate_hz, drop_prob, mount, output):
+    """Write a simulated run to a session log, with its ground truth beside it."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from strideclip.sim import demo_run, simulate as run_sim, steady_run, truth_path, write_log
+
+    if Path(output).exists():
+        raise click.UsageError(f"{output} exists; a session log is never overwritten")
+    if scenario == "demo":
+        sc = demo_run(seed, minutes=max(minutes, 6), rate_hz=int(rate_hz))
+        if fatigue_onset_min is not None:
+            sc = replace(sc, fatigue=replace(sc.fatigue, onset_s=fatigue_onset_min * 60))
+    else:
+        sc = steady_run(minutes, speed_mps=speed_mps, cadence_spm=cadence_spm, seed=seed,
+                        fatigue_onset_min=fatigue_onset_min, rate_hz=int(rate_hz))
+    sc = replace(sc, link=replace(sc.link, drop_prob=drop_prob),
+                 sensor=replace(sc.sensor, mount_roll_deg=mount[0], mount_pitch_deg=mount[1], mount_yaw_deg=mount[2]))
+    run = run_sim(sc)
+    write_log(run, output)
+    click.echo(f"wrote {output}: {len(run.counts)} samples at {run.rate_hz} Hz ({sc.duration_s / 60:.1f} min), "
+               f"{len(run.steps)} steps, {len(run.link.packets)} packets received, "
+               f"{len(run.link.dropped)} loss burst(s)")
+    click.echo(f"ground truth: {truth_path(output)}")
+
+
+@cli.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False))
+@click.option("--realtime", is_flag=True, help="Replay at the pace it was recorded.")
+@click.option("--speed", type=click.FloatRange(0.01, 10000), default=None, help="Replay X times real time.")
+@click.option("--json", "as_json", is_flag=True, help="Print one machine-readable summary object at the end.")
+def replay(log, realtime, speed, as_json):
+    """Stream a session log through the host pipeline and report what it found."""
+    import json
+
+    from strideclip.replay import replay as run_replay
+
+    summary = run_replay(log, speed=1.0 if realtime else speed)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{log}: {summary['frames']} frames, {summary['samples']} samples, "
+               f"{summary['duration_s']:.1f} s at {summary['rate_hz']} Hz")
+    click.echo(f"  link: {summary['lost_packets']} packets lost ({summary['loss_pct']:.2f} %), "
+               f"{len(summary['gaps'])} unfilled gap(s), {summary['bad_packets']} bad packet(s)")
+    click.echo(f"  log: {summary['log_damage']['summary']}")
+    for cue in summary["cues"]:
+        click.echo(f"  cue at {cue['t_s']:.1f} s: {cue['played']} ({cue['reason']})")
 
 
 def _not_built_command(name: str, summary: str, issue: int) -> click.Command:

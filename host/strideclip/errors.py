@@ -47,3 +47,28 @@ class ConfigError(StrideClipError):
     def __init__(self, message: str, *, key: str = ""):
         super().__init__(message)
         self.key = key
+
+
+class LogFormatError(StrideClipError):
+    """A file is not a StrideClip session log, or its header cannot be read; ``path`` names it."""
+
+    def __init__(self, message: str, *, path: str = ""):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+class UnsupportedLogVersionError(LogFormatError):
+    """The log was written in a log format version this host does not read."""
+
+    def __init__(self, message: str, *, path: str = "", version: int = 0):
+        super().__init__(message, path=path)
+        self.version = version
+
+
+class SessionMismatchError(StrideClipError):
+    """Data from a different clip session (the clip restarted) arrived in one stream."""
+
+    def __init__(self, message: str, *, expected: int, received: int):
+        super().__init__(message)
+        self.expected = expected
+        self.received = received
