@@ -29,11 +29,15 @@ def cli() -> None:
 
 
 @cli.command()
-def demo() -> None:
-    """Run the main job on an embedded default (see README)."""
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder to write (default: strideclip-demo-<date>-<time>).")
+@click.option("--minutes", type=click.FloatRange(6, 120), default=30.0, show_default=True)
+@click.option("--speed", type=click.FloatRange(1, 10000), default=60.0, show_default=True, help="Times real time.")
+def demo(out, minutes, speed) -> None:
+    """Simulate a run with fatigue and stream it through the whole pipeline, live."""
     from strideclip.demo import run_demo
 
-    run_demo()
+    run_demo(out, minutes=minutes, speed=speed)
 
 
 @cli.command()
@@ -61,7 +65,7 @@ def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min,
     if Path(output).exists():
         raise click.UsageError(f"{output} exists; a session log is never overwritten")
     if scenario == "demo":
-        sc = demo_run(seed, minutes=max(minutes, 6), rate_hz=int(rate_hz))
+        sc = demo_run(seed, minutes=minutes, rate_hz=int(rate_hz))
         if fatigue_onset_min is not None:
             sc = replace(sc, fatigue=replace(sc.fatigue, onset_s=fatigue_onset_min * 60))
     else:

@@ -73,7 +73,7 @@ def alcantara_contacts(grf_bw: np.ndarray, rate_hz: float = ALCANTARA_HZ) -> tup
     stance = GRF > 0.05 BW; gaps under 40 ms merged; stances under 100 ms dropped; IC = first
     sample of a stance. A stance already under way at the first sample has no observable IC; one
     still under way at the last sample has a true IC but a cut contact ("don't care" for timing
-    scores that need the whole stance). Returns (ICs, don't-care ICs, stances).
+    scores that need the whole stance). Both are "don't care". Returns (ICs, don't-care, stances).
     """
     on = grf_bw > 0.05
     edges = np.flatnonzero(np.diff(on.astype(np.int8)))
@@ -93,9 +93,10 @@ def alcantara_contacts(grf_bw: np.ndarray, rate_hz: float = ALCANTARA_HZ) -> tup
     kept = [(a, b) for a, b in merged if b - a >= 0.100 * rate_hz or b == len(on)]
     ics, dont_care = [], []
     for a, b in kept:
-        if a == 0:
-            continue  # began before the window: no observable contact
-        (dont_care if b == len(on) else ics).append(a)
+        # A stance under way at the first sample began before the window: its contact time is
+        # unknown (at or before 0). One still under way at the end has a true contact but a cut
+        # stance. Neither can be scored; a detection there counts for nothing.
+        (dont_care if a == 0 or b == len(on) else ics).append(a)
     return ics, dont_care, kept
 
 

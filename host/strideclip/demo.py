@@ -1,54 +1,141 @@
 """``strideclip demo``: the product's main job on an embedded default.
 
-Until the simulator exists (issue #3) this streams a short synthetic 6-axis signal through the
-real clip-side encoder (clipcore.protocol.SampleBatcher), frames it as the clip's USB serial
-would, then deframes and decodes it on the host and reports what arrived.
+A simulated 30-minute run (warm-up walk, a turn, a hill, a traffic light, fatigue from ~60 %)
+streams through the whole host pipeline at accelerated pace, exactly as a live clip would:
+packets -> decoder -> step detector (the clip's own code) -> metrics, recorded to a session log
+as they arrive, with a live terminal view. The log, the simulator's ground truth and a summary
+land in a folder named at the end.
 """
 from __future__ import annotations
 
-import math
+import datetime as _dt
+import json
+import sys
+import time
+from pathlib import Path
 
 import click
 import numpy as np
 
-from clipcore import protocol as P
-from strideclip.packets import decode_packet, samples_array
+from strideclip.packets import encode_packet
+from strideclip.pipeline import Session
+from strideclip.sclog import SessionLogWriter
+from strideclip.sim import demo_run, simulate, truth_path
 
-RATE_HZ = 208
-SECONDS = 10
-CADENCE_SPM = 170
-
-
-def synthetic_counts(rate_hz: int, seconds: int, cadence_spm: int) -> np.ndarray:
-    """A plain periodic signal in raw counts (±16 g, 2048 counts/g): not a model of running."""
-    t_s = np.arange(rate_hz * seconds) / rate_hz
-    step_hz = cadence_spm / 60
-    vertical_g = 1 + 1.2 * np.maximum(0, np.sin(2 * math.pi * step_hz * t_s)) ** 3 - 0.4
-    counts = np.zeros((len(t_s), 6), dtype=np.int16)
-    counts[:, 2] = np.round(vertical_g * 2048).astype(np.int16)
-    counts[:, 5] = np.round(20 * np.sin(math.pi * step_hz * t_s) * 16.4).astype(np.int16)
-    return counts
+DEMO_MINUTES = 30.0
+DEMO_SPEED = 60.0  # times real time: 30 simulated minutes in 30 s
+VIEW_HZ = 8
 
 
-def run_demo() -> None:
-    counts = synthetic_counts(RATE_HZ, SECONDS, CADENCE_SPM)
-    batcher = P.SampleBatcher(P.max_samples_for_mtu(247))
-    stream = bytearray()
-    for row in counts.tolist():
-        if batcher.add(*row):
-            stream += P.frame(batcher.packet())
-            batcher.next_packet()
-    if batcher.count:
-        stream += P.frame(batcher.packet())
+def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed: float = DEMO_SPEED,
+             live: bool | None = None) -> Path:
+    scenario = demo_run(minutes=minutes)
+    run = simulate(scenario)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path(out_dir or f"strideclip-demo-{stamp}")
+    folder.mkdir(parents=True, exist_ok=False)
+    log_path = folder / "session.sclog"
+    truth_path(log_path).write_text(json.dumps(run.truth()))
+    session = Session()
+    view = LiveView(run, session, live=sys.stdout.isatty() if live is None else live)
+    header = {"athlete": "demo runner", "source": "simulator", "scenario": scenario.name, "seed": scenario.seed,
+              "rate_hz": run.rate_hz, "truth": truth_path(log_path).name}
+    started = time.monotonic()
+    with SessionLogWriter(log_path, header=header) as log, view:
+        hello = encode_packet(run.hello)
+        log.clip_packet(hello, t_ms=0)
+        session.feed(hello, 0)
+        for t_ms, pkt in run.link.packets:
+            wait_s = started + t_ms / 1000 / speed - time.monotonic()
+            if wait_s > 0:
+                time.sleep(wait_s)
+            log.clip_packet(pkt, t_ms=t_ms)  # recorded from the first frame, as it arrives
+            session.feed(pkt, t_ms)
+            view.update(t_ms)
+        view.update(run.link.packets[-1][0], final=True)
+    summary = {"folder": str(folder), "log": log_path.name, **session.summary(),
+               "truth_steps": int(len(run.steps)), "wall_s": round(time.monotonic() - started, 1)}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    _print_summary(summary, folder)
+    return folder
 
-    deframer = P.Deframer()
-    deframer.feed(bytes(stream))
-    received = []
-    while (pkt := deframer.next_packet()) is not None:
-        msg = decode_packet(pkt)
-        received.append(samples_array(msg))
-    decoded = np.concatenate(received)
-    click.echo("StrideClip demo (interim: the simulated runner arrives with issue #3)")
-    click.echo(f"  encoded {len(counts)} samples at {RATE_HZ} Hz into {deframer.frames} frames, {len(stream)} bytes")
-    click.echo(f"  decoded {len(decoded)} samples, identical to what was sent: {np.array_equal(decoded, counts)}")
-    click.echo(f"  dropped bytes {deframer.dropped_bytes}, bad frames {deframer.bad_frames}")
+
+def _print_summary(s: dict, folder: Path) -> None:
+    click.echo(f"\nStrideClip demo: {s['duration_s'] / 60:.1f} min simulated, streamed in {s['wall_s']:.0f} s")
+    click.echo(f"  steps {s['steps']} (simulator's truth: {s['truth_steps']}), "
+               f"cadence median {s.get('cadence_spm_median', 0):.0f} steps/min, "
+               f"impact mean {s.get('impact_g_mean', 0):.2f} g, pelvic rotation median {s.get('rotation_deg_median', 0):.1f} deg")
+    click.echo(f"  link: {s['lost_packets']} packets lost ({s['loss_pct']:.2f} %), {len(s['gaps'])} gap(s) reported, "
+               f"detector resynchronised {s['detector_resyncs']} time(s)")
+    click.echo(f"  cues: {len(s['cues'])}" + ("" if s["cues"] else " (the fatigue cue policy arrives with issue #6)"))
+    click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json")
+    click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
+
+
+class LiveView:
+    """Progress, cadence, impact, rotation, link and cues, refreshed a few times a second.
+    On a terminal it redraws in place (rich); otherwise it prints a line per simulated minute."""
+
+    def __init__(self, run, session: Session, *, live: bool):
+        self.run, self.session, self.live = run, session, live
+        self.total_ms = run.link.packets[-1][0] if run.link.packets else 1
+        self.segments = run.truth()["segments"]
+        self._next_wall = 0.0
+        self._next_minute = 1
+        self._rich = None
+
+    def __enter__(self) -> LiveView:
+        if self.live:
+            from rich.live import Live
+
+            self._rich = Live(self._render(0), refresh_per_second=VIEW_HZ, transient=False)
+            self._rich.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._rich:
+            self._rich.__exit__(*exc)
+
+    def _values(self, t_ms: int) -> dict:
+        s = self.session
+        recent = s.steps[-8:]
+        rot = [x.rotation_deg for x in s.steps[-16:] if x.rotation_deg is not None]
+        seg = next((g["label"] for g in self.segments if g["start_s"] <= t_ms / 1000 < g["end_s"]), "")
+        return {
+            "t_min": t_ms / 60000, "segment": seg, "steps": len(s.steps),
+            "cadence": s.cadence_spm(), "impact": float(np.median([x.impact_g for x in recent])) if recent else None,
+            "rotation": float(np.median(rot)) if rot else None,
+            "loss": s.decoder.stats.loss_pct, "gaps": len(s.decoder.all_gaps), "cues": list(s.cues[-3:]),
+        }
+
+    def _render(self, t_ms: int):
+        from rich.panel import Panel
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        v = self._values(t_ms)
+        table = Table.grid(padding=(0, 2))
+        table.add_row("time", f"{v['t_min']:5.1f} / {self.total_ms / 60000:.0f} min", "route", v["segment"])
+        table.add_row("cadence", _fmt(v["cadence"], "{:.0f} steps/min"), "steps", str(v["steps"]))
+        table.add_row("impact", _fmt(v["impact"], "{:.2f} g"), "pelvic rotation", _fmt(v["rotation"], "{:.1f} deg"))
+        table.add_row("link", f"{v['loss']:.2f} % lost, {v['gaps']} gap(s)", "cues",
+                      ", ".join(f"{c['t_s'] / 60:.1f} min {c['played']} ({c['reason']})" for c in v["cues"]) or "none")
+        table.add_row(ProgressBar(total=self.total_ms, completed=t_ms, width=40), "")
+        return Panel(table, title="StrideClip demo: simulated clip, live pipeline")
+
+    def update(self, t_ms: int, *, final: bool = False) -> None:
+        if self._rich:
+            now = time.monotonic()
+            if final or now >= self._next_wall:
+                self._rich.update(self._render(t_ms))
+                self._next_wall = now + 1 / VIEW_HZ
+        elif final or t_ms >= self._next_minute * 60000:
+            v = self._values(t_ms)
+            click.echo(f"{v['t_min']:5.1f} min  {v['segment']:<16} cadence {_fmt(v['cadence'], '{:.0f}'):>4} spm  "
+                       f"impact {_fmt(v['impact'], '{:.2f}'):>5} g  rotation {_fmt(v['rotation'], '{:.1f}'):>5} deg  "
+                       f"steps {v['steps']}  lost {v['loss']:.2f} %")
+            self._next_minute = int(t_ms // 60000) + 1
+
+
+def _fmt(x, pattern: str) -> str:
+    return "-" if x is None else pattern.format(x)

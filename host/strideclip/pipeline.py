@@ -8,8 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from clipcore import protocol as P
 from strideclip.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
+from strideclip.steps import EVENT_DTYPE, StepDetector
+
+CADENCE_WINDOW_STEPS = 8  # the smoothed cadence is the median over this many steps
+
+
+@dataclass
+class StepRecord:
+    """One detected step with the values a runner sees (units in the names)."""
+
+    ic_idx: int
+    t_s: float
+    side: int
+    cadence_spm: float | None  # instantaneous, from the previous contact
+    impact_g: float
+    rotation_deg: float | None  # pelvic yaw range of the stride that ended here
+    resync: bool
 
 
 @dataclass
@@ -22,6 +40,9 @@ class Session:
     clip_steps: int = 0  # STEP events the clip itself reported
     restarts: list = field(default_factory=list)
     bad_packet_errors: list = field(default_factory=list)  # first few messages, for the report
+    detector: StepDetector | None = None
+    steps: list = field(default_factory=list)  # StepRecord, in order
+    resyncs: int = 0
 
     @property
     def rate_hz(self) -> int:
@@ -36,6 +57,11 @@ class Session:
                 end = out.first_idx + len(out.counts) - 1
                 self.first_idx = out.first_idx if self.first_idx is None else min(self.first_idx, out.first_idx)
                 self.last_idx = end if self.last_idx is None else max(self.last_idx, end)
+                if not out.backfill:
+                    self._detect(out)
+            elif isinstance(out, Gap) and self.detector is not None:
+                self.detector.resync(out.end_idx)  # never step across missing samples
+                self.resyncs += 1
             elif isinstance(out, ClipEvent):
                 self._clip_event(out.msg)
             elif isinstance(out, Restart):
@@ -43,6 +69,34 @@ class Session:
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
         return outputs
+
+    def _detect(self, block: SampleBlock) -> None:
+        hello = self.decoder.hello
+        if hello is None:
+            return  # cannot read counts before the clip said how
+        if self.detector is None:
+            self.detector = StepDetector(sampling_rate_hz=hello.rate_hz, accel_ug_per_lsb=hello.accel_ug_per_lsb)
+            self.detector._offset = block.first_idx
+        for ev in self.detector.feed(block.counts):
+            self.steps.append(self._step_record(ev))
+
+    def _step_record(self, ev) -> StepRecord:
+        rate = self.rate_hz
+        hello = self.decoder.hello
+        rotation = None
+        if ev["rotation_units"]:
+            dps_per_unit = 4 * hello.gyro_mdps_per_lsb_q8 / 256 / 1000  # the detector shifts the gyro by 2
+            rotation = float(ev["rotation_units"]) * dps_per_unit / rate
+        return StepRecord(
+            ic_idx=int(ev["ic_idx"]), t_s=ev["ic_idx"] / rate, side=int(ev["side"]),
+            cadence_spm=60.0 * rate / ev["step_samples"] if ev["step_samples"] else None,
+            impact_g=ev["impact_mg"] / 1000, rotation_deg=rotation, resync=bool(ev["flags"] & 1),
+        )
+
+    def cadence_spm(self) -> float | None:
+        """Smoothed cadence: the median of the last few instantaneous values."""
+        recent = [s.cadence_spm for s in self.steps[-CADENCE_WINDOW_STEPS:] if s.cadence_spm]
+        return float(np.median(recent)) if recent else None
 
     def _clip_event(self, msg) -> None:
         if isinstance(msg, P.Step):
@@ -84,4 +138,23 @@ class Session:
             "restarts": self.restarts,
             "cues": self.cues,
             "clip_steps": self.clip_steps,
+            "steps": len(self.steps),
+            "detector_resyncs": self.resyncs,
+            **self.metric_summary(),
         }
+
+    def metric_summary(self) -> dict:
+        """Session summaries of the per-step values (running steps only for cadence)."""
+        cad = np.array([s.cadence_spm for s in self.steps if s.cadence_spm], float)
+        imp = np.array([s.impact_g for s in self.steps], float)
+        rot = np.array([s.rotation_deg for s in self.steps if s.rotation_deg is not None], float)
+        out = {}
+        if len(cad):
+            out["cadence_spm_mean"] = round(float(cad.mean()), 2)
+            out["cadence_spm_median"] = round(float(np.median(cad)), 2)
+        if len(imp):
+            out["impact_g_mean"] = round(float(imp.mean()), 3)
+            out["impact_g_p95"] = round(float(np.percentile(imp, 95)), 3)
+        if len(rot):
+            out["rotation_deg_median"] = round(float(np.median(rot)), 2)
+        return out

@@ -95,7 +95,7 @@ def _forces_g(steps: np.ndarray, n: int, rate_hz: int) -> tuple[np.ndarray, np.n
         hi = np.searchsorted(ic, t[-1] + 3 * IMPACT_SIGMA_S)
         for s in steps[lo:hi]:
             a = max(0, np.searchsorted(t, s["ic_t_s"] - 3 * IMPACT_SIGMA_S))
-            b = np.searchsorted(t, s["ic_t_s"] + max(s["step_time_s"], s["contact_ms"] / 1000))
+            b = np.searchsorted(t, s["ic_t_s"] + max(s["step_time_s"], s["contact_ms"] / 1000 if s["kind"] == RUN else 0))
             if a >= b:
                 continue
             tau = t[a:b] - s["ic_t_s"]

@@ -98,8 +98,8 @@ def _impact(scenario: Scenario, kind: int, speed_mps: float, step_s: float, slop
     makes it larger; so does fatigue. Walking: a small heel-strike bump at ~40 ms.
     """
     r = scenario.runner
-    if kind == WALK:
-        return 2.0 * r.heel_strike * math.exp(0.2 * rng.standard_normal()), 40.0
+    if kind == WALK:  # heel strike: ~0.2 g over ~15 ms at L5 (Voisard median profile)
+        return 4.0 * r.heel_strike * math.exp(0.25 * rng.standard_normal()), 30.0
     slope_deg = math.degrees(math.atan(slope_pct / 100))
     impulse = 17.0 * (0.4 + r.heel_strike) * (1 + 0.12 * (speed_mps - 3.33))
     impulse *= 1 + 0.16 * -slope_deg if slope_deg < 0 else max(0.15, 1 - 0.09 * slope_deg)
@@ -197,11 +197,21 @@ def vertical_g(step, tau_s: np.ndarray) -> np.ndarray:
         area = tc * _half_sine_area(ACTIVE_GAMMA)
         active = max(0.2 * step["step_time_s"], step["step_time_s"] - impact_impulse) / area
         return np.where(inside, active * np.sin(math.pi * x**ACTIVE_GAMMA), 0.0) + np.where(tau_s > -3 * sigma, impact, 0.0)
-    k = float(np.clip(0.15 + 0.2 * (step["speed_mps"] - 0.9), 0.1, 0.4))
-    shape = np.sin(math.pi * x) + k * np.sin(3 * math.pi * x)
-    area = tc * (2 / math.pi + k * 2 / (3 * math.pi))
-    active = max(0.2 * step["step_time_s"], step["step_time_s"] - impact_impulse) / area
-    return np.where(inside, active * shape, 0.0) + np.where(tau_s > -3 * sigma, impact, 0.0)
+    # Walking: the centre of mass rides a step-periodic oscillation that peaks just after contact
+    # (loading response), the heel strike adds a transient, and a smaller bump follows at ~150 ms
+    # (the median profile of Voisard's 3746 contacts at L5, docs/simulator.md). Its shape spans
+    # the whole step; the transients' impulse is taken back evenly so the mean stays 1 g.
+    T = step["step_time_s"]
+    in_step = (tau_s >= 0) & (tau_s < T)
+    osc = WALK_OSC_G * (0.8 + 0.4 * (step["speed_mps"] - 1.0)) * np.cos(2 * math.pi * (tau_s - 0.07 * T) / T)
+    second = WALK_SECOND_G * np.exp(-0.5 * ((tau_s - 0.15) / 0.025) ** 2)
+    second_impulse = WALK_SECOND_G * 0.025 * math.sqrt(2 * math.pi)
+    level = 1.0 - (impact_impulse + second_impulse) / T
+    return np.where(in_step, level + osc + second, 0.0) + np.where(tau_s > -3 * sigma, impact, 0.0)
+
+
+WALK_OSC_G = 0.20  # amplitude of the step-periodic vertical oscillation at 1.3 m/s
+WALK_SECOND_G = 0.12  # the bump ~150 ms after contact
 
 
 def _half_sine_area(gamma: float) -> float:

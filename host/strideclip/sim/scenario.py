@@ -165,21 +165,25 @@ def steady_run(minutes: float, *, speed_mps: float = 3.3, cadence_spm: float | N
 
 def demo_run(seed: int = 7, *, minutes: float = 30.0, rate_hz: int = 208) -> Scenario:
     """The demo: warm-up walk, a run with a turn, a hill and a traffic light, fatigue at ~60 %."""
-    run_s = minutes * 60 - 240
-    seg = [
-        Segment("stand", 10, label="start"),
-        Segment("walk", 90, speed_mps=1.4, label="warm-up walk"),
-        Segment("run", run_s * 0.30, speed_mps=3.2, label="easy running"),
-        Segment("run", 30, speed_mps=3.2, turn_deg=180, label="turn"),
-        Segment("run", run_s * 0.15, speed_mps=3.4, slope_pct=5, label="hill"),
-        Segment("run", run_s * 0.10, speed_mps=3.3, slope_pct=-4, label="downhill"),
-        Segment("stand", 30, label="traffic light"),
-        Segment("run", run_s * 0.45 - 60, speed_mps=3.3, label="steady running"),
-        Segment("walk", 90, speed_mps=1.3, label="cool-down walk"),
-        Segment("stand", 10, label="stop"),
+    total_s = minutes * 60
+    if total_s < 300:
+        raise ConfigError(f"the demo run needs at least 5 minutes, not {minutes}", key="minutes")
+    part = [  # (kind, share of the session, speed, slope %, turn deg, label)
+        ("stand", 0.005, 0.0, 0, 0, "start"),
+        ("walk", 0.05, 1.4, 0, 0, "warm-up walk"),
+        ("run", 0.26, 3.2, 0, 0, "easy running"),
+        ("run", 0.02, 3.2, 0, 180, "turn"),
+        ("run", 0.13, 3.4, 5, 0, "hill"),
+        ("run", 0.09, 3.3, -4, 0, "downhill"),
+        ("stand", 0.02, 0.0, 0, 0, "traffic light"),
+        ("run", 0.36, 3.3, 0, 0, "steady running"),
+        ("walk", 0.04, 1.3, 0, 0, "cool-down walk"),
+        ("stand", 0.005, 0.0, 0, 0, "stop"),
     ]
-    onset_s = 10 + 90 + run_s * 0.6
-    return Scenario(tuple(seg), sensor=Sensor(rate_hz=rate_hz, mount_roll_deg=8, mount_pitch_deg=-15, mount_yaw_deg=5),
+    seg = tuple(Segment(kind, share * total_s, speed_mps=speed, slope_pct=slope, turn_deg=turn, label=label)
+                for kind, share, speed, slope, turn, label in part)
+    onset_s = total_s * 0.6
+    return Scenario(seg, sensor=Sensor(rate_hz=rate_hz, mount_roll_deg=8, mount_pitch_deg=-15, mount_yaw_deg=5),
                     fatigue=Fatigue(onset_s=onset_s), seed=seed, name="demo")
 
 

@@ -1,0 +1,561 @@
+"""Streaming fixed-point step detector: the same code on the clip (MicroPython) and the host.
+
+Algorithm (docs/step-detector.md has the reasoning and the measurements):
+
+1. |a|, the acceleration norm in mg: orientation-free, so no calibration is needed to count steps.
+2. A 2nd-order Butterworth low-pass of |a| whose cutoff follows the cadence (2 / step period,
+   2.5..8 Hz): one hump per step in walking and in running.
+3. A hump starts when the filtered |a| rises above its trough by a prominence that adapts to the
+   recent step amplitude (which decays when steps stop, so a walk after a run is still seen).
+4. The contact is where the rise crosses a fraction of the expected step height, less the
+   filter's delay: 20 % after a flight phase (running: the trough of the lightly smoothed |a|
+   is near 0 g), 70 % without one (walking: the trough stays near 0.8 g); in between both blend.
+5. After a flight phase the estimate is refined to the first clear rise of the lightly
+   smoothed |a| near it: the landing itself.
+6. The step is emitted as soon as its contact is known (~70 ms after it when running).
+Side: gravity is tracked with a slow low-pass, the gyro projected on it and integrated with a
+leak; in the 150 ms before a left contact the pelvis yaws clockwise (seen from above), before a
+right one anticlockwise (measured on Voisard's 3746 labelled contacts), and these votes, which
+alternate with the steps, settle which step is which. Per stride the yaw
+range is reported (a pelvic rotation proxy for the clip's own cues).
+
+Formats (integers only; ranges hold for any int16 input, so no value reaches 2^30, the
+MicroPython small-int limit on the ESP32, and nothing allocates):
+  accel                 mg: |x| <= 16 000 at +-16 g (counts x K_ACC >> 10)
+  |a|                   mg, <= 27 713; clamped to 8191 before the low-pass
+  filtered |a|          y, mg x 2 (Q1), <= 16 382
+  filter coefficients   Q14 (steps_table.py); products <= 2^29, sums <= 8.1e8
+  smoothed |a| slope    d = sum of W newest minus W previous |a|, mg x W
+  gravity               mg x 2^4; unit up vector x 2^14
+  yaw                   theta = leaky sum of (gyro counts >> 2) . up, |theta| <= 2^23
+  times                 sample index from the first sample fed; sub-sample times x 16 (_q4)
+"""
+import array
+
+from clipcore.steps_table import FC_MIN_Q4, FC_ROWS, FC_STEP_Q4, TABLES
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+RATES_HZ = (104, 208, 416)
+
+# Tuning, in physical units; one configuration for all data sets (docs/step-detector.md).
+FC_MULT = const(2)  # low-pass cutoff = FC_MULT / step period
+PERIOD_INIT_MS = const(550)
+PROM_MIN_MG = const(80)  # a hump must rise at least this much ...
+PROM_FRAC_Q8 = const(90)  # ... and 35 % of the recent step height
+FALL_FRAC_Q8 = const(64)  # the hump has passed when |a| fell 25 % of the prominence
+REFRACTORY_Q8 = const(115)  # no new hump within 45 % of a step period
+F_RUN_Q8 = const(51)  # contact at 20 % of the rise after a flight phase ...
+F_WALK_Q8 = const(179)  # ... 70 % without one
+TROUGH_RUN_MG = const(300)  # smoothed |a| trough below this: a flight phase (running)
+TROUGH_WALK_MG = const(700)  # above this: no flight (walking)
+D0_RUN_MS = const(-5)  # extra lag, running, beyond the filter's delay
+D0_WALK_MS = const(-30)  # extra lag, walking
+REFINE_BEFORE_MS = const(60)  # landing search window around the estimate
+REFINE_AFTER_MS = const(60)
+REFINE_LAG_MS = const(10)  # the landing's steepest rise comes this long after the contact
+REFINE_FIRST_Q8 = const(77)  # the first slope peak of at least 30 % of the window's largest
+AMP_INIT_MG = const(400)
+PERIOD_SHIFT = const(2)  # the step period follows each new step by 1/4
+AMP_SHIFT = const(1)  # the step height follows each new step by 1/2
+AMP_DECAY_S_Q4 = const(13)  # with no steps the step height decays with a 0.8 s time constant
+YAW_LEAK_SHIFT = const(9)  # leaky yaw integrator (~2.5 s at 208 Hz): turns and gyro bias fade
+SIDE_MIN = const(40)  # yaw change below this gives no side evidence
+SIDE_WINDOW_MS = const(150)  # the yaw change over this long before the contact
+CLAMP_MG = const(8191)
+RING = const(256)  # history of |a|, its slope and the filtered |a| (1.2 s at 208 Hz)
+MASK = const(255)
+
+# cfg[] indices
+C_K_ACC = const(0)
+C_W = const(1)  # light smoothing window, samples (~10 ms)
+C_W_SHIFT = const(2)
+C_G_SHIFT = const(3)  # gravity low-pass time constant 2^shift samples (~1.2 s)
+C_RATE = const(4)
+C_D0_RUN_Q4 = const(5)
+C_D0_WALK_Q4 = const(6)
+C_REF_BEFORE = const(7)
+C_REF_AFTER = const(8)
+C_REF_LAG_Q4 = const(9)  # refine lag plus the slope window's centre, samples x 16
+C_DECAY_SHIFT = const(10)
+C_MIN_PERIOD = const(11)  # 0.25 s, samples
+C_MAX_PERIOD = const(12)  # 1.6 s, samples
+C_MAX_STEP = const(13)  # 2.0 s: longer gaps give no step_samples
+C_SIDE_WIN = const(14)  # SIDE_WINDOW_MS in samples
+N_CFG = const(15)
+
+# state[] indices
+S_IDX = const(0)
+S_GX = const(1)
+S_GY = const(2)
+S_GZ = const(3)
+S_UX = const(4)
+S_UY = const(5)
+S_UZ = const(6)
+S_NORM = const(7)
+S_SUM1 = const(8)
+S_SUM2 = const(9)
+S_X1 = const(10)  # filter input history (mg x 2)
+S_X2 = const(11)
+S_Y1 = const(12)  # filter output history (mg x 2)
+S_Y2 = const(13)
+S_ERR = const(14)  # error feedback of the filter
+S_ROW = const(15)  # filter table row in use
+S_PERIOD_Q4 = const(16)
+S_AMP = const(17)  # recent step height, filtered units (mg x 2)
+S_STATE = const(18)  # 0 seeking a hump, 1 rising, 2 waiting for the hump to pass
+S_TR_V = const(19)  # trough of the filtered |a|
+S_TR_I = const(20)
+S_PK_V = const(21)
+S_RAW_TR = const(22)  # trough of the lightly smoothed |a| since the last contact, mg
+S_LAST_IC_Q4 = const(23)  # last contact, samples x 16 (-1: none since reset)
+S_LAST_RISE = const(24)
+S_LEVEL = const(25)
+S_CROSS_Q4 = const(26)  # -1 while the rise has not crossed the level
+S_MODE_Q8 = const(27)  # 0 running .. 256 walking, for the step in hand
+S_PEND_Q4 = const(28)  # contact waiting to be emitted (-1: none)
+S_PEND_AT = const(29)
+S_PEND_MODE = const(30)
+S_FIRST_AMP = const(31)
+S_PEAK_MG = const(32)  # largest |a| since the last contact (the step's impact)
+S_THETA = const(33)
+S_TH_MIN = const(34)
+S_TH_MAX = const(35)
+S_SIDE_SCORE = const(36)
+S_PARITY = const(37)
+S_RESYNC = const(38)
+S_STEPS = const(39)
+N_STATE = const(40)
+
+# events[] layout
+E_IC = const(0)  # sample index of the initial contact
+E_SIDE = const(1)  # 0 left, 1 right, 255 unknown
+E_IMPACT_MG = const(2)  # largest |a| between the previous contact and this step's emission
+E_STEP_SAMPLES = const(3)  # samples since the previous contact, 0 if none
+E_EMIT = const(4)  # sample index at which the step was emitted
+E_ROT = const(5)  # yaw range of the stride that ended at this contact (0 on odd steps)
+E_FLAGS = const(6)  # bit 0: first step after a reset; bit 1: running (a flight phase)
+EV_FIELDS = const(7)
+
+SIDE_LEFT = const(0)
+SIDE_RIGHT = const(1)
+SIDE_UNKNOWN = const(255)
+
+
+def _samples(ms, rate_hz):
+    return (ms * rate_hz + (500 if ms >= 0 else -500)) // 1000
+
+
+def make_config(rate_hz, accel_ug_per_lsb):
+    """Integer configuration for one sampling rate and accelerometer sensitivity."""
+    if rate_hz not in RATES_HZ:
+        raise ValueError("step detector runs at 104, 208 or 416 Hz, not %d" % rate_hz)
+    if not 1 <= accel_ug_per_lsb <= 2000:
+        raise ValueError("accelerometer sensitivity %d ug/count out of range" % accel_ug_per_lsb)
+    w_shift = 0 if rate_hz == 104 else (1 if rate_hz == 208 else 2)
+    w = 1 << w_shift
+    cfg = array.array("i", [0] * N_CFG)
+    cfg[C_K_ACC] = (accel_ug_per_lsb * 1024 + 500) // 1000
+    cfg[C_W] = w
+    cfg[C_W_SHIFT] = w_shift
+    cfg[C_G_SHIFT] = 7 + w_shift
+    cfg[C_RATE] = rate_hz
+    cfg[C_D0_RUN_Q4] = (D0_RUN_MS * rate_hz * 16) // 1000
+    cfg[C_D0_WALK_Q4] = (D0_WALK_MS * rate_hz * 16) // 1000
+    cfg[C_REF_BEFORE] = _samples(REFINE_BEFORE_MS, rate_hz)
+    cfg[C_REF_AFTER] = _samples(REFINE_AFTER_MS, rate_hz)
+    # The slope d at sample k spans the two W-sample windows ending at k: centred W - 1/2 back.
+    cfg[C_REF_LAG_Q4] = (REFINE_LAG_MS * rate_hz * 16) // 1000 + 16 * w - 8
+    # time constant AMP_DECAY_S at this rate, as a shift: 2^shift ~ 0.8 s x rate
+    shift = 0
+    while (1 << (shift + 1)) <= (AMP_DECAY_S_Q4 * rate_hz) // 16:
+        shift += 1
+    cfg[C_DECAY_SHIFT] = shift
+    cfg[C_MIN_PERIOD] = rate_hz // 4
+    cfg[C_MAX_PERIOD] = (rate_hz * 8) // 5
+    cfg[C_MAX_STEP] = rate_hz * 2
+    cfg[C_SIDE_WIN] = _samples(SIDE_WINDOW_MS, rate_hz)
+    return cfg
+
+
+def make_state(rate_hz):
+    st = array.array("i", [0] * N_STATE)
+    st[S_PERIOD_Q4] = (PERIOD_INIT_MS * rate_hz * 16) // 1000
+    st[S_ROW] = filter_row(st[S_PERIOD_Q4], rate_hz)
+    st[S_AMP] = AMP_INIT_MG * 2
+    reset(st, 0)
+    return st
+
+
+def reset(st, next_idx):
+    """Forget the step in hand (after a gap in the stream); keep gravity and the learned rhythm."""
+    st[S_IDX] = next_idx
+    st[S_STATE] = 0
+    st[S_TR_V] = 0x3FFFFFFF
+    st[S_TR_I] = next_idx
+    st[S_RAW_TR] = 0x3FFFFFFF
+    st[S_LAST_IC_Q4] = -1
+    st[S_LAST_RISE] = -0x3FFFFFFF
+    st[S_CROSS_Q4] = -1
+    st[S_PEND_Q4] = -1
+    st[S_PEAK_MG] = 0
+    st[S_RESYNC] = 1
+    st[S_SUM1] = -1  # refill the histories from the next sample
+    st[S_FIRST_AMP] = 1
+    st[S_SIDE_SCORE] = 0
+
+
+def filter_row(period_q4, rate_hz):
+    """Table row for a cutoff of FC_MULT / period, clamped to the table."""
+    fc_q4 = (FC_MULT * 256 * rate_hz) // (period_q4 if period_q4 > 0 else 1)
+    row = (fc_q4 - FC_MIN_Q4 + FC_STEP_Q4 // 2) // FC_STEP_Q4
+    if row < 0:
+        return 0
+    if row >= FC_ROWS:
+        return FC_ROWS - 1
+    return row
+
+
+def isqrt(n, guess):
+    """floor(sqrt(n)) for 0 <= n < 2^30 by Newton's method from above. Allocates nothing."""
+    if n <= 0:
+        return 0
+    y = guess
+    if y * y < n:
+        y = n if n < 32768 else 32768
+    while True:
+        z = (y + n // y) >> 1
+        if z >= y:
+            return y
+        y = z
+
+
+def _cross_back(ring_y, level, lo, hi):
+    """Where the filtered |a| last rose through level between samples lo and hi (x 16);
+    lo x 16 if it was already above it at lo."""
+    j = hi
+    while j > lo and ring_y[(j - 1) & MASK] >= level:
+        j -= 1
+    if j == lo:
+        return lo << 4
+    y0 = ring_y[(j - 1) & MASK]
+    y1 = ring_y[j & MASK]
+    return ((j - 1) << 4) + (((level - y0) << 4) // (y1 - y0 if y1 > y0 else 1))
+
+
+def _refine(ring_d, coarse_q4, now, cfg):
+    """The first clear rise of the lightly smoothed |a| near a contact estimate (running)."""
+    a = (coarse_q4 >> 4) - cfg[C_REF_BEFORE]
+    b = (coarse_q4 >> 4) + cfg[C_REF_AFTER]
+    if b > now:
+        b = now
+    if a < now - MASK + 1:
+        a = now - MASK + 1
+    if b - a < 2:
+        return coarse_q4
+    top = ring_d[a & MASK]
+    k = a + 1
+    while k <= b:
+        if ring_d[k & MASK] > top:
+            top = ring_d[k & MASK]
+        k += 1
+    if top <= 0:
+        return coarse_q4
+    need = (top * REFINE_FIRST_Q8) >> 8
+    best = -1
+    k = a + 1
+    while k < b:
+        v = ring_d[k & MASK]
+        if v >= need and v >= ring_d[(k - 1) & MASK] and v >= ring_d[(k + 1) & MASK]:
+            best = k
+            break
+        k += 1
+    if best < 0:
+        return coarse_q4
+    return (best << 4) - cfg[C_REF_LAG_Q4]
+
+
+def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, events, max_events):
+    """Feed samples[start*6 : (start+n)*6] (int16 counts ax, ay, az, gx, gy, gz per sample).
+
+    Writes up to max_events steps into events (EV_FIELDS ints each) and returns how many. When
+    the events are full it stops early: st[S_IDX] tells how far it got; feed the rest after
+    reading the events. No step is ever dropped.
+    """
+    table = TABLES[cfg[C_RATE]]
+    k_acc = cfg[C_K_ACC]
+    w = cfg[C_W]
+    w_shift = cfg[C_W_SHIFT]
+    g_shift = cfg[C_G_SHIFT]
+    idx = st[S_IDX]
+    gx = st[S_GX]
+    gy = st[S_GY]
+    gz = st[S_GZ]
+    ux = st[S_UX]
+    uy = st[S_UY]
+    uz = st[S_UZ]
+    norm = st[S_NORM]
+    sum1 = st[S_SUM1]
+    sum2 = st[S_SUM2]
+    x1 = st[S_X1]
+    x2 = st[S_X2]
+    y1 = st[S_Y1]
+    y2 = st[S_Y2]
+    err = st[S_ERR]
+    row = table[st[S_ROW]]
+    b0 = row[0]
+    a1 = row[1]
+    a2 = row[2]
+    theta = st[S_THETA]
+    n_ev = 0
+    p = start * 6
+    end = (start + n) * 6
+    while p < end and n_ev < max_events:
+        ax = (samples[p] * k_acc) >> 10
+        ay = (samples[p + 1] * k_acc) >> 10
+        az = (samples[p + 2] * k_acc) >> 10
+        # Gravity (slow low-pass) gives the up vector, renewed every 16 samples, for the yaw.
+        gx += ((ax << 4) - gx) >> g_shift
+        gy += ((ay << 4) - gy) >> g_shift
+        gz += ((az << 4) - gz) >> g_shift
+        if idx & 15 == 0:
+            g2 = (gx >> 4) * (gx >> 4) + (gy >> 4) * (gy >> 4) + (gz >> 4) * (gz >> 4)
+            gn = isqrt(g2, 1024)
+            if gn > 300:  # a dead sensor or free fall has no up
+                ux = ((gx >> 4) << 14) // gn
+                uy = ((gy >> 4) << 14) // gn
+                uz = ((gz >> 4) << 14) // gn
+            else:
+                ux = uy = uz = 0
+        yaw = ((samples[p + 3] >> 2) * ux + (samples[p + 4] >> 2) * uy + (samples[p + 5] >> 2) * uz) >> 14
+        theta += yaw - (theta >> YAW_LEAK_SHIFT)
+        ring_th[idx & MASK] = theta
+        # |a|, its light smoothing s (~10 ms) and slope d, and the cadence-following low-pass y.
+        a2n = ax * ax + ay * ay + az * az
+        norm = isqrt(a2n, (ax if ax >= 0 else -ax) + (ay if ay >= 0 else -ay) + (az if az >= 0 else -az))
+        if sum1 < 0:  # (re)starting: pretend the past was like this sample
+            j = 0
+            while j < RING:
+                ring_n[j] = norm
+                ring_d[j] = 0
+                ring_th[j] = theta
+                j += 1
+            sum1 = sum2 = norm * w
+            xc = norm if norm < CLAMP_MG else CLAMP_MG
+            x1 = x2 = y1 = y2 = xc << 1
+            err = 0
+            j = 0
+            while j < RING:
+                ring_y[j] = y1
+                j += 1
+        ring_n[idx & MASK] = norm
+        old = ring_n[(idx - w) & MASK]
+        sum1 += norm - old
+        sum2 += old - ring_n[(idx - 2 * w) & MASK]
+        d = sum1 - sum2
+        ring_d[idx & MASK] = d
+        s = sum1 >> w_shift
+        x0 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
+        acc = b0 * (x0 + 2 * x1 + x2) - a1 * y1 - a2 * y2 + err
+        y = acc >> 14
+        err = acc - (y << 14)
+        x2 = x1
+        x1 = x0
+        y2 = y1
+        y1 = y
+        ring_y[idx & MASK] = y
+        if s < st[S_RAW_TR]:
+            st[S_RAW_TR] = s
+        if norm > st[S_PEAK_MG]:
+            st[S_PEAK_MG] = norm
+
+        # A contact waiting for the samples it needs is emitted now.
+        if st[S_PEND_Q4] >= 0 and idx >= st[S_PEND_AT]:
+            ic_q4 = st[S_PEND_Q4]
+            if st[S_PEND_MODE] < 128:
+                ic_q4 = _refine(ring_d, ic_q4, idx, cfg)
+            ic = (ic_q4 + 8) >> 4
+            last_q4 = st[S_LAST_IC_Q4]
+            e = n_ev * EV_FIELDS
+            events[e + E_IC] = ic
+            events[e + E_IMPACT_MG] = st[S_PEAK_MG]
+            events[e + E_EMIT] = idx
+            events[e + E_FLAGS] = st[S_RESYNC] | (2 if st[S_PEND_MODE] < 128 else 0)
+            step = ic - ((last_q4 + 8) >> 4) if last_q4 >= 0 else 0
+            events[e + E_STEP_SAMPLES] = step if 0 < step <= cfg[C_MAX_STEP] else 0
+            if cfg[C_MIN_PERIOD] <= step <= cfg[C_MAX_PERIOD]:
+                per = st[S_PERIOD_Q4]
+                per += ((step << 4) - per) >> PERIOD_SHIFT
+                st[S_PERIOD_Q4] = per
+                r = filter_row(per, cfg[C_RATE])
+                if r != st[S_ROW]:
+                    st[S_ROW] = r
+                    row = table[r]
+                    b0 = row[0]
+                    a1 = row[1]
+                    a2 = row[2]
+            # Side: clockwise yaw just before the contact means left; votes accumulate.
+            if idx - ic < MASK - cfg[C_SIDE_WIN]:
+                dth = ring_th[ic & MASK] - ring_th[(ic - cfg[C_SIDE_WIN]) & MASK]
+            else:
+                dth = 0
+            score = st[S_SIDE_SCORE]
+            parity = st[S_PARITY]
+            if dth < -SIDE_MIN:
+                score += 1 if parity == 0 else -1
+            elif dth > SIDE_MIN:
+                score += -1 if parity == 0 else 1
+            score = 8 if score > 8 else (-8 if score < -8 else score)
+            st[S_SIDE_SCORE] = score
+            if score >= 2:
+                events[e + E_SIDE] = SIDE_LEFT if parity == 0 else SIDE_RIGHT
+            elif score <= -2:
+                events[e + E_SIDE] = SIDE_RIGHT if parity == 0 else SIDE_LEFT
+            else:
+                events[e + E_SIDE] = SIDE_UNKNOWN
+            st[S_PARITY] = parity ^ 1
+            if parity == 1:  # a stride ends: its yaw range
+                events[e + E_ROT] = st[S_TH_MAX] - st[S_TH_MIN]
+                st[S_TH_MIN] = theta
+                st[S_TH_MAX] = theta
+            else:
+                events[e + E_ROT] = 0
+            st[S_RESYNC] = 0
+            st[S_STEPS] += 1
+            st[S_LAST_IC_Q4] = ic_q4
+            st[S_RAW_TR] = s
+            st[S_PEAK_MG] = norm
+            st[S_PEND_Q4] = -1
+            n_ev += 1
+        if theta < st[S_TH_MIN]:
+            st[S_TH_MIN] = theta
+        if theta > st[S_TH_MAX]:
+            st[S_TH_MAX] = theta
+
+        # The hump state machine on the filtered |a|.
+        state = st[S_STATE]
+        amp = st[S_AMP]
+        prom = (amp * PROM_FRAC_Q8) >> 8
+        if prom < PROM_MIN_MG * 2:
+            prom = PROM_MIN_MG * 2
+        if state == 0:
+            last_q4 = st[S_LAST_IC_Q4]
+            if last_q4 < 0 or (idx << 4) - last_q4 > ((st[S_PERIOD_Q4] * 3) >> 1):
+                floor = (PROM_MIN_MG * 2 * 256) // PROM_FRAC_Q8
+                if amp > floor:  # no steps lately: expect smaller ones
+                    amp -= (amp >> cfg[C_DECAY_SHIFT]) + 1
+                    st[S_AMP] = amp
+            if y < st[S_TR_V]:
+                st[S_TR_V] = y
+                st[S_TR_I] = idx
+            if y - st[S_TR_V] >= prom and (idx - st[S_LAST_RISE]) * 256 >= st[S_PERIOD_Q4] * REFRACTORY_Q8 // 16:
+                state = 1
+                st[S_PK_V] = y
+                st[S_LAST_RISE] = idx
+                raw = st[S_RAW_TR]
+                mode = ((raw - TROUGH_RUN_MG) * 256) // (TROUGH_WALK_MG - TROUGH_RUN_MG)
+                mode = 0 if mode < 0 else (256 if mode > 256 else mode)
+                st[S_MODE_Q8] = mode
+                f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
+                rise = y - st[S_TR_V]
+                level = st[S_TR_V] + ((f * (amp if amp > rise else rise)) >> 8)
+                st[S_LEVEL] = level
+                lo = st[S_TR_I]
+                if lo < idx - MASK + 1:
+                    lo = idx - MASK + 1
+                st[S_CROSS_Q4] = _cross_back(ring_y, level, lo, idx) if y >= level else -1
+        if state == 1:
+            if y > st[S_PK_V]:
+                st[S_PK_V] = y
+            level = st[S_LEVEL]
+            lo = st[S_TR_I]
+            if lo < idx - MASK + 1:
+                lo = idx - MASK + 1
+            if st[S_CROSS_Q4] < 0 and y >= level:
+                st[S_CROSS_Q4] = _cross_back(ring_y, level, lo, idx)
+            if st[S_CROSS_Q4] < 0 and st[S_PK_V] - y >= (prom * FALL_FRAC_Q8) >> 8:
+                # smaller than expected: cross at the same fraction of its own height
+                mode = st[S_MODE_Q8]
+                f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
+                level = st[S_TR_V] + ((f * (st[S_PK_V] - st[S_TR_V])) >> 8)
+                st[S_CROSS_Q4] = _cross_back(ring_y, level, lo, idx)
+            if st[S_CROSS_Q4] >= 0:
+                mode = st[S_MODE_Q8]
+                delay_q4 = table[st[S_ROW]][3]
+                d0_q4 = cfg[C_D0_RUN_Q4] + (((cfg[C_D0_WALK_Q4] - cfg[C_D0_RUN_Q4]) * mode) >> 8)
+                coarse_q4 = st[S_CROSS_Q4] - delay_q4 - d0_q4
+                at = idx
+                if mode < 128:  # running: wait for the samples the landing search needs
+                    at = (coarse_q4 >> 4) + cfg[C_REF_AFTER] + 1
+                    if at < idx:
+                        at = idx
+                st[S_PEND_Q4] = coarse_q4 if coarse_q4 > 0 else 0
+                st[S_PEND_AT] = at
+                st[S_PEND_MODE] = mode
+                state = 2
+        if state == 2:
+            if y > st[S_PK_V]:
+                st[S_PK_V] = y
+            if st[S_PK_V] - y >= (prom * FALL_FRAC_Q8) >> 8:
+                height = st[S_PK_V] - st[S_TR_V]
+                if st[S_FIRST_AMP]:
+                    amp = height
+                    st[S_FIRST_AMP] = 0
+                else:
+                    amp += (height - amp) >> AMP_SHIFT
+                st[S_AMP] = amp
+                state = 0
+                st[S_TR_V] = y
+                st[S_TR_I] = idx
+        st[S_STATE] = state
+        idx += 1
+        p += 6
+    st[S_IDX] = idx
+    st[S_GX] = gx
+    st[S_GY] = gy
+    st[S_GZ] = gz
+    st[S_UX] = ux
+    st[S_UY] = uy
+    st[S_UZ] = uz
+    st[S_NORM] = norm
+    st[S_SUM1] = sum1
+    st[S_SUM2] = sum2
+    st[S_X1] = x1
+    st[S_X2] = x2
+    st[S_Y1] = y1
+    st[S_Y2] = y2
+    st[S_ERR] = err
+    st[S_THETA] = theta
+    return n_ev
+
+
+class StepDetector:
+    """The detector with its buffers made once, for callers that feed batches."""
+
+    def __init__(self, rate_hz, accel_ug_per_lsb, max_events=8):
+        self.cfg = make_config(rate_hz, accel_ug_per_lsb)
+        self.state = make_state(rate_hz)
+        self.ring_n = array.array("i", [0] * RING)
+        self.ring_d = array.array("i", [0] * RING)
+        self.ring_y = array.array("i", [0] * RING)
+        self.ring_th = array.array("i", [0] * RING)
+        self.max_events = max_events
+        self.events = array.array("i", [0] * (max_events * EV_FIELDS))
+
+    def feed(self, samples, start, n):
+        """Feed up to n samples from a flat int16 array. Returns (steps now in self.events,
+        samples consumed); call again with the rest when fewer than n were consumed."""
+        before = self.state[S_IDX]
+        n_ev = detect_block(samples, start, n, self.cfg, self.state, self.ring_n, self.ring_d, self.ring_y,
+                            self.ring_th, self.events, self.max_events)
+        return n_ev, self.state[S_IDX] - before
+
+    def resync(self, next_idx):
+        """The stream skipped to next_idx (lost samples): drop the step in hand."""
+        reset(self.state, next_idx)
