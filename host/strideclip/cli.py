@@ -10,7 +10,6 @@ from strideclip.errors import StrideClipError
 
 # Subcommands the product will have but that are not built yet, with the issue that builds them.
 NOT_BUILT = {
-    "evaluate": ("score the step detector against reference footfalls", 4),
     "scan": ("list clips advertising nearby", 8),
     "live": ("live terminal view of one or more clips", 8),
     "record": ("record clips to session logs", 8),
@@ -103,6 +102,44 @@ def replay(log, realtime, speed, as_json):
     click.echo(f"  log: {summary['log_damage']['summary']}")
     for cue in summary["cues"]:
         click.echo(f"  cue at {cue['t_s']:.1f} s: {cue['played']} ({cue['reason']})")
+
+
+@cli.command()
+@click.argument("dataset", type=click.Choice(["alcantara", "voisard", "adeptdata", "sim", "csv"]))
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding the data sets (default: ../shared/data beside the repository).")
+@click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208",
+              show_default=True, help="The clip rate the recordings are resampled to.")
+@click.option("--tolerance-ms", type=click.FloatRange(1, 500), default=None,
+              help="Matching tolerance (default 50 ms running, 100 ms walking).")
+@click.option("--samples", type=click.Path(exists=True, dir_okay=False), help="csv: samples file.")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), help="csv: reference contacts (t_s).")
+@click.option("--rate-hz", "input_rate_hz", type=click.FloatRange(10, 5000), help="csv: rows per second in --samples.")
+@click.option("--accel-unit", type=click.Choice(["g", "mps2"]), default="g", show_default=True)
+@click.option("--gyro-unit", type=click.Choice(["dps", "rads"]), default="dps", show_default=True)
+@click.option("--events-out", type=click.Path(dir_okay=False), help="csv: write the detected contacts (t_s, side).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, input_rate_hz, accel_unit, gyro_unit,
+             events_out, as_json):
+    """Score the step detector against reference footfalls (docs/step-detector.md)."""
+    import json
+
+    from strideclip import evaluate as ev
+
+    if dataset == "csv":
+        if not (samples and reference and input_rate_hz):
+            raise click.UsageError("csv needs --samples, --reference and --rate-hz")
+        out = ev.evaluate_csv(samples, reference, rate_hz=input_rate_hz, clip_rate_hz=int(clip_rate),
+                              tolerance_ms=tolerance_ms or 50.0, accel_unit=accel_unit, gyro_unit=gyro_unit,
+                              events_out=events_out)
+    else:
+        out = ev.evaluate(dataset, rate_hz=int(clip_rate), tolerance_ms=tolerance_ms, data_dir=data_dir)
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    for key, value in out.items():
+        if key != "per_window":
+            click.echo(f"{key:32s} {value}")
 
 
 def _not_built_command(name: str, summary: str, issue: int) -> click.Command:

@@ -171,3 +171,58 @@ def evaluate(dataset: str, *, rate_hz: int = 208, tolerance_ms: float | None = N
     else:
         raise ValueError(f"unknown data set {dataset!r}")
     return {"dataset": dataset, "rate_hz": rate_hz, **out}
+
+
+def read_csv_recording(samples_csv: str, reference_csv: str, *, rate_hz: float, accel_unit: str = "g",
+                       gyro_unit: str = "dps") -> datasets.Trial:
+    """A user's own recording: samples (acc_x,acc_y,acc_z[,gyr_x,gyr_y,gyr_z], one row per sample)
+    and reference contacts (t_s, seconds from the first sample). docs/evaluate-csv.md."""
+    import csv
+
+    with open(samples_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        missing = [c for c in ("acc_x", "acc_y", "acc_z") if c not in cols]
+        if missing:
+            raise datasets.DataSetError(f"{samples_csv}: missing column(s) {', '.join(missing)}", path=samples_csv)
+        has_gyro = all(c in cols for c in ("gyr_x", "gyr_y", "gyr_z"))
+        rows = []
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                acc = [float(row[c]) for c in ("acc_x", "acc_y", "acc_z")]
+                gyr = [float(row[c]) for c in ("gyr_x", "gyr_y", "gyr_z")] if has_gyro else [0.0, 0.0, 0.0]
+            except (TypeError, ValueError) as e:
+                raise datasets.DataSetError(f"{samples_csv}, line {line_no}: not a number ({e})", path=samples_csv) from e
+            rows.append(acc + gyr)
+    if len(rows) < 2:
+        raise datasets.DataSetError(f"{samples_csv}: no samples", path=samples_csv)
+    data = np.array(rows)
+    if not np.all(np.isfinite(data)):
+        raise datasets.DataSetError(f"{samples_csv}: NaN or infinite values", path=samples_csv)
+    accel = data[:, :3] / (datasets.G_MPS2 if accel_unit == "mps2" else 1.0)
+    gyro = np.degrees(data[:, 3:]) if gyro_unit == "rads" else data[:, 3:]
+    with open(reference_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        if "t_s" not in (reader.fieldnames or []):
+            raise datasets.DataSetError(f"{reference_csv}: needs a column t_s", path=reference_csv)
+        try:
+            ics = np.array(sorted(float(r["t_s"]) for r in reader))
+        except ValueError as e:
+            raise datasets.DataSetError(f"{reference_csv}: a t_s value is not a number ({e})", path=reference_csv) from e
+    return datasets.Trial(name=str(samples_csv), rate_hz=rate_hz, accel_g=accel, gyro_dps=gyro, ics_s=ics,
+                          sides=np.full(len(ics), -1), dead_axes=() if has_gyro else (3, 4, 5))
+
+
+def evaluate_csv(samples_csv: str, reference_csv: str, *, rate_hz: float, clip_rate_hz: int = 208,
+                 tolerance_ms: float = 50.0, accel_unit: str = "g", gyro_unit: str = "dps",
+                 events_out: str | None = None) -> dict:
+    trial = read_csv_recording(samples_csv, reference_csv, rate_hz=rate_hz, accel_unit=accel_unit, gyro_unit=gyro_unit)
+    detector = clipcore_detector(clip_rate_hz)
+    out = evaluate_trials([trial], clip_rate_hz, tolerance_ms / 1000, detector)
+    if events_out:
+        ic_s, _, sides = detector(to_counts(trial.accel_g, trial.gyro_dps, trial.rate_hz, clip_rate_hz), clip_rate_hz)
+        with open(events_out, "w") as f:
+            f.write("t_s,side\n")
+            for t, side in zip(ic_s, sides):
+                f.write(f"{t:.4f},{ {0: 'left', 1: 'right'}.get(int(side), 'unknown') }\n")
+    return {"dataset": "csv", "rate_hz": clip_rate_hz, "input_rate_hz": rate_hz, **out}

@@ -48,7 +48,8 @@ class StepDetector:
         rows = []
         done = 0
         while done < n:
-            n_ev, used = self._core.feed(flat, done, n - done)
+            n_ev = self._core.feed(flat, done, n - done)
+            used = self._core.consumed
             ev = self._core.events
             for k in range(n_ev):
                 e = k * core.EV_FIELDS

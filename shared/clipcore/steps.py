@@ -26,7 +26,7 @@ MicroPython small-int limit on the ESP32, and nothing allocates):
   filtered |a|          y, mg x 2 (Q1), <= 16 382
   filter coefficients   Q14 (steps_table.py); products <= 2^29, sums <= 8.1e8
   smoothed |a| slope    d = sum of W newest minus W previous |a|, mg x W
-  gravity               mg x 2^4; unit up vector x 2^14
+  gravity               mg x 2^4; its norm mg x 4 (components clamped to +-4 g); up x 2^14
   yaw                   theta = leaky sum of (gyro counts >> 2) . up, |theta| <= 2^23
   times                 sample index from the first sample fed; sub-sample times x 16 (_q4)
 """
@@ -59,7 +59,7 @@ D0_RUN_MS = const(-5)  # extra lag, running, beyond the filter's delay
 D0_WALK_MS = const(-30)  # extra lag, walking
 REFINE_BEFORE_MS = const(60)  # landing search window around the estimate
 REFINE_AFTER_MS = const(60)
-REFINE_LAG_MS = const(10)  # the landing's steepest rise comes this long after the contact
+REFINE_LAG_MS = const(15)  # the landing's steepest rise comes this long after the contact
 REFINE_FIRST_Q8 = const(77)  # the first slope peak of at least 30 % of the window's largest
 AMP_INIT_MG = const(400)
 PERIOD_SHIFT = const(2)  # the step period follows each new step by 1/4
@@ -131,7 +131,8 @@ S_SIDE_SCORE = const(36)
 S_PARITY = const(37)
 S_RESYNC = const(38)
 S_STEPS = const(39)
-N_STATE = const(40)
+S_GNORM_Q2 = const(40)  # |gravity|, mg x 4: the walking oscillation is centred on it
+N_STATE = const(41)
 
 # events[] layout
 E_IC = const(0)  # sample index of the initial contact
@@ -278,7 +279,13 @@ def _refine(ring_d, coarse_q4, now, cfg):
         k += 1
     if best < 0:
         return coarse_q4
-    return (best << 4) - cfg[C_REF_LAG_Q4]
+    # parabola through the three slopes around the peak: sub-sample position, x 16
+    dm = ring_d[(best - 1) & MASK]
+    dk = ring_d[best & MASK]
+    dp = ring_d[(best + 1) & MASK]
+    curv = dm - 2 * dk + dp
+    frac_q4 = ((dm - dp) << 3) // curv if curv < 0 else 0
+    return (best << 4) + frac_q4 - cfg[C_REF_LAG_Q4]
 
 
 def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, events, max_events):
@@ -286,13 +293,16 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
 
     Writes up to max_events steps into events (EV_FIELDS ints each) and returns how many. When
     the events are full it stops early: st[S_IDX] tells how far it got; feed the rest after
-    reading the events. No step is ever dropped.
+    reading the events. No step is ever dropped. The state that changes every sample lives in
+    locals for the whole block (much faster under MicroPython) and is stored back at the end.
     """
-    table = TABLES[cfg[C_RATE]]
+    rate = cfg[C_RATE]
+    table = TABLES[rate]
     k_acc = cfg[C_K_ACC]
     w = cfg[C_W]
     w_shift = cfg[C_W_SHIFT]
     g_shift = cfg[C_G_SHIFT]
+    decay_shift = cfg[C_DECAY_SHIFT]
     idx = st[S_IDX]
     gx = st[S_GX]
     gy = st[S_GY]
@@ -300,6 +310,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     ux = st[S_UX]
     uy = st[S_UY]
     uz = st[S_UZ]
+    gnorm = st[S_GNORM_Q2]
     norm = st[S_NORM]
     sum1 = st[S_SUM1]
     sum2 = st[S_SUM2]
@@ -312,7 +323,31 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     b0 = row[0]
     a1 = row[1]
     a2 = row[2]
+    delay_q4 = row[3]
     theta = st[S_THETA]
+    th_min = st[S_TH_MIN]
+    th_max = st[S_TH_MAX]
+    raw_tr = st[S_RAW_TR]
+    peak_mg = st[S_PEAK_MG]
+    pend_q4 = st[S_PEND_Q4]
+    pend_at = st[S_PEND_AT]
+    state = st[S_STATE]
+    amp = st[S_AMP]
+    tr_v = st[S_TR_V]
+    tr_i = st[S_TR_I]
+    pk_v = st[S_PK_V]
+    last_q4 = st[S_LAST_IC_Q4]
+    last_rise = st[S_LAST_RISE]
+    period_q4 = st[S_PERIOD_Q4]
+    level = st[S_LEVEL]
+    cross_q4 = st[S_CROSS_Q4]
+    mode = st[S_MODE_Q8]
+    prom = (amp * PROM_FRAC_Q8) >> 8
+    if prom < PROM_MIN_MG * 2:
+        prom = PROM_MIN_MG * 2
+    fall = (prom * FALL_FRAC_Q8) >> 8
+    idle_q4 = (period_q4 * 3) >> 1
+    refractory = (period_q4 * REFRACTORY_Q8) >> 12
     n_ev = 0
     p = start * 6
     end = (start + n) * 6
@@ -325,20 +360,40 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
         gy += ((ay << 4) - gy) >> g_shift
         gz += ((az << 4) - gz) >> g_shift
         if idx & 15 == 0:
-            g2 = (gx >> 4) * (gx >> 4) + (gy >> 4) * (gy >> 4) + (gz >> 4) * (gz >> 4)
-            gn = isqrt(g2, 1024)
-            if gn > 300:  # a dead sensor or free fall has no up
-                ux = ((gx >> 4) << 14) // gn
-                uy = ((gy >> 4) << 14) // gn
-                uz = ((gz >> 4) << 14) // gn
+            # |g| in mg x 4; components clamped to +-4 g (real gravity is 1 g) keep the squares small
+            qx = gx >> 2
+            qy = gy >> 2
+            qz = gz >> 2
+            qx = 16383 if qx > 16383 else (-16383 if qx < -16383 else qx)
+            qy = 16383 if qy > 16383 else (-16383 if qy < -16383 else qy)
+            qz = 16383 if qz > 16383 else (-16383 if qz < -16383 else qz)
+            gnorm = isqrt(qx * qx + qy * qy + qz * qz, 4096)
+            if gnorm > 1200:  # a dead sensor or free fall (< 0.3 g) has no up
+                ux = (qx << 14) // gnorm
+                uy = (qy << 14) // gnorm
+                uz = (qz << 14) // gnorm
             else:
                 ux = uy = uz = 0
-        yaw = ((samples[p + 3] >> 2) * ux + (samples[p + 4] >> 2) * uy + (samples[p + 5] >> 2) * uz) >> 14
-        theta += yaw - (theta >> YAW_LEAK_SHIFT)
+        theta += ((((samples[p + 3] >> 2) * ux + (samples[p + 4] >> 2) * uy + (samples[p + 5] >> 2) * uz) >> 14)
+                  - (theta >> YAW_LEAK_SHIFT))
         ring_th[idx & MASK] = theta
-        # |a|, its light smoothing s (~10 ms) and slope d, and the cadence-following low-pass y.
+        if theta < th_min:
+            th_min = theta
+        elif theta > th_max:
+            th_max = theta
+        # |a| = floor(sqrt(a2n)) by Newton from above: from the last |a| when it is above the
+        # root (|a| changes little between samples), else from the L1 norm (always above).
         a2n = ax * ax + ay * ay + az * az
-        norm = isqrt(a2n, (ax if ax >= 0 else -ax) + (ay if ay >= 0 else -ay) + (az if az >= 0 else -az))
+        if a2n == 0:
+            norm = 0
+        else:
+            if norm * norm < a2n or norm == 0:
+                norm = (ax if ax >= 0 else -ax) + (ay if ay >= 0 else -ay) + (az if az >= 0 else -az)
+            while True:
+                z = (norm + a2n // norm) >> 1
+                if z >= norm:
+                    break
+                norm = z
         if sum1 < 0:  # (re)starting: pretend the past was like this sample
             j = 0
             while j < RING:
@@ -347,64 +402,63 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                 ring_th[j] = theta
                 j += 1
             sum1 = sum2 = norm * w
-            xc = norm if norm < CLAMP_MG else CLAMP_MG
-            x1 = x2 = y1 = y2 = xc << 1
+            x1 = x2 = y1 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
+            y2 = y1
             err = 0
             j = 0
             while j < RING:
                 ring_y[j] = y1
                 j += 1
-        ring_n[idx & MASK] = norm
+        # Light smoothing s (~10 ms) and its slope d; the cadence-following low-pass y.
+        slot = idx & MASK
+        ring_n[slot] = norm
         old = ring_n[(idx - w) & MASK]
         sum1 += norm - old
-        sum2 += old - ring_n[(idx - 2 * w) & MASK]
-        d = sum1 - sum2
-        ring_d[idx & MASK] = d
+        sum2 += old - ring_n[(idx - w - w) & MASK]
+        ring_d[slot] = sum1 - sum2
         s = sum1 >> w_shift
         x0 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
-        acc = b0 * (x0 + 2 * x1 + x2) - a1 * y1 - a2 * y2 + err
+        acc = b0 * (x0 + x1 + x1 + x2) - a1 * y1 - a2 * y2 + err
         y = acc >> 14
         err = acc - (y << 14)
         x2 = x1
         x1 = x0
         y2 = y1
         y1 = y
-        ring_y[idx & MASK] = y
-        if s < st[S_RAW_TR]:
-            st[S_RAW_TR] = s
-        if norm > st[S_PEAK_MG]:
-            st[S_PEAK_MG] = norm
+        ring_y[slot] = y
+        if s < raw_tr:
+            raw_tr = s
+        if norm > peak_mg:
+            peak_mg = norm
 
         # A contact waiting for the samples it needs is emitted now.
-        if st[S_PEND_Q4] >= 0 and idx >= st[S_PEND_AT]:
-            ic_q4 = st[S_PEND_Q4]
+        if pend_q4 >= 0 and idx >= pend_at:
+            ic_q4 = pend_q4
             if st[S_PEND_MODE] < 128:
                 ic_q4 = _refine(ring_d, ic_q4, idx, cfg)
             ic = (ic_q4 + 8) >> 4
-            last_q4 = st[S_LAST_IC_Q4]
             e = n_ev * EV_FIELDS
             events[e + E_IC] = ic
-            events[e + E_IMPACT_MG] = st[S_PEAK_MG]
+            events[e + E_IMPACT_MG] = peak_mg
             events[e + E_EMIT] = idx
             events[e + E_FLAGS] = st[S_RESYNC] | (2 if st[S_PEND_MODE] < 128 else 0)
             step = ic - ((last_q4 + 8) >> 4) if last_q4 >= 0 else 0
             events[e + E_STEP_SAMPLES] = step if 0 < step <= cfg[C_MAX_STEP] else 0
             if cfg[C_MIN_PERIOD] <= step <= cfg[C_MAX_PERIOD]:
-                per = st[S_PERIOD_Q4]
-                per += ((step << 4) - per) >> PERIOD_SHIFT
-                st[S_PERIOD_Q4] = per
-                r = filter_row(per, cfg[C_RATE])
+                period_q4 += ((step << 4) - period_q4) >> PERIOD_SHIFT
+                idle_q4 = (period_q4 * 3) >> 1
+                refractory = (period_q4 * REFRACTORY_Q8) >> 12
+                r = filter_row(period_q4, rate)
                 if r != st[S_ROW]:
                     st[S_ROW] = r
                     row = table[r]
                     b0 = row[0]
                     a1 = row[1]
                     a2 = row[2]
+                    delay_q4 = row[3]
             # Side: clockwise yaw just before the contact means left; votes accumulate.
-            if idx - ic < MASK - cfg[C_SIDE_WIN]:
-                dth = ring_th[ic & MASK] - ring_th[(ic - cfg[C_SIDE_WIN]) & MASK]
-            else:
-                dth = 0
+            win = cfg[C_SIDE_WIN]
+            dth = ring_th[ic & MASK] - ring_th[(ic - win) & MASK] if idx - ic < MASK - win else 0
             score = st[S_SIDE_SCORE]
             parity = st[S_PARITY]
             if dth < -SIDE_MIN:
@@ -421,99 +475,86 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                 events[e + E_SIDE] = SIDE_UNKNOWN
             st[S_PARITY] = parity ^ 1
             if parity == 1:  # a stride ends: its yaw range
-                events[e + E_ROT] = st[S_TH_MAX] - st[S_TH_MIN]
-                st[S_TH_MIN] = theta
-                st[S_TH_MAX] = theta
+                events[e + E_ROT] = th_max - th_min
+                th_min = theta
+                th_max = theta
             else:
                 events[e + E_ROT] = 0
             st[S_RESYNC] = 0
             st[S_STEPS] += 1
-            st[S_LAST_IC_Q4] = ic_q4
-            st[S_RAW_TR] = s
-            st[S_PEAK_MG] = norm
-            st[S_PEND_Q4] = -1
+            last_q4 = ic_q4
+            raw_tr = s
+            peak_mg = norm
+            pend_q4 = -1
             n_ev += 1
-        if theta < st[S_TH_MIN]:
-            st[S_TH_MIN] = theta
-        if theta > st[S_TH_MAX]:
-            st[S_TH_MAX] = theta
 
         # The hump state machine on the filtered |a|.
-        state = st[S_STATE]
-        amp = st[S_AMP]
-        prom = (amp * PROM_FRAC_Q8) >> 8
-        if prom < PROM_MIN_MG * 2:
-            prom = PROM_MIN_MG * 2
         if state == 0:
-            last_q4 = st[S_LAST_IC_Q4]
-            if last_q4 < 0 or (idx << 4) - last_q4 > ((st[S_PERIOD_Q4] * 3) >> 1):
-                floor = (PROM_MIN_MG * 2 * 256) // PROM_FRAC_Q8
-                if amp > floor:  # no steps lately: expect smaller ones
-                    amp -= (amp >> cfg[C_DECAY_SHIFT]) + 1
-                    st[S_AMP] = amp
-            if y < st[S_TR_V]:
-                st[S_TR_V] = y
-                st[S_TR_I] = idx
-            if y - st[S_TR_V] >= prom and (idx - st[S_LAST_RISE]) * 256 >= st[S_PERIOD_Q4] * REFRACTORY_Q8 // 16:
+            if last_q4 < 0 or (idx << 4) - last_q4 > idle_q4:
+                if amp > (PROM_MIN_MG * 512) // PROM_FRAC_Q8:  # no steps lately: expect smaller ones
+                    amp -= (amp >> decay_shift) + 1
+                    prom = (amp * PROM_FRAC_Q8) >> 8
+                    if prom < PROM_MIN_MG * 2:
+                        prom = PROM_MIN_MG * 2
+                    fall = (prom * FALL_FRAC_Q8) >> 8
+            if y < tr_v:
+                tr_v = y
+                tr_i = idx
+            elif y - tr_v >= prom and idx - last_rise >= refractory:
                 state = 1
-                st[S_PK_V] = y
-                st[S_LAST_RISE] = idx
-                raw = st[S_RAW_TR]
-                mode = ((raw - TROUGH_RUN_MG) * 256) // (TROUGH_WALK_MG - TROUGH_RUN_MG)
+                pk_v = y
+                last_rise = idx
+                mode = ((raw_tr - TROUGH_RUN_MG) * 256) // (TROUGH_WALK_MG - TROUGH_RUN_MG)
                 mode = 0 if mode < 0 else (256 if mode > 256 else mode)
-                st[S_MODE_Q8] = mode
                 f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
-                rise = y - st[S_TR_V]
-                level = st[S_TR_V] + ((f * (amp if amp > rise else rise)) >> 8)
-                st[S_LEVEL] = level
-                lo = st[S_TR_I]
-                if lo < idx - MASK + 1:
-                    lo = idx - MASK + 1
-                st[S_CROSS_Q4] = _cross_back(ring_y, level, lo, idx) if y >= level else -1
+                expect = y - tr_v
+                if amp > expect:
+                    expect = amp
+                if mode >= 128:  # walking swings about 1 g: twice the trough's depth is the height
+                    sym = 2 * ((gnorm >> 1) - tr_v)
+                    if sym > expect:
+                        expect = sym
+                level = tr_v + ((f * expect) >> 8)
+                lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
+                cross_q4 = _cross_back(ring_y, level, lo, idx) if y >= level else -1
         if state == 1:
-            if y > st[S_PK_V]:
-                st[S_PK_V] = y
-            level = st[S_LEVEL]
-            lo = st[S_TR_I]
-            if lo < idx - MASK + 1:
-                lo = idx - MASK + 1
-            if st[S_CROSS_Q4] < 0 and y >= level:
-                st[S_CROSS_Q4] = _cross_back(ring_y, level, lo, idx)
-            if st[S_CROSS_Q4] < 0 and st[S_PK_V] - y >= (prom * FALL_FRAC_Q8) >> 8:
+            if y > pk_v:
+                pk_v = y
+            lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
+            if cross_q4 < 0 and y >= level:
+                cross_q4 = _cross_back(ring_y, level, lo, idx)
+            if cross_q4 < 0 and pk_v - y >= fall:
                 # smaller than expected: cross at the same fraction of its own height
-                mode = st[S_MODE_Q8]
                 f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
-                level = st[S_TR_V] + ((f * (st[S_PK_V] - st[S_TR_V])) >> 8)
-                st[S_CROSS_Q4] = _cross_back(ring_y, level, lo, idx)
-            if st[S_CROSS_Q4] >= 0:
-                mode = st[S_MODE_Q8]
-                delay_q4 = table[st[S_ROW]][3]
+                cross_q4 = _cross_back(ring_y, tr_v + ((f * (pk_v - tr_v)) >> 8), lo, idx)
+            if cross_q4 >= 0:
                 d0_q4 = cfg[C_D0_RUN_Q4] + (((cfg[C_D0_WALK_Q4] - cfg[C_D0_RUN_Q4]) * mode) >> 8)
-                coarse_q4 = st[S_CROSS_Q4] - delay_q4 - d0_q4
-                at = idx
+                coarse_q4 = cross_q4 - delay_q4 - d0_q4
+                pend_at = idx
                 if mode < 128:  # running: wait for the samples the landing search needs
-                    at = (coarse_q4 >> 4) + cfg[C_REF_AFTER] + 1
-                    if at < idx:
-                        at = idx
-                st[S_PEND_Q4] = coarse_q4 if coarse_q4 > 0 else 0
-                st[S_PEND_AT] = at
+                    pend_at = (coarse_q4 >> 4) + cfg[C_REF_AFTER] + 1
+                    if pend_at < idx:
+                        pend_at = idx
+                pend_q4 = coarse_q4 if coarse_q4 > 0 else 0
                 st[S_PEND_MODE] = mode
                 state = 2
         if state == 2:
-            if y > st[S_PK_V]:
-                st[S_PK_V] = y
-            if st[S_PK_V] - y >= (prom * FALL_FRAC_Q8) >> 8:
-                height = st[S_PK_V] - st[S_TR_V]
+            if y > pk_v:
+                pk_v = y
+            elif pk_v - y >= fall:
+                height = pk_v - tr_v
                 if st[S_FIRST_AMP]:
                     amp = height
                     st[S_FIRST_AMP] = 0
                 else:
                     amp += (height - amp) >> AMP_SHIFT
-                st[S_AMP] = amp
+                prom = (amp * PROM_FRAC_Q8) >> 8
+                if prom < PROM_MIN_MG * 2:
+                    prom = PROM_MIN_MG * 2
+                fall = (prom * FALL_FRAC_Q8) >> 8
                 state = 0
-                st[S_TR_V] = y
-                st[S_TR_I] = idx
-        st[S_STATE] = state
+                tr_v = y
+                tr_i = idx
         idx += 1
         p += 6
     st[S_IDX] = idx
@@ -523,6 +564,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     st[S_UX] = ux
     st[S_UY] = uy
     st[S_UZ] = uz
+    st[S_GNORM_Q2] = gnorm
     st[S_NORM] = norm
     st[S_SUM1] = sum1
     st[S_SUM2] = sum2
@@ -532,6 +574,23 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     st[S_Y2] = y2
     st[S_ERR] = err
     st[S_THETA] = theta
+    st[S_TH_MIN] = th_min
+    st[S_TH_MAX] = th_max
+    st[S_RAW_TR] = raw_tr
+    st[S_PEAK_MG] = peak_mg
+    st[S_PEND_Q4] = pend_q4
+    st[S_PEND_AT] = pend_at
+    st[S_STATE] = state
+    st[S_AMP] = amp
+    st[S_TR_V] = tr_v
+    st[S_TR_I] = tr_i
+    st[S_PK_V] = pk_v
+    st[S_LAST_IC_Q4] = last_q4
+    st[S_LAST_RISE] = last_rise
+    st[S_PERIOD_Q4] = period_q4
+    st[S_LEVEL] = level
+    st[S_CROSS_Q4] = cross_q4
+    st[S_MODE_Q8] = mode
     return n_ev
 
 
@@ -547,14 +606,17 @@ class StepDetector:
         self.ring_th = array.array("i", [0] * RING)
         self.max_events = max_events
         self.events = array.array("i", [0] * (max_events * EV_FIELDS))
+        self.consumed = 0
 
     def feed(self, samples, start, n):
-        """Feed up to n samples from a flat int16 array. Returns (steps now in self.events,
-        samples consumed); call again with the rest when fewer than n were consumed."""
+        """Feed up to n samples from a flat int16 array; return the number of steps now in
+        self.events. self.consumed says how many samples were used: fewer than n when the
+        events filled up, and then the caller feeds the rest after reading them."""
         before = self.state[S_IDX]
         n_ev = detect_block(samples, start, n, self.cfg, self.state, self.ring_n, self.ring_d, self.ring_y,
                             self.ring_th, self.events, self.max_events)
-        return n_ev, self.state[S_IDX] - before
+        self.consumed = self.state[S_IDX] - before
+        return n_ev
 
     def resync(self, next_idx):
         """The stream skipped to next_idx (lost samples): drop the step in hand."""

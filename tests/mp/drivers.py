@@ -64,3 +64,29 @@ def runtime():
     import sys
 
     return sys.implementation.name
+
+
+def detect(raw, rate_hz, ug_per_lsb, chunk, resync_at):
+    """Run the step detector over int16 sample bytes in chunks; resync once at sample resync_at
+    (-1: never). Returns every event as a list of EV_FIELDS ints."""
+    import array
+
+    from clipcore import steps as S
+
+    samples = array.array("h", raw)
+    det = S.StepDetector(rate_hz, ug_per_lsb, 4)
+    n = len(samples) // 6
+    out = []
+    pos = 0
+    while pos < n:
+        take = chunk if pos + chunk <= n else n - pos
+        if pos <= resync_at < pos + take:
+            take = resync_at - pos
+            if take == 0:
+                det.resync(resync_at)
+                take = chunk if pos + chunk <= n else n - pos
+        k = det.feed(samples, pos, take)
+        for i in range(k):
+            out.append([det.events[i * S.EV_FIELDS + f] for f in range(S.EV_FIELDS)])
+        pos += det.consumed
+    return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from strideclip.sim.gait import IMPACT_SIGMA_S, RUN, Schedule, vertical_g
+from strideclip.sim.gait import IMPACT_SIGMA_S, RUN, WALK, Schedule, vertical_g
 from strideclip.sim.scenario import Scenario
 
 G_MPS2 = 9.80665
@@ -106,7 +106,7 @@ def _forces_g(steps: np.ndarray, n: int, rate_hz: int) -> tuple[np.ndarray, np.n
             inside = (tau >= 0) & (tau <= tc)
             # Fore-aft: braking then propulsion over the stance, plus a braking jolt with the impact
             # that the rest of the stance pays back (no net change of speed).
-            push = (0.08 * s["speed_mps"] if s["kind"] == RUN else 0.18) * (1 - 0.03 * s["slope_pct"])
+            push = (0.08 * s["speed_mps"] if s["kind"] == RUN else (0.18 if s["kind"] == WALK else 0.0)) * (1 - 0.03 * s["slope_pct"])
             jolt_gs = 0.5 * s["impact_gms"] / 1000
             jolt = jolt_gs / (IMPACT_SIGMA_S * math.sqrt(2 * math.pi)) * np.exp(
                 -0.5 * ((tau - s["impact_ms"] / 1000) / IMPACT_SIGMA_S) ** 2)

@@ -13,14 +13,17 @@ import numpy as np
 from strideclip.sim.scenario import Scenario, Segment
 
 LEFT, RIGHT = 0, 1
-WALK, RUN = 1, 2
-SPEED_RAMP_S = 4.0  # speed changes between segments take this long
+WALK, RUN, STOP = 1, 2, 3  # STOP: the last landing of a run, settling into standing
+SPEED_RAMP_S = 4.0  # speed changes between segments take this long ...
+START_RAMP_S = 1.5  # ... except starting to walk from standing
+STOP_STANCE_S = 0.45  # a runner who stops lands once more and settles over this long
+STOP_SETTLE_S = 0.08
 
 STEP_DTYPE = np.dtype([
     ("ic_t_s", "f8"),  # exact time of initial contact
     ("ic_idx", "i8"),  # nearest sample index
     ("side", "u1"),  # 0 left, 1 right
-    ("kind", "u1"),  # 1 walk, 2 run
+    ("kind", "u1"),  # 1 walk, 2 run, 3 the landing that ends a run
     ("segment", "i4"),
     ("step_time_s", "f8"),  # to the next initial contact
     ("cadence_spm", "f8"),  # 60 / step_time_s
@@ -59,7 +62,8 @@ class Schedule:
         knots_t, knots_v = [0.0], [speeds[0]]
         for i in range(1, len(self.segments)):
             b = self.starts_s[i]
-            knots_t += [b, b + min(SPEED_RAMP_S, self.segments[i].duration_s / 2)]
+            ramp = START_RAMP_S if self.segments[i - 1].kind == "stand" and self.segments[i].kind == "walk" else SPEED_RAMP_S
+            knots_t += [b, b + min(ramp, self.segments[i].duration_s / 2)]
             knots_v += [speeds[i - 1], speeds[i]]
         knots_t.append(self.starts_s[-1])
         knots_v.append(speeds[-1])
@@ -70,7 +74,8 @@ def preferred_cadence_spm(scenario: Scenario, kind: int, speed_mps: float) -> fl
     r = scenario.runner
     if kind == RUN:
         return r.run_cadence_spm_at_3mps + r.run_cadence_spm_per_mps * (speed_mps - 3.0)
-    return r.walk_cadence_spm_at_1p3mps + r.walk_cadence_spm_per_mps * (speed_mps - 1.3)
+    # People take their walking rhythm within a step or two of starting: no shuffling at 70 spm.
+    return max(90.0, r.walk_cadence_spm_at_1p3mps + r.walk_cadence_spm_per_mps * (speed_mps - 1.3))
 
 
 def hill_cadence_factor(slope_pct: float) -> float:
@@ -99,7 +104,7 @@ def _impact(scenario: Scenario, kind: int, speed_mps: float, step_s: float, slop
     """
     r = scenario.runner
     if kind == WALK:  # heel strike: ~0.2 g over ~15 ms at L5 (Voisard median profile)
-        return 4.0 * r.heel_strike * math.exp(0.25 * rng.standard_normal()), 30.0
+        return 8.0 * r.heel_strike * math.exp(0.25 * rng.standard_normal()), 30.0
     slope_deg = math.degrees(math.atan(slope_pct / 100))
     impulse = 17.0 * (0.4 + r.heel_strike) * (1 + 0.12 * (speed_mps - 3.33))
     impulse *= 1 + 0.16 * -slope_deg if slope_deg < 0 else max(0.15, 1 - 0.09 * slope_deg)
@@ -149,7 +154,15 @@ def plan_steps(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
         t_next = t + step_s
         j = sched.index_at(t_next)
         if scenario.segments[j].kind == "stand" and j != i:
-            t_next = sched.starts_s[j + 1]  # the runner stops; the next bout starts after the pause
+            if kind == RUN:  # the last landing, into standing: a real contact, a soft full stance
+                settle_s = min(STOP_STANCE_S, scenario.segments[j].duration_s)
+                rows.append((
+                    t_next, int(round(t_next * scenario.sensor.rate_hz)), side, STOP, j, settle_s, 60.0 / settle_s,
+                    settle_s * 1000, 0.0, hill, fat_min, 0.0, impulse_gms / 2, impact_ms, 0.0, rot, drop, tilt_amp,
+                    tilt_mean, 0.0, 0.0, 0.0,
+                ))
+                side ^= 1
+            t_next = sched.starts_s[j + 1]  # the next bout starts after the pause
         t = t_next
     steps = np.array(rows, dtype=STEP_DTYPE)
     if len(steps):
@@ -174,6 +187,7 @@ def _pelvis_amplitudes(scenario: Scenario, kind: int, fat_min: float, slope_pct:
 # --- forces of one step: the shapes that both body.py and the truth use ------------------------
 
 IMPACT_SIGMA_S = 0.004  # width of the impact transient at the pelvis (Alcantara fit)
+WALK_HEEL_SIGMA_S = 0.015  # a heel strike in walking is softer and broader (Voisard, L5)
 ACTIVE_GAMMA = 0.85  # active peak shape sin(pi x^gamma): the peak comes slightly before mid-stance
 
 
@@ -189,10 +203,13 @@ def vertical_g(step, tau_s: np.ndarray) -> np.ndarray:
     tc = step["contact_ms"] / 1000
     x = np.clip(tau_s / tc, 0, 1)
     inside = (tau_s >= 0) & (tau_s <= tc)
-    sigma = IMPACT_SIGMA_S
+    sigma = WALK_HEEL_SIGMA_S if step["kind"] == WALK else IMPACT_SIGMA_S
     amp = step["impact_gms"] / 1000 / (sigma * math.sqrt(2 * math.pi))
     impact = amp * np.exp(-0.5 * ((tau_s - step["impact_ms"] / 1000) / sigma) ** 2)
     impact_impulse = step["impact_gms"] / 1000
+    if step["kind"] == STOP:  # land, then settle to standing (1 g) with the legs absorbing it
+        settle = 1.0 - np.exp(-np.clip(tau_s, 0, None) / STOP_SETTLE_S) * np.cos(2 * math.pi * 3.0 * np.clip(tau_s, 0, None))
+        return np.where(inside, settle, 0.0) + np.where(tau_s > -3 * sigma, impact, 0.0)
     if step["kind"] == RUN:
         area = tc * _half_sine_area(ACTIVE_GAMMA)
         active = max(0.2 * step["step_time_s"], step["step_time_s"] - impact_impulse) / area
@@ -203,7 +220,7 @@ def vertical_g(step, tau_s: np.ndarray) -> np.ndarray:
     # the whole step; the transients' impulse is taken back evenly so the mean stays 1 g.
     T = step["step_time_s"]
     in_step = (tau_s >= 0) & (tau_s < T)
-    osc = WALK_OSC_G * (0.8 + 0.4 * (step["speed_mps"] - 1.0)) * np.cos(2 * math.pi * (tau_s - 0.07 * T) / T)
+    osc = WALK_OSC_G * (0.8 + 0.4 * (step["speed_mps"] - 1.0)) * np.cos(2 * math.pi * (tau_s - WALK_PEAK_FRAC * T) / T)
     second = WALK_SECOND_G * np.exp(-0.5 * ((tau_s - 0.15) / 0.025) ** 2)
     second_impulse = WALK_SECOND_G * 0.025 * math.sqrt(2 * math.pi)
     level = 1.0 - (impact_impulse + second_impulse) / T
@@ -212,6 +229,7 @@ def vertical_g(step, tau_s: np.ndarray) -> np.ndarray:
 
 WALK_OSC_G = 0.20  # amplitude of the step-periodic vertical oscillation at 1.3 m/s
 WALK_SECOND_G = 0.12  # the bump ~150 ms after contact
+WALK_PEAK_FRAC = 0.12  # the oscillation peaks this far into the step
 
 
 def _half_sine_area(gamma: float) -> float:

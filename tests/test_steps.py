@@ -1,0 +1,154 @@
+"""The step detector's behaviour: any mounting, no phantom steps, gaps, chunking, real data."""
+import numpy as np
+import pytest
+
+from conftest import require_data
+from strideclip import datasets
+from strideclip.evaluate import evaluate
+from strideclip.scoring import Score
+from strideclip.sim import Scenario, Segment, Sensor, simulate
+from strideclip.steps import StepDetector
+from strideclip.steps_reference import detect_reference
+
+
+def _f1(run, ev, tol_s=0.05):
+    score = Score(tol_s)
+    score.add(ev["ic_idx"] / run.rate_hz, run.steps["ic_t_s"])
+    return score.summary()["f1"]
+
+
+RUN_WALK = (Segment("stand", 4), Segment("walk", 20, speed_mps=1.3), Segment("run", 60, speed_mps=3.4),
+            Segment("stand", 4))
+
+
+@pytest.mark.parametrize("mount", [(0, 0, 0), (180, 0, 0), (0, 30, 0), (30, 0, 90), (-150, 20, 45)],
+                         ids=["upright", "upside-down", "tilted-30", "rolled-30-yawed-90", "arbitrary"])
+def test_any_mounting_finds_the_same_steps(mount):
+    sensor = Sensor(mount_roll_deg=mount[0], mount_pitch_deg=mount[1], mount_yaw_deg=mount[2])
+    run = simulate(Scenario(RUN_WALK, sensor=sensor, seed=21))
+    ev = StepDetector(sampling_rate_hz=208).detect(run.counts).events_
+    assert _f1(run, ev) >= 0.98
+    upright = StepDetector(sampling_rate_hz=208).detect(simulate(Scenario(RUN_WALK, seed=21)).counts).events_
+    # the norm of the acceleration does not depend on the mounting: nearly the same contacts
+    same = sum(np.min(np.abs(upright["ic_idx"] - x)) <= 2 for x in ev["ic_idx"])
+    assert same >= 0.97 * len(ev)
+
+
+@pytest.mark.parametrize("rate_hz", [104, 208, 416])
+def test_every_rate_counts_walking_and_running(rate_hz):
+    run = simulate(Scenario(RUN_WALK, sensor=Sensor(rate_hz=rate_hz), seed=22))
+    ev = StepDetector(sampling_rate_hz=rate_hz).detect(run.counts).events_
+    assert _f1(run, ev) >= 0.98
+
+
+def _no_steps(counts, rate_hz=208):
+    return len(StepDetector(sampling_rate_hz=rate_hz).detect(counts).events_) == 0
+
+
+def test_standing_still_gives_no_phantom_steps():
+    run = simulate(Scenario((Segment("stand", 120),), seed=23, sensor=Sensor(soft_tissue_g=0.06)))
+    assert len(run.steps) == 0 and _no_steps(run.counts)
+
+
+@pytest.mark.parametrize("kind", ["zeros", "constant", "saturated", "stuck-gyro", "noise", "alternating"])
+def test_degenerate_streams_give_no_phantom_steps(kind):
+    n = 208 * 30
+    rng = np.random.default_rng(1)
+    c = np.zeros((n, 6), np.int16)
+    if kind == "constant":
+        c[:, 2] = 2048
+    elif kind == "saturated":
+        c[:] = 32767
+    elif kind == "stuck-gyro":
+        c[:, 2] = 2048
+        c[:, 3:] = 12345
+    elif kind == "noise":
+        c[:, :3] = rng.normal(0, 40, (n, 3)).astype(np.int16)
+        c[:, 2] += 2048
+    elif kind == "alternating":  # a broken chip toggling every sample
+        c[::2, :3] = 32767
+        c[1::2, :3] = -32768
+    assert _no_steps(c)
+
+
+def test_gap_resynchronises_and_flags_the_next_step():
+    run = simulate(Scenario((Segment("run", 60, speed_mps=3.3),), seed=24))
+    det = StepDetector(sampling_rate_hz=208)
+    det._offset = 0
+    first = det.feed(run.counts[:5000])
+    det.resync(6000)  # samples 5000..5999 were lost
+    after = det.feed(run.counts[6000:])
+    assert len(first) > 60 and len(after) > 80  # ~24 s and ~29 s of running at ~168 steps/min
+    assert after[0]["flags"] & 1 and not np.any(after[1:]["flags"] & 1)
+    assert after[0]["ic_idx"] >= 6000 and after[0]["step_samples"] == 0  # no step across the gap
+    truth = run.steps["ic_idx"]
+    expected = truth[(truth >= 6000 + 208) | (truth < 4900)]
+    found = np.concatenate([first["ic_idx"], after["ic_idx"]])
+    assert sum(np.min(np.abs(found - t)) <= 10 for t in expected) >= 0.99 * len(expected)
+
+
+def test_streaming_in_any_chunks_equals_one_pass_and_no_step_is_dropped():
+    run = simulate(Scenario(RUN_WALK, seed=25))
+    whole = StepDetector(sampling_rate_hz=208).detect(run.counts).events_
+    tiny = StepDetector(sampling_rate_hz=208, max_events=1)  # forces the early-stop path
+    tiny._offset = 0
+    rng = np.random.default_rng(3)
+    pieces, pos = [], 0
+    while pos < len(run.counts):
+        k = int(rng.integers(1, 400))
+        pieces.append(tiny.feed(run.counts[pos:pos + k]))
+        pos += k
+    assert np.array_equal(np.concatenate(pieces), whole)
+
+
+def test_side_alternates_and_matches_the_simulator():
+    run = simulate(Scenario((Segment("run", 90, speed_mps=3.3),), seed=26))
+    ev = StepDetector(sampling_rate_hz=208).detect(run.counts).events_
+    known = ev[ev["side"] != 255]
+    assert len(known) >= 0.9 * len(ev)
+    truth_side = {int(i): int(s) for i, s in zip(run.steps["ic_idx"], run.steps["side"])}
+    hits = [truth_side.get(int(i), truth_side.get(int(i) + 1, truth_side.get(int(i) - 1))) for i in known["ic_idx"]]
+    agree = np.mean([h == s for h, s in zip(hits, known["side"]) if h is not None])
+    assert agree >= 0.95
+
+
+def test_float_reference_agrees_within_one_sample():
+    agree = total = 0
+    for seed in (27, 28):
+        run = simulate(Scenario(RUN_WALK, sensor=Sensor(mount_pitch_deg=20), seed=seed))
+        ev = StepDetector(sampling_rate_hz=208).detect(run.counts).events_["ic_idx"]
+        ref = detect_reference(run.counts, 208, run.hello.accel_ug_per_lsb)
+        total += len(ev)
+        agree += sum(np.min(np.abs(ref - x)) <= 1 for x in ev)
+    assert agree / total >= 0.98  # the issue asks 99.5 %: not met yet (docs/step-detector.md)
+
+
+# Regression bounds on the public data sets (docs/step-detector.md has the full figures).
+
+@pytest.fixture(scope="module")
+def alcantara():
+    require_data(datasets.ALCANTARA)
+    return evaluate("alcantara", rate_hz=208)
+
+
+def test_alcantara_meets_its_targets(alcantara):
+    assert alcantara["f1"] >= 0.99
+    assert alcantara["median_abs_error_ms"] <= 15
+    assert abs(alcantara["mean_error_ms"]) <= 10
+    assert alcantara["cadence_abs_error_spm_median"] <= 2
+    assert alcantara["latency_ms_p95"] <= 150
+
+
+def test_adeptdata_cadence_within_one_step_per_minute():
+    require_data(datasets.ADEPT)
+    out = evaluate("adeptdata", rate_hz=208)
+    assert out["windows"] >= 20 and out["cadence_abs_error_spm_median"] <= 1.0
+
+
+def test_voisard_walking_bounds():
+    require_data(datasets.VOISARD)
+    out = evaluate("voisard", rate_hz=208)
+    # Below the issue's F1 target of 0.95 (docs/step-detector.md explains why); this guards
+    # against regression and stays above the best mobgap detector on the same data (0.81).
+    assert out["f1"] >= 0.83
+    assert out["median_abs_error_ms"] <= 40
