@@ -74,7 +74,6 @@ def test_degenerate_streams_give_no_phantom_steps(kind):
 def test_gap_resynchronises_and_flags_the_next_step():
     run = simulate(Scenario((Segment("run", 60, speed_mps=3.3),), seed=24))
     det = StepDetector(sampling_rate_hz=208)
-    det._offset = 0
     first = det.feed(run.counts[:5000])
     det.resync(6000)  # samples 5000..5999 were lost
     after = det.feed(run.counts[6000:])
@@ -91,7 +90,6 @@ def test_streaming_in_any_chunks_equals_one_pass_and_no_step_is_dropped():
     run = simulate(Scenario(RUN_WALK, seed=25))
     whole = StepDetector(sampling_rate_hz=208).detect(run.counts).events_
     tiny = StepDetector(sampling_rate_hz=208, max_events=1)  # forces the early-stop path
-    tiny._offset = 0
     rng = np.random.default_rng(3)
     pieces, pos = [], 0
     while pos < len(run.counts):

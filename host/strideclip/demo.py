@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from strideclip.decode import Gap
 from strideclip.packets import encode_packet
 from strideclip.pipeline import Session
 from strideclip.sclog import SessionLogWriter
@@ -50,11 +51,18 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
             if wait_s > 0:
                 time.sleep(wait_s)
             log.clip_packet(pkt, t_ms=t_ms)  # recorded from the first frame, as it arrives
-            session.feed(pkt, t_ms)
+            n_cues = len(session.cues)
+            for out in session.feed(pkt, t_ms):
+                if isinstance(out, Gap):
+                    log.host_event("gap", t_ms=t_ms, start_idx=out.start_idx, end_idx=out.end_idx,
+                                   lost_packets=out.lost_packets)
+            for cue in session.cues[n_cues:]:
+                log.host_event("cue_sent", t_ms=t_ms, **cue)
             view.update(t_ms)
         view.update(run.link.packets[-1][0], final=True)
     summary = {"folder": str(folder), "log": log_path.name, **session.summary(),
-               "truth_steps": int(len(run.steps)), "wall_s": round(time.monotonic() - started, 1)}
+               "truth_steps": int(len(run.steps)), "fatigue_onset_s": scenario.fatigue.onset_s,
+               "wall_s": round(time.monotonic() - started, 1)}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     _print_summary(summary, folder)
     return folder
@@ -67,7 +75,10 @@ def _print_summary(s: dict, folder: Path) -> None:
                f"impact mean {s.get('impact_g_mean', 0):.2f} g, pelvic rotation median {s.get('rotation_deg_median', 0):.1f} deg")
     click.echo(f"  link: {s['lost_packets']} packets lost ({s['loss_pct']:.2f} %), {len(s['gaps'])} gap(s) reported, "
                f"detector resynchronised {s['detector_resyncs']} time(s)")
-    click.echo(f"  cues: {len(s['cues'])}" + ("" if s["cues"] else " (the fatigue cue policy arrives with issue #6)"))
+    fat = s.get("fatigue_onset_s")
+    click.echo(f"  cues: {len(s['cues'])}" + (f" (fatigue set in at {fat / 60:.1f} min)" if fat else ""))
+    for c in s["cues"]:
+        click.echo(f"    {c['t_s'] / 60:5.1f} min  metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s ({c['reason']})")
     click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
 
@@ -79,7 +90,7 @@ class LiveView:
     def __init__(self, run, session: Session, *, live: bool):
         self.run, self.session, self.live = run, session, live
         self.total_ms = run.link.packets[-1][0] if run.link.packets else 1
-        self.segments = run.truth()["segments"]
+        self.segments = run.segments()
         self._next_wall = 0.0
         self._next_minute = 1
         self._rich = None

@@ -64,11 +64,3 @@ class UnsupportedLogVersionError(LogFormatError):
         super().__init__(message, path=path)
         self.version = version
 
-
-class SessionMismatchError(StrideClipError):
-    """Data from a different clip session (the clip restarted) arrived in one stream."""
-
-    def __init__(self, message: str, *, expected: int, received: int):
-        super().__init__(message)
-        self.expected = expected
-        self.received = received

@@ -7,10 +7,8 @@ explains the scoring and reports the figures.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clipcore import cues as cue_policy
 from clipcore import protocol as P
 from strideclip.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
-from strideclip.steps import EVENT_DTYPE, StepDetector
+from strideclip.steps import StepDetector
 
 CADENCE_WINDOW_STEPS = 8  # the smoothed cadence is the median over this many steps
 
@@ -43,6 +44,8 @@ class Session:
     detector: StepDetector | None = None
     steps: list = field(default_factory=list)  # StepRecord, in order
     resyncs: int = 0
+    cue_config: object = None  # clipcore.cues config, made with the detector
+    cue_state: object = None
 
     @property
     def rate_hz(self) -> int:
@@ -66,6 +69,7 @@ class Session:
                 self._clip_event(out.msg)
             elif isinstance(out, Restart):
                 self.restarts.append({"t_ms": out.t_ms, "old_session": out.old_session, "new_session": out.new_session})
+                self.detector = None  # sample indices start again: so does the detector
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
         return outputs
@@ -75,10 +79,19 @@ class Session:
         if hello is None:
             return  # cannot read counts before the clip said how
         if self.detector is None:
-            self.detector = StepDetector(sampling_rate_hz=hello.rate_hz, accel_ug_per_lsb=hello.accel_ug_per_lsb)
-            self.detector._offset = block.first_idx
+            self.detector = StepDetector(sampling_rate_hz=hello.rate_hz, accel_ug_per_lsb=hello.accel_ug_per_lsb,
+                                         first_idx=block.first_idx)
+            self.cue_config = cue_policy.make_config(hello.rate_hz)
+            self.cue_state = cue_policy.make_state()
         for ev in self.detector.feed(block.counts):
             self.steps.append(self._step_record(ev))
+            # the same cue policy the clip runs on its own (clipcore.cues)
+            reason = cue_policy.on_step(self.cue_config, self.cue_state, int(ev["ic_idx"]), int(ev["step_samples"]),
+                                        bool(ev["flags"] & 2), int(ev["rotation_units"]))
+            if reason:
+                self.cues.append(self.cue_dict(P.Cue(int(ev["ic_idx"]), P.CUE_METRONOME_START, reason, P.SOURCE_HOST,
+                                                     self.cue_state[cue_policy.TEMPO_SPM],
+                                                     self.cue_config[cue_policy.K_CUE_S])))
 
     def _step_record(self, ev) -> StepRecord:
         rate = self.rate_hz

@@ -17,7 +17,7 @@ def match_events(detected_s: np.ndarray, reference_s: np.ndarray, tolerance_s: f
     detected_s, reference_s = np.asarray(detected_s, float), np.asarray(reference_s, float)
     pairs = []
     for i, t in enumerate(detected_s):
-        lo, hi = np.searchsorted(reference_s, [t - tolerance_s, t + tolerance_s], side="left")
+        lo = np.searchsorted(reference_s, t - tolerance_s, side="left")
         hi = np.searchsorted(reference_s, t + tolerance_s, side="right")
         for j in range(lo, hi):
             pairs.append((abs(t - reference_s[j]), i, j))

@@ -26,11 +26,12 @@ EVENT_DTYPE = np.dtype([
 
 
 class StepDetector:
-    def __init__(self, *, sampling_rate_hz: int = 208, accel_ug_per_lsb: int = 488, max_events: int = 64):
+    def __init__(self, *, sampling_rate_hz: int = 208, accel_ug_per_lsb: int = 488, max_events: int = 64,
+                 first_idx: int = 0):
         self.sampling_rate_hz = sampling_rate_hz
         self.accel_ug_per_lsb = accel_ug_per_lsb
         self._core = core.StepDetector(sampling_rate_hz, accel_ug_per_lsb, max_events)
-        self._offset = 0  # clip sample index of the detector's sample 0
+        self._offset = first_idx  # clip sample index of the first sample fed
         self.events_ = np.zeros(0, EVENT_DTYPE)
 
     def detect(self, counts: np.ndarray, *, first_idx: int = 0) -> StepDetector:

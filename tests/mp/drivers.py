@@ -90,3 +90,16 @@ def detect(raw, rate_hz, ug_per_lsb, chunk, resync_at):
             out.append([det.events[i * S.EV_FIELDS + f] for f in range(S.EV_FIELDS)])
         pos += det.consumed
     return out
+
+
+def cue_run(steps, rate_hz):
+    """Feed (ic_idx, step_samples, running, rot) tuples to the cue policy; return its answers."""
+    from clipcore import cues as C
+
+    cfg = C.make_config(rate_hz)
+    st = C.make_state()
+    out = []
+    for ic, step, running, rot in steps:
+        reason = C.on_step(cfg, st, ic, step, running, rot)
+        out.append([reason, st[C.TEMPO_SPM]] if reason else 0)
+    return [out, [st[i] for i in range(C.N_STATE)]]

@@ -56,17 +56,21 @@ class SimulatedRun:
             out["rotation_rise_30pct_s"] = f.onset_s + 60 * 30 / f.rotation_pct_per_min
         return out
 
+    def segments(self) -> list[dict]:
+        """The route with start and end times."""
+        seg_starts = np.concatenate([[0.0], np.cumsum([s.duration_s for s in self.scenario.segments])])
+        return [{"start_s": float(a), "end_s": float(b), **_jsonable(asdict(s))}
+                for s, a, b in zip(self.scenario.segments, seg_starts, seg_starts[1:])]
+
     def truth(self) -> dict:
         """Everything the simulator knows, as JSON-able columns."""
-        seg_starts = np.concatenate([[0.0], np.cumsum([s.duration_s for s in self.scenario.segments])])
         return {
             "format": "strideclip-truth",
             "version": 1,
             "scenario": _jsonable(asdict(self.scenario)),
             "rate_hz": self.rate_hz,
             "n_samples": len(self.counts),
-            "segments": [{"start_s": float(a), "end_s": float(b), **_jsonable(asdict(s))}
-                         for s, a, b in zip(self.scenario.segments, seg_starts, seg_starts[1:])],
+            "segments": self.segments(),
             "fatigue": self.fatigue_truth(),
             "dropped": self.link.dropped,
             "steps": {name: np.round(self.steps[name], 6).tolist() for name in self.steps.dtype.names},

@@ -1,0 +1,144 @@
+"""When to cue: the first, minimal cue policy, on the clip and the host alike (issue #6 grows it).
+
+Fed once per detected running step, it learns the runner's own baseline after a warm-up and
+asks for a metronome cue when form holds a breakdown for a sustained time:
+
+* cadence drop: smoothed cadence more than DROP_PCT below the baseline,
+* cadence floor: smoothed cadence under the floor (160 steps/min by default),
+* rotation rise: smoothed pelvic rotation more than ROT_RISE_PCT above the baseline.
+
+A condition must hold for SUSTAIN_S of running; it clears with hysteresis (half the margin).
+After a cue nothing more for COOLDOWN_S. Only running steps count (the detector flags a flight
+phase), so a walk or a stop neither triggers nor clears anything. The baselines are running
+medians (each step moves them a quarter step/min, or ~1.5 % for rotation, toward its own value),
+so a few odd steps do not move them.
+
+Formats: cadence in steps/min x 16 (``_q4``); rotation in detector yaw units (as reported per
+stride); times in samples. All state in one int array; O(1) per step; no allocation.
+"""
+import array
+
+from clipcore.protocol import REASON_CADENCE_DROP, REASON_CADENCE_FLOOR, REASON_ROTATION_SPIKE
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+# config[] indices and defaults
+K_RATE = const(0)
+K_FLOOR_SPM = const(1)
+K_DROP_PCT = const(2)
+K_ROT_RISE_PCT = const(3)
+K_WARMUP_S = const(4)  # running time before the baselines are trusted
+K_SUSTAIN_S = const(5)
+K_COOLDOWN_S = const(6)
+K_CUE_S = const(7)  # how long the metronome plays
+N_CONFIG = const(8)
+DEFAULTS = (208, 160, 5, 30, 240, 30, 120, 30)
+
+NO_CUE = const(0)  # otherwise on_step returns the protocol's REASON_* code
+
+# state[] indices
+T_RUN = const(0)  # running samples seen
+T_LAST_IC = const(1)
+CAD_Q4 = const(2)  # smoothed cadence (EMA over ~8 steps)
+BASE_CAD_Q4 = const(3)
+ROT = const(4)  # smoothed rotation (EMA over ~4 strides)
+BASE_ROT = const(5)
+T_DROP = const(6)  # how long each condition has held, samples
+T_FLOOR = const(7)
+T_ROT = const(8)
+T_LAST_CUE = const(9)
+TEMPO_SPM = const(10)  # tempo of the cue just asked for
+N_STATE = const(11)
+
+
+def make_config(rate_hz):
+    cfg = array.array("i", DEFAULTS)
+    cfg[K_RATE] = rate_hz
+    return cfg
+
+
+def make_state():
+    st = array.array("i", [0] * N_STATE)
+    st[T_LAST_IC] = -1
+    st[T_LAST_CUE] = -0x3FFFFFFF
+    return st
+
+
+def _median_step(base, x, unit):
+    """Move a running median one unit toward x."""
+    if x > base:
+        return base + unit
+    if x < base:
+        return base - unit
+    return base
+
+
+def on_step(cfg, st, ic_idx, step_samples, running, rot):
+    """One detected step; returns a reason code (NO_CUE if none). st[TEMPO_SPM] holds the tempo."""
+    rate = cfg[K_RATE]
+    last = st[T_LAST_IC]
+    st[T_LAST_IC] = ic_idx
+    if not running or step_samples <= 0 or last < 0:
+        return NO_CUE  # walking, a stop, or the first step after a gap: nothing counts
+    dt = ic_idx - last
+    st[T_RUN] += dt
+    cad_q4 = (60 * 16 * rate) // step_samples
+    if st[CAD_Q4] == 0:
+        st[CAD_Q4] = cad_q4
+        st[BASE_CAD_Q4] = cad_q4
+    st[CAD_Q4] += (cad_q4 - st[CAD_Q4]) >> 3
+    if rot > 0:
+        if st[ROT] == 0:
+            st[ROT] = rot
+            st[BASE_ROT] = rot
+        st[ROT] += (rot - st[ROT]) >> 2
+    warm = st[T_RUN] >= cfg[K_WARMUP_S] * rate
+    if not warm:  # learning the runner's own cadence and rotation
+        st[BASE_CAD_Q4] = _median_step(st[BASE_CAD_Q4], cad_q4, 4)  # 1/4 step/min per step
+        if rot > 0:
+            st[BASE_ROT] = _median_step(st[BASE_ROT], rot, 1 + (st[BASE_ROT] >> 6))
+        return NO_CUE
+    cad = st[CAD_Q4]
+    base = st[BASE_CAD_Q4]
+    drop = cfg[K_DROP_PCT]
+    st[T_DROP] = _held(st[T_DROP], dt, cad * 100 < base * (100 - drop), cad * 200 >= base * (200 - drop))
+    floor_q4 = cfg[K_FLOOR_SPM] << 4
+    st[T_FLOOR] = _held(st[T_FLOOR], dt, cad < floor_q4, cad >= floor_q4 + 32)
+    rise = cfg[K_ROT_RISE_PCT]
+    rb = st[BASE_ROT]
+    st[T_ROT] = _held(st[T_ROT], dt, rb > 0 and st[ROT] * 100 > rb * (100 + rise),
+                      rb > 0 and st[ROT] * 200 <= rb * (200 + rise))
+    if ic_idx - st[T_LAST_CUE] < cfg[K_COOLDOWN_S] * rate:
+        return NO_CUE
+    need = cfg[K_SUSTAIN_S] * rate
+    reason = NO_CUE
+    if st[T_FLOOR] >= need:
+        reason = REASON_CADENCE_FLOOR
+    elif st[T_DROP] >= need:
+        reason = REASON_CADENCE_DROP
+    elif st[T_ROT] >= need:
+        reason = REASON_ROTATION_SPIKE
+    if reason == NO_CUE:
+        return NO_CUE
+    tempo = (base + 8) >> 4  # the runner's own cadence ...
+    if tempo < cfg[K_FLOOR_SPM]:
+        tempo = cfg[K_FLOOR_SPM]  # ... but never under the floor
+    st[TEMPO_SPM] = tempo
+    st[T_LAST_CUE] = ic_idx
+    st[T_DROP] = st[T_FLOOR] = st[T_ROT] = 0
+    return reason
+
+
+def _held(t, dt, bad, good):
+    """How long a condition has held: grows while bad, clears once good (hysteresis between)."""
+    if bad:
+        return t + dt
+    if good:
+        return 0
+    return t
