@@ -85,13 +85,23 @@ def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min,
 @click.option("--realtime", is_flag=True, help="Replay at the pace it was recorded.")
 @click.option("--speed", type=click.FloatRange(0.01, 10000), default=None, help="Replay X times real time.")
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable summary object at the end.")
-def replay(log, realtime, speed, as_json):
+@click.option("--steps-csv", type=click.Path(dir_okay=False), default=None,
+              help="Write the per-step metrics table (one row per step, docs/metrics.md) to this new file.")
+def replay(log, realtime, speed, as_json, steps_csv):
     """Stream a session log through the host pipeline and report what it found."""
     import json
+    from pathlib import Path
 
+    from strideclip.metrics import write_step_table_csv
+    from strideclip.pipeline import Session
     from strideclip.replay import replay as run_replay
 
-    summary = run_replay(log, speed=1.0 if realtime else speed)
+    if steps_csv and Path(steps_csv).exists():
+        raise click.UsageError(f"{steps_csv} exists; choose a new file for the step table")
+    session = Session()
+    summary = run_replay(log, speed=1.0 if realtime else speed, session=session)
+    if steps_csv:
+        write_step_table_csv(session.step_table(), steps_csv)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -100,6 +110,14 @@ def replay(log, realtime, speed, as_json):
     click.echo(f"  link: {summary['lost_packets']} packets lost ({summary['loss_pct']:.2f} %), "
                f"{len(summary['gaps'])} unfilled gap(s), {summary['bad_packets']} bad packet(s)")
     click.echo(f"  log: {summary['log_damage']['summary']}")
+    click.echo(f"  steps {summary['steps']} ({summary['running_steps']} running): cadence "
+               f"{summary.get('cadence_spm_median', float('nan')):.1f} spm, peak vertical "
+               f"{summary.get('peak_vertical_g_median', float('nan')):.2f} g, peak vGRF "
+               f"{summary.get('peak_vgrf_bw_median', float('nan')):.2f} BW, contact "
+               f"{summary.get('contact_ms_median', float('nan')):.0f} ms, pelvic rotation / drop / tilt "
+               f"{summary.get('pelvic_rotation_deg_median', float('nan')):.1f} / "
+               f"{summary.get('pelvic_drop_deg_median', float('nan')):.1f} / "
+               f"{summary.get('pelvic_tilt_deg_median', float('nan')):.1f} deg")
     for cue in summary["cues"]:
         click.echo(f"  cue at {cue['t_s']:.1f} s: {cue['played']} ({cue['reason']})")
 
@@ -140,6 +158,38 @@ def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, inp
     for key, value in out.items():
         if key != "per_window":
             click.echo(f"{key:32s} {value}")
+
+
+@cli.command("evaluate-metrics")
+@click.argument("check", type=click.Choice(["alcantara", "sim", "voisard", "drift", "frames"]))
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding the data sets (default: ../shared/data beside the repository).")
+@click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208", show_default=True)
+@click.option("--hours", type=click.FloatRange(0.1, 12), default=2.0, show_default=True, help="drift: run length.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate_metrics(check, data_dir, clip_rate, hours, as_json):
+    """Check the per-step metrics against references (docs/metrics.md)."""
+    import json
+
+    from strideclip import metrics_eval as me
+
+    rate = int(clip_rate)
+    if check == "alcantara":
+        out = me.evaluate_alcantara(rate, data_dir)
+    elif check == "sim":
+        out = me.evaluate_sim(rate)
+    elif check == "voisard":
+        out = me.evaluate_voisard_uturns(rate, data_dir)
+    elif check == "frames":
+        out = me.evaluate_frames(rate, data_dir)
+    else:
+        out = me.rotation_drift_deg(hours, rate)
+    out = {"check": check, "rate_hz": rate, **out}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    for key, value in out.items():
+        click.echo(f"{key:36s} {value}")
 
 
 def _not_built_command(name: str, summary: str, issue: int) -> click.Command:

@@ -72,7 +72,9 @@ def _print_summary(s: dict, folder: Path) -> None:
     click.echo(f"\nStrideClip demo: {s['duration_s'] / 60:.1f} min simulated, streamed in {s['wall_s']:.0f} s")
     click.echo(f"  steps {s['steps']} (simulator's truth: {s['truth_steps']}), "
                f"cadence median {s.get('cadence_spm_median', 0):.0f} steps/min, "
-               f"impact mean {s.get('impact_g_mean', 0):.2f} g, pelvic rotation median {s.get('rotation_deg_median', 0):.1f} deg")
+               f"peak vertical {s.get('peak_vertical_g_median', 0):.2f} g, "
+               f"peak vGRF {s.get('peak_vgrf_bw_median', 0):.2f} BW, "
+               f"pelvic rotation median {s.get('pelvic_rotation_deg_median', 0):.1f} deg")
     click.echo(f"  link: {s['lost_packets']} packets lost ({s['loss_pct']:.2f} %), {len(s['gaps'])} gap(s) reported, "
                f"detector resynchronised {s['detector_resyncs']} time(s)")
     fat = s.get("fatigue_onset_s")
@@ -109,13 +111,17 @@ class LiveView:
 
     def _values(self, t_ms: int) -> dict:
         s = self.session
-        recent = s.steps[-8:]
-        rot = [x.rotation_deg for x in s.steps[-16:] if x.rotation_deg is not None]
+        rows = s.metric_rows[-8:]  # the last completed steps (strideclip.metrics)
+
+        def recent(name: str) -> float | None:
+            v = [float(r[name][0]) for r in rows if np.isfinite(r[name][0])]
+            return float(np.median(v)) if v else None
+
         seg = next((g["label"] for g in self.segments if g["start_s"] <= t_ms / 1000 < g["end_s"]), "")
         return {
-            "t_min": t_ms / 60000, "segment": seg, "steps": len(s.steps),
-            "cadence": s.cadence_spm(), "impact": float(np.median([x.impact_g for x in recent])) if recent else None,
-            "rotation": float(np.median(rot)) if rot else None,
+            "t_min": t_ms / 60000, "segment": seg, "steps": len(s.steps), "cadence": recent("cadence_smoothed_spm"),
+            "impact": recent("peak_vertical_g"), "vgrf": recent("peak_vgrf_bw"), "rotation": recent("pelvic_rotation_deg"),
+            "drop": recent("pelvic_drop_deg"), "contact": recent("contact_ms"),
             "loss": s.decoder.stats.loss_pct, "gaps": len(s.decoder.all_gaps), "cues": list(s.cues[-3:]),
         }
 
@@ -128,7 +134,9 @@ class LiveView:
         table = Table.grid(padding=(0, 2))
         table.add_row("time", f"{v['t_min']:5.1f} / {self.total_ms / 60000:.0f} min", "route", v["segment"])
         table.add_row("cadence", _fmt(v["cadence"], "{:.0f} steps/min"), "steps", str(v["steps"]))
-        table.add_row("impact", _fmt(v["impact"], "{:.2f} g"), "pelvic rotation", _fmt(v["rotation"], "{:.1f} deg"))
+        table.add_row("impact", f"{_fmt(v['impact'], '{:.2f} g')}, vGRF {_fmt(v['vgrf'], '{:.2f} BW')}",
+                      "pelvic rotation / drop", f"{_fmt(v['rotation'], '{:.1f}')} / {_fmt(v['drop'], '{:.1f} deg')}")
+        table.add_row("contact", _fmt(v["contact"], "{:.0f} ms"), "", "")
         table.add_row("link", f"{v['loss']:.2f} % lost, {v['gaps']} gap(s)", "cues",
                       ", ".join(f"{c['t_s'] / 60:.1f} min {c['played']} ({c['reason']})" for c in v["cues"]) or "none")
         table.add_row(ProgressBar(total=self.total_ms, completed=t_ms, width=40), "")

@@ -13,6 +13,7 @@ import numpy as np
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
 from strideclip.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
+from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine
 from strideclip.steps import StepDetector
 
 CADENCE_WINDOW_STEPS = 8  # the smoothed cadence is the median over this many steps
@@ -46,6 +47,8 @@ class Session:
     resyncs: int = 0
     cue_config: object = None  # clipcore.cues config, made with the detector
     cue_state: object = None
+    metrics: MetricsEngine | None = None
+    metric_rows: list = field(default_factory=list)  # STEP_METRICS_DTYPE arrays, one step each, in order
 
     @property
     def rate_hz(self) -> int:
@@ -69,7 +72,8 @@ class Session:
                 self._clip_event(out.msg)
             elif isinstance(out, Restart):
                 self.restarts.append({"t_ms": out.t_ms, "old_session": out.old_session, "new_session": out.new_session})
-                self.detector = None  # sample indices start again: so does the detector
+                self.detector = None  # sample indices start again: so do the detector and the metrics
+                self.metrics = None
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
         return outputs
@@ -83,8 +87,14 @@ class Session:
                                          first_idx=block.first_idx)
             self.cue_config = cue_policy.make_config(hello.rate_hz)
             self.cue_state = cue_policy.make_state()
+            self.metrics = MetricsEngine(rate_hz=hello.rate_hz, accel_g_per_count=hello.accel_ug_per_lsb / 1e6,
+                                         gyro_dps_per_count=hello.gyro_mdps_per_lsb_q8 / 256 / 1000)
+        self.metrics.add_samples(block.first_idx, block.counts)
         for ev in self.detector.feed(block.counts):
             self.steps.append(self._step_record(ev))
+            rows = self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & 2), bool(ev["flags"] & 1))
+            if len(rows):
+                self.metric_rows.append(rows)
             # the same cue policy the clip runs on its own (clipcore.cues)
             reason = cue_policy.on_step(self.cue_config, self.cue_state, int(ev["ic_idx"]), int(ev["step_samples"]),
                                         bool(ev["flags"] & 2), int(ev["rotation_units"]))
@@ -156,18 +166,33 @@ class Session:
             **self.metric_summary(),
         }
 
+    def step_table(self) -> np.ndarray:
+        """Every completed step's metrics (STEP_METRICS_DTYPE)."""
+        return np.concatenate(self.metric_rows) if self.metric_rows else np.zeros(0, STEP_METRICS_DTYPE)
+
     def metric_summary(self) -> dict:
-        """Session summaries of the per-step values (running steps only for cadence)."""
-        cad = np.array([s.cadence_spm for s in self.steps if s.cadence_spm], float)
-        imp = np.array([s.impact_g for s in self.steps], float)
-        rot = np.array([s.rotation_deg for s in self.steps if s.rotation_deg is not None], float)
-        out = {}
-        if len(cad):
-            out["cadence_spm_mean"] = round(float(cad.mean()), 2)
-            out["cadence_spm_median"] = round(float(np.median(cad)), 2)
-        if len(imp):
-            out["impact_g_mean"] = round(float(imp.mean()), 3)
-            out["impact_g_p95"] = round(float(np.percentile(imp, 95)), 3)
-        if len(rot):
-            out["rotation_deg_median"] = round(float(np.median(rot)), 2)
+        """Session summaries of the per-step metrics: medians over running steps (walking steps
+        for cadence when there was no running), and the body frame the clip was found in."""
+        t = self.step_table()
+        out: dict = {}
+        running = t[t["running"] == 1]
+        use = running if len(running) else t
+        out["running_steps"] = int(len(running))
+        for name, nd in (("cadence_spm", 1), ("peak_vertical_g", 3), ("peak_vgrf_bw", 2), ("contact_ms", 0),
+                         ("vertical_oscillation_cm", 1), ("pelvic_rotation_deg", 1), ("pelvic_drop_deg", 1),
+                         ("pelvic_tilt_deg", 1), ("forward_lean_deg", 1), ("balance_left_pct", 1)):
+            v = use[name][np.isfinite(use[name])] if len(use) else np.zeros(0)
+            if len(v):
+                out[f"{name}_median"] = round(float(np.median(v)), nd)
+        v = use["cadence_spm"][np.isfinite(use["cadence_spm"])] if len(use) else np.zeros(0)
+        if len(v):
+            out["cadence_spm_mean"] = round(float(v.mean()), 1)
+        v = use["peak_vertical_g"][np.isfinite(use["peak_vertical_g"])] if len(use) else np.zeros(0)
+        if len(v):
+            out["peak_vertical_g_p95"] = round(float(np.percentile(v, 95)), 3)
+        sd = use["peak_vgrf_sd_bw"][np.isfinite(use["peak_vgrf_sd_bw"])] if len(use) else np.zeros(0)
+        if len(sd):
+            out["peak_vgrf_sd_bw"] = round(float(sd[0]), 2)
+        frame = self.metrics.calibrator.frame if self.metrics else None
+        out["body_frame"] = frame.as_dict() if frame else None
         return out

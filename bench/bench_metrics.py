@@ -1,0 +1,44 @@
+"""End-to-end host speed on a 1-hour 208 Hz session log (issue #5), and the per-step metric cost.
+
+Replays the log through the whole host pipeline (frames -> packets -> decoder -> clipcore step
+detector -> metrics engine -> summary), as `strideclip replay --json` does, and separately times
+the metrics engine alone over the same samples and steps.
+Run: .venv/bin/python bench/bench_metrics.py
+"""
+import tempfile
+import time
+from pathlib import Path
+
+from strideclip.metrics import metrics_for_counts
+from strideclip.replay import replay
+from strideclip.sim import simulate, steady_run, write_log
+from strideclip.steps import StepDetector
+
+TARGET_S = 10.0  # issue #5: a 1-hour 208 Hz log end to end
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hour.sclog"
+        t0 = time.perf_counter()
+        run = simulate(steady_run(60, seed=1, rate_hz=208))
+        write_log(run, path)
+        made_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary = replay(path)
+        total_s = time.perf_counter() - t0
+    h = run.hello
+    events = StepDetector(sampling_rate_hz=208, accel_ug_per_lsb=h.accel_ug_per_lsb).detect(run.counts).events_
+    t0 = time.perf_counter()
+    table = metrics_for_counts(run.counts, events, rate_hz=208, accel_g_per_count=h.accel_ug_per_lsb / 1e6,
+                               gyro_dps_per_count=h.gyro_mdps_per_lsb_q8 / 256 / 1000)
+    metrics_s = time.perf_counter() - t0
+    print(f"log: 60 min at 208 Hz, {summary['samples']} samples, {summary['steps']} steps (simulated in {made_s:.0f} s)")
+    print(f"end to end (decode -> steps -> metrics -> summary): {total_s:.2f} s for 1 h of data "
+          f"(target <= {TARGET_S:.0f} s: {'met' if total_s <= TARGET_S else 'NOT met'})")
+    print(f"metrics engine alone: {metrics_s:.2f} s, {metrics_s / max(len(table), 1) * 1e6:.0f} us per step "
+          f"({len(table)} steps)")
+
+
+if __name__ == "__main__":
+    main()
