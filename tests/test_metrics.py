@@ -131,7 +131,7 @@ def test_voisard_u_turns_integrate_to_half_a_turn():
     out = me.evaluate_voisard_uturns()
     assert out["uturns"] == 110
     assert abs(out["turn_deg"]["median"] - 180) < 5
-    assert out["within_10deg_pct"] >= 65
+    assert out["within_10deg_pct"] >= 85 and out["with_still_spell"] == 110
 
 
 def test_replay_json_has_metric_summary_and_writes_the_step_table(tmp_path):

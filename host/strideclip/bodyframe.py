@@ -28,6 +28,8 @@ import numpy as np
 UP_TAU_STRIDES = 20.0  # blend of stride gravity estimates
 FORWARD_TAU_STEPS = 40.0  # blend of braking directions
 BRAKE_MS = 80.0  # the braking window after a contact
+STILL_MAX_SD_DPS = 1.0  # ... and, for the gyro offset, the rate varies less than this
+MAX_GYRO_BIAS_DPS = 5.0  # a larger mean rate is a slow turn, not an offset (MEMS offsets: ~1 dps)
 STILL_MAX_SD_G = 0.06  # a spell whose |a| varies less than this is still (walking: 0.15+)
 MIN_LINE_QUALITY = 0.2  # below this the fore-aft axis is not known
 MIN_FORWARD_AGREEMENT = 0.3  # below this the sign of forward is not trusted (no forward lean)
@@ -90,8 +92,9 @@ class FrameCalibrator:
             return False
         g = _unit(accel_g.mean(axis=0))
         self._standing = g
-        if gyro_dps is not None:
-            self.gyro_bias_dps = gyro_dps.mean(axis=0)
+        if gyro_dps is not None and np.all(gyro_dps.std(axis=0) < STILL_MAX_SD_DPS) and \
+                np.linalg.norm(gyro_dps.mean(axis=0)) < MAX_GYRO_BIAS_DPS:
+            self.gyro_bias_dps = gyro_dps.mean(axis=0)  # not turning either: what is left is offset
         if self._up_w == 0:
             self._up_sum, self._up_w = g.copy(), 1.0
         return True

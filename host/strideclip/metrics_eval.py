@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import uniform_filter1d
 
 from strideclip import datasets
 from strideclip.evaluate import ACCEL_UG_PER_LSB, GYRO_COUNTS_PER_DPS, to_counts
@@ -191,12 +190,10 @@ def rotation_drift_deg(hours: float = 2.0, rate_hz: int = 208, seed: int = 7) ->
 
 # ---- Voisard: U-turns ------------------------------------------------------------------------
 
-TURNING_DPS = 10.0
-
-
 def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
     """Gyro about the learnt vertical (the engine's body frame), integrated over each U-turn."""
     turns = []
+    stills = 0
     for tr in datasets.load_voisard(root):
         counts = to_counts(tr.accel_g, tr.gyro_dps, tr.rate_hz, rate_hz)
         u0, u1 = (int(round(x * rate_hz)) for x in tr.info["uturn_s"])
@@ -205,19 +202,21 @@ def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
         frame = eng.calibrator.frame
         if frame is None:
             continue
-        # The dataset's U-turn marks are tight (the turn starts before and ends after them): the
-        # span is widened while the yaw rate, averaged over about a stride, still turns the same way.
-        up = frame.standing_up if frame.standing_up is not None else frame.up  # the still spell: purest gravity
+        up = frame.standing_up if frame.standing_up is not None else frame.up  # a still spell: purest gravity
+        stills += frame.standing_up is not None
+        # Heading of the straight walk before the turn against the walk after it (means over
+        # each leg, without the first and last second of walking and half a second around the
+        # marked turn): the pelvis's own yaw swing averages out, and the turn is all of the change.
         yaw_dps = (counts[:, 3:6].astype(float) * GYRO_DPS_PER_COUNT - eng.calibrator.gyro_bias_dps) @ up
-        smooth = uniform_filter1d(yaw_dps, int(1.1 * rate_hz))
-        sign = 1.0 if yaw_dps[u0:u1].sum() > 0 else -1.0
-        while u0 > 0 and smooth[u0 - 1] * sign > TURNING_DPS:
-            u0 -= 1
-        while u1 < len(yaw_dps) and smooth[u1] * sign > TURNING_DPS:
-            u1 += 1
-        turns.append(abs(float(yaw_dps[u0:u1].sum()) / rate_hz))
+        heading = np.cumsum(yaw_dps) / rate_hz
+        lo, hi = (int(x * rate_hz) for x in tr.eval_window_s)
+        before = heading[lo + rate_hz:u0 - rate_hz // 2]
+        after = heading[u1 + rate_hz // 2:hi - rate_hz]
+        if len(before) < rate_hz // 4 or len(after) < rate_hz // 4:
+            continue
+        turns.append(abs(float(after.mean() - before.mean())))
     err = np.array(turns) - 180.0
-    return {"uturns": len(turns), "turn_deg": _stats(turns) | {"median": round(float(np.median(turns)), 2)},
+    return {"uturns": len(turns), "with_still_spell": stills, "turn_deg": _stats(turns) | {"median": round(float(np.median(turns)), 2)},
             "error_deg": _stats(err), "within_10deg_pct": round(100 * float(np.mean(np.abs(err) <= 10)), 1),
             "max_abs_error_deg": round(float(np.abs(err).max()), 2) if len(err) else math.nan}
 
