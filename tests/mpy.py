@@ -60,7 +60,9 @@ class MicroPython:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [micropython_exe(), str(SERVE), str(SHARED)],
+            # A large heap: some calls carry whole recordings as hex (the default 1 MB ran out
+            # now and then once earlier calls had broken the heap up).
+            [micropython_exe(), "-X", "heapsize=32M", str(SERVE), str(SHARED)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
         )
 

@@ -50,6 +50,8 @@ def test_decode_near_valid_packets(mpy, data, ptype):
 @given(samples=st.lists(sample, min_size=1, max_size=60), per_packet=st.integers(1, 19), first=u32, seq0=u16)
 def test_sample_batches_and_frames(mpy, samples, per_packet, first, seq0):
     packets = same(mpy, "drivers.batch_stream", samples, per_packet, first, seq0)["r"]
+    # The clip's block path gives the very same packets as one sample at a time.
+    assert same(mpy, "drivers.fill_stream", samples, per_packet, first, seq0, 7)["r"] == packets
     stream = same(mpy, "drivers.frame_all", packets)["r"]
     same(mpy, "drivers.decode_all", packets)
     same(mpy, "drivers.deframe", stream, 7)

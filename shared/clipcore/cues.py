@@ -18,7 +18,7 @@ stride); times in samples. All state in one int array; O(1) per step; no allocat
 """
 import array
 
-from clipcore.protocol import REASON_CADENCE_DROP, REASON_CADENCE_FLOOR, REASON_ROTATION_SPIKE
+from clipcore.wire import REASON_CADENCE_DROP, REASON_CADENCE_FLOOR, REASON_ROTATION_SPIKE
 
 try:
     from micropython import const

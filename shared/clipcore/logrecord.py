@@ -16,7 +16,7 @@ for host logs, ticks_ms for the clip's flash log). Kinds:
 Byte tables: docs/log-format.md.
 """
 from clipcore.crc import crc16
-from clipcore.protocol import FRAME_OVERHEAD_BYTES, SYNC0, SYNC1
+from clipcore.wire import FRAME_OVERHEAD_BYTES, SYNC0, SYNC1
 
 try:
     from micropython import const

@@ -16,6 +16,30 @@ def batch_stream(samples, per_packet, first_idx, seq0):
     return out
 
 
+def fill_stream(samples, per_packet, first_idx, seq0, block):
+    """The same through SampleBatcher.fill, fed blocks of a flat int16 array (the clip's path)."""
+    import array
+
+    flat = array.array("h", [v for s in samples for v in s])
+    b = P.SampleBatcher(per_packet, first_idx)
+    b.seq = seq0
+    out = []
+    done = 0
+    n = len(samples)
+    while done < n:
+        k = min(block, n - done)
+        taken = 0
+        while taken < k:
+            taken += b.fill(flat, done + taken, k - taken)
+            if b.count == b.capacity:
+                out.append(bytes(b.packet()))
+                b.next_packet()
+        done += k
+    if b.count:
+        out.append(bytes(b.packet()))
+    return out
+
+
 def frame_all(packets):
     """Frame packets back to back with frame_into, as the clip's serial and flash log do."""
     size = 0
