@@ -4,10 +4,12 @@ The detector low-passes |a| with a 2nd-order Butterworth whose cutoff follows th
 (FC_MULT / step period, clamped to FC_MIN..FC_MAX Hz). The clip cannot compute filter coefficients
 in integers, so this script tabulates them every FC_STEP Hz for 104, 208 and 416 Hz:
   b0 (b1 = 2 b0, b2 = b0), a1, a2 in Q14 (bilinear transform with prewarping), and
-  the filter's low-frequency group delay sqrt(2) / (2 pi fc) in samples x 16.
+  the filter's low-frequency group delay sqrt(2) / (2 pi fc) in samples x 16,
+  stored as int32 little-endian bytes (a bytes constant is cheap in the clip's RAM).
 Run: .venv/bin/python tools/derive_step_coeffs.py   (docs/step-detector.md explains the design)
 """
 import math
+import struct
 from pathlib import Path
 
 RATES_HZ = (104, 208, 416)
@@ -44,7 +46,15 @@ def main() -> None:
         "do not edit by hand.",
         "",
         f"Row i is the 2nd-order Butterworth low-pass at {FC_MIN} + {FC_STEP} * i Hz: (b0, a1, a2) in Q{Q}",
-        "(b1 = 2 b0, b2 = b0) and its low-frequency group delay in samples x 16.",
+        "(b1 = 2 b0, b2 = b0) and its low-frequency group delay in samples x 16. Each table is the rows'",
+        "4 values in a row, as int32 little-endian bytes: a bytes constant costs the clip only its bytes",
+        "(``clipcore.steps.rate_table`` turns the one it needs into an int array).",
+        "",
+        "Values (b0, a1, a2, delay_q4) per row:",
+    ]
+    for rate in RATES_HZ:
+        lines.append(f"  {rate} Hz: " + "; ".join(" ".join(str(v) for v in row) for row in table(rate)))
+    lines += [
         '"""',
         "",
         f"FC_MIN_Q4 = {round(FC_MIN * 16)}  # lowest cutoff, Hz x 16",
@@ -53,9 +63,10 @@ def main() -> None:
         "TABLES = {",
     ]
     for rate in RATES_HZ:
+        raw = b"".join(struct.pack("<4i", *row) for row in table(rate))
         lines.append(f"    {rate}: (")
-        for row in table(rate):
-            lines.append(f"        {row},")
+        for k in range(0, len(raw), 32):
+            lines.append(f"        {raw[k:k + 32]!r}")
         lines.append("    ),")
     lines.append("}")
     out.write_text("\n".join(lines) + "\n")

@@ -212,6 +212,18 @@ def reset(st, next_idx):
     st[S_SIDE_SCORE] = 0
 
 
+_RATE_TABLES = {}  # rate -> int array of the table's rows, made on first use
+
+
+def rate_table(rate_hz):
+    """The filter table of one rate as an int array (4 values per row), made once."""
+    t = _RATE_TABLES.get(rate_hz)
+    if t is None:
+        t = array.array("i", TABLES[rate_hz])
+        _RATE_TABLES[rate_hz] = t
+    return t
+
+
 def filter_row(period_q4, rate_hz):
     """Table row for a cutoff of FC_MULT / period, clamped to the table."""
     fc_q4 = (FC_MULT * 256 * rate_hz) // (period_q4 if period_q4 > 0 else 1)
@@ -297,7 +309,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     locals for the whole block (much faster under MicroPython) and is stored back at the end.
     """
     rate = cfg[C_RATE]
-    table = TABLES[rate]
+    table = rate_table(rate)
     k_acc = cfg[C_K_ACC]
     w = cfg[C_W]
     w_shift = cfg[C_W_SHIFT]
@@ -319,11 +331,11 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     y1 = st[S_Y1]
     y2 = st[S_Y2]
     err = st[S_ERR]
-    row = table[st[S_ROW]]
-    b0 = row[0]
-    a1 = row[1]
-    a2 = row[2]
-    delay_q4 = row[3]
+    o = 4 * st[S_ROW]
+    b0 = table[o]
+    a1 = table[o + 1]
+    a2 = table[o + 2]
+    delay_q4 = table[o + 3]
     theta = st[S_THETA]
     th_min = st[S_TH_MIN]
     th_max = st[S_TH_MAX]
@@ -451,11 +463,11 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                 r = filter_row(period_q4, rate)
                 if r != st[S_ROW]:
                     st[S_ROW] = r
-                    row = table[r]
-                    b0 = row[0]
-                    a1 = row[1]
-                    a2 = row[2]
-                    delay_q4 = row[3]
+                    o = 4 * r
+                    b0 = table[o]
+                    a1 = table[o + 1]
+                    a2 = table[o + 2]
+                    delay_q4 = table[o + 3]
             # Side: clockwise yaw just before the contact means left; votes accumulate.
             win = cfg[C_SIDE_WIN]
             dth = ring_th[ic & MASK] - ring_th[(ic - win) & MASK] if idx - ic < MASK - win else 0
@@ -598,14 +610,19 @@ class StepDetector:
     """The detector with its buffers made once, for callers that feed batches."""
 
     def __init__(self, rate_hz, accel_ug_per_lsb, max_events=8):
+        # bytes(...) rather than [0] * n: no temporary list (it would break up the clip's heap)
+        self.ring_n = array.array("i", bytes(4 * RING))
+        self.ring_d = array.array("i", bytes(4 * RING))
+        self.ring_y = array.array("i", bytes(4 * RING))
+        self.ring_th = array.array("i", bytes(4 * RING))
+        self.max_events = max_events
+        self.events = array.array("i", bytes(4 * max_events * EV_FIELDS))
+        self.configure(rate_hz, accel_ug_per_lsb)
+
+    def configure(self, rate_hz, accel_ug_per_lsb):
+        """Start afresh at another rate or sensitivity, keeping the buffers."""
         self.cfg = make_config(rate_hz, accel_ug_per_lsb)
         self.state = make_state(rate_hz)
-        self.ring_n = array.array("i", [0] * RING)
-        self.ring_d = array.array("i", [0] * RING)
-        self.ring_y = array.array("i", [0] * RING)
-        self.ring_th = array.array("i", [0] * RING)
-        self.max_events = max_events
-        self.events = array.array("i", [0] * (max_events * EV_FIELDS))
         self.consumed = 0
 
     def feed(self, samples, start, n):
