@@ -1,0 +1,226 @@
+"""The clip's main loop: FIFO -> samples out (BLE or USB serial) -> step detector -> cue policy.
+
+One pass (``App.poll``) moves everything the IMU's FIFO holds: each sample goes into the packet
+being filled (and, with the packet, into the backfill store); the batch goes through the
+clipcore step detector; each step is sent as a STEP event and offered to the clipcore cue
+policy, which may start the metronome when no host is connected. Then commands from the host
+are answered and the haptics are advanced. Buffers are made once: the per-sample path
+allocates nothing (tests/test_firmware.py checks it under heap_lock).
+
+The sample index counts from 0 at boot; a FIFO overrun skips the index forward by the samples
+the chip dropped (estimated from the time since the last read) and says so in a STATUS packet.
+"""
+import array
+import time
+
+from clipcore import cues
+from clipcore import wire as P
+from clipcore import steps
+
+from clipfw import FW_VERSION
+from clipfw.backfill import Backfill
+
+MAX_BATCH = 64  # samples moved per FIFO read (~0.3 s at 208 Hz)
+MAX_EVENTS = 8
+
+
+def make_buffers(cfg):
+    """The app's larger buffers. The clip makes them first thing at boot, before the heap is
+    broken up by loading the other modules (board.py); the same objects are used forever."""
+    return (P.SampleBatcher(cfg["samples_per_packet"]), array.array("h", bytes(12 * MAX_BATCH)),
+            bytearray(P.FRAME_OVERHEAD_BYTES + 512),  # one frame: the largest clip packet is 236 bytes
+            steps.StepDetector(cfg["sample_rate_hz"], 488, MAX_EVENTS))
+
+
+class App:
+    def __init__(self, cfg, imu, link, *, clip_id=0, session_id=1, haptics=None, backfill_path=None,
+                 ticks_ms=time.ticks_ms, buffers=None):
+        self.cfg = cfg
+        self.imu = imu
+        self.link = link
+        self.haptics = haptics
+        self.ticks_ms = ticks_ms
+        rate = cfg["sample_rate_hz"]
+        imu.configure(rate, cfg["accel_fs_g"], cfg["gyro_fs_dps"])
+        self.rate_hz = rate
+        # HELLO fields in the order of clipcore.protocol.Hello
+        self.hello = (FW_VERSION, imu.MODEL, rate, cfg["accel_fs_g"], cfg["gyro_fs_dps"], imu.accel_ug_per_lsb,
+                      imu.gyro_mdps_per_lsb_q8, clip_id, session_id, P.BATTERY_UNKNOWN,
+                      cfg["samples_per_packet"], P.HELLO_FLAG_BACKFILL)
+        b = buffers or make_buffers(cfg)
+        self.batcher, self.fifo, self.out, self.detector = b
+        self.detector.configure(rate, imu.accel_ug_per_lsb)
+        self.cue_cfg = cues.make_config(rate)
+        self.cue_state = cues.make_state()
+        self.backfill = Backfill(cfg["backfill_s"], rate, cfg["samples_per_packet"], backfill_path)
+        self.small = bytearray(32)  # event packets
+        self.idx = 0  # index of the next sample
+        self.packets = 0
+        self.steps = 0
+        self.cues = 0
+        self.last_read_ms = ticks_ms()
+        self.streaming = True
+        link.prepare(self.out, [P.FRAME_OVERHEAD_BYTES + n for n in (
+            P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
+            P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * cfg["samples_per_packet"])])
+        self.send_packet(self.small, P.pack_hello(self.small, self.hello))
+
+    # -- output -------------------------------------------------------------------------------
+    def send_packet(self, pkt, n):
+        end = P.frame_into(self.out, 0, pkt, n)
+        self.link.write_frame(self.out, end)
+
+    def _status(self, code, value):
+        self.send_packet(self.small, P.pack_status(self.small, self.idx, code, value))
+
+    # -- one pass of the loop -----------------------------------------------------------------
+    def poll(self):
+        n = self.imu.read(self.fifo, MAX_BATCH)
+        now = self.ticks_ms()
+        if self.imu.overrun:
+            self._overrun(now, n)
+        self.last_read_ms = now
+        if n:
+            self._samples(n)
+            self._detect(n)
+        self.link.poll(self)
+        if self.haptics:
+            self.haptics.tick(now)
+        return n
+
+    def _samples(self, n):
+        b = self.batcher
+        done = 0
+        while done < n:
+            done += b.fill(self.fifo, done, n - done)
+            if b.count == b.capacity:
+                n_pkt = b.packet_len()
+                self.backfill.keep(b.buf)
+                if self.streaming:
+                    self.send_packet(b.buf, n_pkt)
+                self.packets += 1
+                b.next_packet()
+        self.idx += n
+
+    def _detect(self, n):
+        done = 0
+        det = self.detector
+        while done < n:
+            n_ev = det.feed(self.fifo, done, n - done)
+            done += det.consumed
+            ev = det.events
+            for k in range(n_ev):
+                e = k * steps.EV_FIELDS
+                self._step(ev[e + steps.E_IC], ev[e + steps.E_SIDE], ev[e + steps.E_IMPACT_MG],
+                           ev[e + steps.E_STEP_SAMPLES], ev[e + steps.E_ROT], ev[e + steps.E_FLAGS])
+
+    def _step(self, ic_idx, side, impact_mg, step_samples, rot, flags):
+        self.steps += 1
+        self.send_packet(self.small, P.pack_step(self.small, ic_idx, side, min(impact_mg, 0xFFFF),
+                                                 min(step_samples, 0xFFFF), flags))
+        reason = cues.on_step(self.cue_cfg, self.cue_state, ic_idx, step_samples, flags & 2, rot)
+        if reason and self.cfg["standalone_cues"] and not self.link.host_connected():
+            tempo = self.cue_state[cues.TEMPO_SPM]
+            seconds = self.cue_cfg[cues.K_CUE_S]
+            self.cues += 1
+            if self.haptics:
+                self.haptics.metronome(tempo, seconds, self.ticks_ms())
+            self.send_packet(self.small, P.pack_cue(self.small, ic_idx, P.CUE_METRONOME_START, reason, P.SOURCE_CLIP,
+                                                    tempo, seconds))
+
+    def _overrun(self, now, n_read):
+        """The chip's FIFO overflowed: skip the index by the samples it dropped."""
+        elapsed = time.ticks_diff(now, self.last_read_ms)
+        lost = elapsed * self.rate_hz // 1000 - n_read
+        if lost > 0:
+            b = self.batcher
+            if b.count:  # a packet cannot hold a hole: send the one in hand short
+                self.send_packet(b.buf, b.packet_len())
+                self.packets += 1
+                b.next_packet()
+            self.idx += lost
+            b.first_idx = self.idx
+            self.detector.resync(self.idx)
+        self._status(P.STATUS_FIFO_OVERFLOW, max(lost, 0))
+
+    def flush(self):
+        """Send the samples of the packet in hand (when streaming stops or the app ends)."""
+        b = self.batcher
+        if b.count:
+            self.send_packet(b.buf, b.packet_len())
+            self.packets += 1
+            b.next_packet()
+
+    # -- commands from the host ---------------------------------------------------------------
+    def command(self, pkt, authenticated=True):
+        """Answer one control write; returns the RESULT packet's length (in self.small).
+        Nothing changes unless the whole command is valid."""
+        cmd_id = pkt[1] if len(pkt) > 1 else 0
+        opcode = pkt[2] if len(pkt) > 2 else 0
+        code = P.command_result_code(pkt)
+        detail = 0
+        if code == P.RESULT_OK and not authenticated:
+            code = P.RESULT_NOT_AUTHENTICATED
+        if code == P.RESULT_OK:
+            code, detail = self._act(P.parse_command(pkt))
+        return P.pack_result(self.small, cmd_id, opcode, code, detail)
+
+    def _act(self, cmd):
+        _, op, args = cmd
+        if op == P.OP_START_STREAM:
+            self.streaming = True
+        elif op == P.OP_STOP_STREAM:
+            self.flush()
+            self.streaming = False
+        elif op == P.OP_HELLO:
+            self.send_packet(self.small, P.pack_hello(self.small, self.hello))
+        elif op == P.OP_SET_CONFIG:
+            return self._set_config(args[0], args[1])
+        elif op == P.OP_BACKFILL:
+            first_idx, count = args
+            if not self.backfill.covers(first_idx, count):
+                return P.RESULT_UNAVAILABLE, self.backfill.oldest_idx()
+            sent = self.backfill.send(first_idx, count, self.send_packet)
+            self._status(P.STATUS_BACKFILL_DONE, sent)
+            return P.RESULT_OK, sent
+        elif op in (P.OP_BUZZ, P.OP_METRONOME_START, P.OP_METRONOME_STOP):
+            if self.haptics is None:
+                return P.RESULT_UNAVAILABLE, 0
+            now = self.ticks_ms()
+            if op == P.OP_BUZZ:
+                self.haptics.buzz(args[0], args[1], args[2], args[3], now)
+            elif op == P.OP_METRONOME_START:
+                self.haptics.metronome(args[0], args[1], now)
+            else:
+                self.haptics.stop()
+        return P.RESULT_OK, 0
+
+    def _set_config(self, key, value):
+        """Cue settings by number (docs/protocol.md, SET_CONFIG keys); the old value stays on error."""
+        if key not in CONFIG_KEYS:
+            return P.RESULT_UNKNOWN_KEY, key
+        index, lo, hi = CONFIG_KEYS[key]
+        if not lo <= value <= hi:
+            return P.RESULT_OUT_OF_RANGE, key
+        self.cue_cfg[index] = value
+        self._status(P.STATUS_CONFIG_CHANGED, key)
+        return P.RESULT_OK, value
+
+
+# SET_CONFIG keys: the cue policy's settings (clipcore.cues), with their allowed ranges.
+CONFIG_KEYS = {
+    1: (cues.K_FLOOR_SPM, 100, 220),
+    2: (cues.K_DROP_PCT, 1, 30),
+    3: (cues.K_ROT_RISE_PCT, 5, 200),
+    4: (cues.K_WARMUP_S, 0, 3600),
+    5: (cues.K_SUSTAIN_S, 5, 600),
+    6: (cues.K_COOLDOWN_S, 10, 3600),
+    7: (cues.K_CUE_S, 5, 600),
+}
+
+
+def main(config_path="/config.json"):
+    """The clip's boot path (firmware/main.py)."""
+    from clipfw import board
+
+    board.run(config_path)

