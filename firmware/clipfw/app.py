@@ -59,6 +59,7 @@ class App:
         self.steps = 0
         self.cues = 0
         self.last_read_ms = ticks_ms()
+        self.backlog = 0
         self.streaming = True
         link.prepare(self.out, [P.FRAME_OVERHEAD_BYTES + n for n in (
             P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
@@ -79,6 +80,7 @@ class App:
         now = self.ticks_ms()
         if self.imu.overrun:
             self._overrun(now, n)
+        self.backlog = self.imu.level - n  # left in the FIFO for the next pass
         self.last_read_ms = now
         if n:
             self._samples(n)
@@ -129,9 +131,11 @@ class App:
                                                     tempo, seconds))
 
     def _overrun(self, now, n_read):
-        """The chip's FIFO overflowed: skip the index by the samples it dropped."""
-        elapsed = time.ticks_diff(now, self.last_read_ms)
-        lost = elapsed * self.rate_hz // 1000 - n_read
+        """The chip's FIFO overflowed: skip the index by the samples it dropped. Since the last
+        read the chip made `elapsed x rate` samples; with what was left over then, all but
+        what it holds now are lost."""
+        produced = time.ticks_diff(now, self.last_read_ms) * self.rate_hz // 1000
+        lost = self.backlog + produced - self.imu.level
         if lost > 0:
             b = self.batcher
             if b.count:  # a packet cannot hold a hole: send the one in hand short

@@ -10,8 +10,7 @@ import time
 from machine import I2C, Pin
 from clipcore import wire as P
 
-from clipfw import config
-from clipfw.app import App
+from clipfw.app import App, make_buffers
 from clipfw.haptics import Haptics
 from clipfw.imu import open_imu
 from clipfw.serial_link import SerialLink
@@ -20,13 +19,19 @@ POLL_MS = 20  # the loop's pace; the FIFO holds ~3 s, so a slow pass loses nothi
 
 
 def load_config(path):
-    """The config file, or the defaults if it is refused (the reason is kept on flash)."""
+    """The config file, or the defaults if it is refused (the reason is kept on flash). The
+    config module is unloaded afterwards: it is needed at boot only."""
+    from clipfw import config
+
     try:
-        return config.load(path), None
+        cfg, error = config.load(path), None
     except config.ConfigError as e:
         with open("/config_error.txt", "w") as f:
             f.write(str(e))
-        return dict(config.DEFAULTS), e
+        cfg, error = dict(config.DEFAULTS), e
+    config.unload()
+    gc.collect()
+    return cfg, error
 
 
 def backfill_path(cfg):
@@ -38,13 +43,14 @@ def backfill_path(cfg):
 
 def run(config_path="/config.json"):
     cfg, error = load_config(config_path)
+    buffers = make_buffers(cfg)  # first, while the heap is still in one piece
     i2c = I2C(cfg["i2c_bus"], sda=Pin(cfg["i2c_sda_pin"]), scl=Pin(cfg["i2c_scl_pin"]), freq=cfg["i2c_freq_hz"])
     imu = open_imu(i2c, cfg["imu_address"], cfg["imu"])
     haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
     link = SerialLink(sys.stdout.buffer, sys.stdin.buffer, poller)
-    app = App(cfg, imu, link, haptics=haptics, backfill_path=backfill_path(cfg))
+    app = App(cfg, imu, link, haptics=haptics, backfill_path=backfill_path(cfg), buffers=buffers)
     if error:
         app._status(P.STATUS_CONFIG_ERROR, 0)
     while True:

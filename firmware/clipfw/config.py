@@ -108,3 +108,15 @@ def load(path="/config.json"):
     if not isinstance(cfg, dict):
         raise ConfigError(path, "must hold a JSON object")
     return validate(cfg)
+
+
+def unload():
+    """Forget this module once the configuration is read: its tables are boot-time only, and
+    the clip's RAM is better spent on buffers (the caller drops its own reference too)."""
+    import sys
+
+    import clipfw
+
+    sys.modules.pop("clipfw.config", None)
+    if "config" in clipfw.__dict__:
+        del clipfw.__dict__["config"]

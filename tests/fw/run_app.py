@@ -21,23 +21,30 @@ import gc  # noqa: E402
 
 import machine  # noqa: E402  (the shim)
 import micropython  # noqa: E402
-from fake_lsm6dsox import FakeLSM6DSOX  # noqa: E402
 
 CHUNK = 64
-chip = FakeLSM6DSOX()  # first: the test's own buffers are made before the app's
+# first: the test's own buffers are made before the app's
+if opts.get("chip") == "lsm6ds3trc":  # only the emulator in use is loaded: the heap is the clip's
+    from fake_lsm6ds3trc import FakeLSM6DS3TRC as Chip  # noqa: E402
+else:
+    from fake_lsm6dsox import FakeLSM6DSOX as Chip  # noqa: E402
+chip = Chip()
 src = bytearray(12 * CHUNK)
 
 from clipfw import config  # noqa: E402
 from clipfw.app import App, make_buffers  # noqa: E402
 
 cfg = config.validate(opts.get("config", {}))
+config.unload()
+del config
+gc.collect()
 buffers = make_buffers(cfg)  # as the clip does at boot: before the other modules load
-from clipfw.haptics import Haptics  # noqa: E402
 from clipfw.imu import open_imu  # noqa: E402
-from clipfw.serial_link import SerialLink  # noqa: E402
 
 machine.DEVICES[cfg["imu_address"]] = chip
 imu = open_imu(machine.I2C(cfg["i2c_bus"]), cfg["imu_address"], cfg["imu"])
+from clipfw.haptics import Haptics  # noqa: E402
+from clipfw.serial_link import SerialLink  # noqa: E402
 
 
 class ScheduledInput:
@@ -120,6 +127,7 @@ while chip.count or (link.inp and link.inp.items):  # drain the FIFO, answer the
     app.poll()
 app.flush()
 out.close()
+del src, chip  # the test's own buffers: the report below needs a little heap
 gc.collect()
 # The report: one "key value" line each, printed piece by piece (a big JSON string might not fit
 # in what the app left of the heap).
