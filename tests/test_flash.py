@@ -1,0 +1,82 @@
+"""`strideclip flash` against a real MicroPython REPL over a real pseudo-terminal (issue #7).
+
+The MicroPython unix port runs its REPL on one pty; a bridge copies bytes to a second pty whose
+device path is handed to `strideclip flash` as the clip's port. mpremote and pyserial are the
+real ones; the files land in the REPL's working directory as they would on the clip's flash.
+"""
+import os
+import pty
+import select
+import subprocess
+import threading
+import tty
+
+import pytest
+
+from mpy import find_tool, micropython_exe
+
+
+@pytest.fixture
+def repl_port(tmp_path):
+    """A device path where a MicroPython REPL answers, and the folder that is its filesystem."""
+    dev_master, dev_slave = pty.openpty()
+    host_master, host_slave = pty.openpty()
+    for fd in (dev_slave, host_master, host_slave):
+        tty.setraw(fd)
+    proc = subprocess.Popen([micropython_exe(), "-i"], stdin=dev_slave, stdout=dev_slave, stderr=dev_slave,
+                            cwd=tmp_path, close_fds=True)
+    stop = threading.Event()
+
+    def bridge():
+        while not stop.is_set() and proc.poll() is None:
+            ready, _, _ = select.select([dev_master, host_master], [], [], 0.05)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                os.write(host_master if fd == dev_master else dev_master, data)
+
+    thread = threading.Thread(target=bridge, daemon=True)
+    thread.start()
+    yield os.ttyname(host_slave), tmp_path
+    stop.set()
+    proc.kill()
+    proc.wait()
+    thread.join(timeout=2)
+    for fd in (dev_master, dev_slave, host_master, host_slave):
+        os.close(fd)
+
+
+def _cli(*args):
+    return subprocess.run([find_tool("strideclip"), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_flash_copies_the_compiled_app_and_config_onto_the_clip(repl_port, tmp_path_factory):
+    port, clip_fs = repl_port
+    config = tmp_path_factory.mktemp("cfg") / "clip.json"
+    config.write_text('{"clip_name": "Ana", "sample_rate_hz": 416}')
+    done = _cli("flash", "--port", port, "--config", str(config), "--no-reset")
+    assert done.returncode == 0, done.stderr
+    assert (clip_fs / "main.py").read_text().startswith("# The clip's boot entry")
+    assert (clip_fs / "clipcore" / "steps.mpy").exists() and (clip_fs / "clipfw" / "imu" / "lsm6dsox.mpy").exists()
+    assert '"clip_name": "Ana"' in (clip_fs / "config.json").read_text()
+    # What was copied loads on the clip: its config module reads the config that was put there.
+    check = subprocess.run([find_tool("mpremote"), "connect", port, "resume", "exec",
+                            "from clipfw import config; print(config.load('config.json')['sample_rate_hz'])"],
+                           capture_output=True, text=True, timeout=60)
+    assert check.stdout.strip().endswith("416"), check.stdout + check.stderr
+
+
+def test_flash_refuses_a_bad_config_before_touching_the_clip(repl_port, tmp_path_factory):
+    port, clip_fs = repl_port
+    config = tmp_path_factory.mktemp("cfg") / "clip.json"
+    config.write_text('{"gyro_fs_dps": 4000}')
+    done = _cli("flash", "--port", port, "--config", str(config))
+    assert done.returncode == 1 and "gyro_fs_dps" in done.stderr and "4000" in done.stderr
+    assert not (clip_fs / "main.py").exists()
+
+
+def test_flash_names_a_missing_device():
+    done = _cli("flash", "--port", "/dev/ttyNOSUCHCLIP")
+    assert done.returncode == 1 and "no device at /dev/ttyNOSUCHCLIP" in done.stderr
