@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from clipcore import protocol as P
-from mpy import REPO, micropython_exe, run_script
+from mpy import REPO, find_tool, micropython_exe, run_script
 from strideclip import clipbuild
 from strideclip.decode import Gap, SampleBlock, StreamDecoder
+from strideclip.sclog import load_log
 from strideclip.sim import simulate, steady_run
 from strideclip.steps import StepDetector
 
@@ -142,6 +143,36 @@ def test_second_chip_lsm6ds3trc_streams_every_sample_and_realigns_after_an_overr
     dec, blocks, gaps, events = decoded(packets)
     assert summary["overruns"] >= 1 and summary["dropped_words"] % 6 != 0 and len(gaps) == 1
     assert_whole_samples_in_place(blocks, run.counts, gaps[0])  # whole samples, never a mix of two
+
+
+def test_without_a_host_the_run_is_logged_to_flash_and_replays_on_the_host(clip_lib, tmp_path):
+    run = simulate(steady_run(3, seed=10))
+    flash = tmp_path / "flash"  # the clip's filesystem; the app makes logs/ itself
+    flash.mkdir()
+    summary, packets = run_clip(clip_lib, tmp_path, run.counts, flash_log=str(flash / "logs"))
+    logs = list((flash / "logs").glob("clip-*.sclog"))
+    assert len(logs) == 1
+    log = load_log(logs[0])
+    assert log.report.clean and log.header["source"] == "clip"
+    assert np.array_equal(log.counts, run.counts) and not log.gaps  # every sample, in order
+    assert log.hello.rate_hz == 208
+    replayed = json.loads(subprocess.run([find_tool("strideclip"), "replay", str(logs[0]), "--json"],
+                                         capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert replayed["samples"] == len(run.counts) and replayed["clip_steps"] == summary["steps"]
+
+
+def test_a_full_flash_stops_the_log_says_so_and_the_run_goes_on(clip_lib, tmp_path):
+    run = simulate(steady_run(2, seed=11))
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    summary, packets = run_clip(clip_lib, tmp_path, run.counts, flash_log=str(flash / "logs"), log_max_bytes=50_000)
+    assert summary["samples"] == len(run.counts)
+    dec, blocks, gaps, events = decoded(packets)
+    full = [e for e in events if isinstance(e, P.Status) and e.code == P.STATUS_FLASH_FULL]
+    assert len(full) == 1 and full[0].value <= 50_000
+    log = load_log(next((flash / "logs").glob("*.sclog")))
+    assert log.report.clean and 0 < len(log.counts) < len(run.counts)  # what was logged is intact
+    assert np.array_equal(log.counts, run.counts[:len(log.counts)])
 
 
 def _cmd(cmd_id, opcode, *args) -> str:

@@ -25,16 +25,19 @@ MAX_EVENTS = 8
 
 
 def make_buffers(cfg):
-    """The app's larger buffers. The clip makes them first thing at boot, before the heap is
-    broken up by loading the other modules (board.py); the same objects are used forever."""
-    return (P.SampleBatcher(cfg["samples_per_packet"]), array.array("h", bytes(12 * MAX_BATCH)),
+    """The app's buffers. The clip makes them first thing at boot, before the heap is broken up
+    by loading the other modules (board.py); the same objects are used forever."""
+    spp = cfg["samples_per_packet"]
+    return (P.SampleBatcher(spp), array.array("h", bytes(12 * MAX_BATCH)),
             bytearray(P.FRAME_OVERHEAD_BYTES + 512),  # one frame: the largest clip packet is 236 bytes
-            steps.StepDetector(cfg["sample_rate_hz"], 488, MAX_EVENTS))
+            steps.StepDetector(cfg["sample_rate_hz"], 488, MAX_EVENTS),
+            bytearray(P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * spp),  # a packet being re-sent (backfill)
+            bytearray(32))  # event packets
 
 
 class App:
     def __init__(self, cfg, imu, link, *, clip_id=0, session_id=1, haptics=None, backfill_path=None,
-                 ticks_ms=time.ticks_ms, buffers=None):
+                 ticks_ms=time.ticks_ms, buffers=None, log=None):
         self.cfg = cfg
         self.imu = imu
         self.link = link
@@ -48,12 +51,11 @@ class App:
                       imu.gyro_mdps_per_lsb_q8, clip_id, session_id, P.BATTERY_UNKNOWN,
                       cfg["samples_per_packet"], P.HELLO_FLAG_BACKFILL)
         b = buffers or make_buffers(cfg)
-        self.batcher, self.fifo, self.out, self.detector = b
+        self.batcher, self.fifo, self.out, self.detector, backfill_buf, self.small = b
         self.detector.configure(rate, imu.accel_ug_per_lsb)
         self.cue_cfg = cues.make_config(rate)
         self.cue_state = cues.make_state()
-        self.backfill = Backfill(cfg["backfill_s"], rate, cfg["samples_per_packet"], backfill_path)
-        self.small = bytearray(32)  # event packets
+        self.backfill = Backfill(cfg["backfill_s"], rate, cfg["samples_per_packet"], backfill_path, backfill_buf)
         self.idx = 0  # index of the next sample
         self.packets = 0
         self.steps = 0
@@ -61,15 +63,22 @@ class App:
         self.last_read_ms = ticks_ms()
         self.backlog = 0
         self.streaming = True
-        link.prepare(self.out, [P.FRAME_OVERHEAD_BYTES + n for n in (
-            P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
-            P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * cfg["samples_per_packet"])])
+        self.log = log  # clipfw.flashlog.FlashLog: the run goes to flash while no host listens
+        packet_lengths = (P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
+                          P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * cfg["samples_per_packet"])
+        link.prepare(self.out, [P.FRAME_OVERHEAD_BYTES + n for n in packet_lengths])
+        if log:
+            log.prepare(packet_lengths)
         self.send_packet(self.small, P.pack_hello(self.small, self.hello))
 
     # -- output -------------------------------------------------------------------------------
     def send_packet(self, pkt, n):
         end = P.frame_into(self.out, 0, pkt, n)
         self.link.write_frame(self.out, end)
+        log = self.log
+        if log is not None and not log.full and not self.link.host_connected():
+            if not log.packet(pkt, n):  # the flash just filled up: say so, once
+                self.send_packet(self.small, P.pack_status(self.small, self.idx, P.STATUS_FLASH_FULL, log.bytes))
 
     def _status(self, code, value):
         self.send_packet(self.small, P.pack_status(self.small, self.idx, code, value))

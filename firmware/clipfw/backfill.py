@@ -14,7 +14,7 @@ _FIRST_IDX_OFFSET = const(3)  # SAMPLES header: type u8, seq u16, first_idx u32,
 
 
 class Backfill:
-    def __init__(self, seconds, rate_hz, samples_per_packet, path=None):
+    def __init__(self, seconds, rate_hz, samples_per_packet, path=None, buf=None):
         self.spp = samples_per_packet
         self.slot_bytes = P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * samples_per_packet
         self.n_slots = (seconds * rate_hz + samples_per_packet - 1) // samples_per_packet + 1
@@ -26,7 +26,7 @@ class Backfill:
             self._file = open(path, "w+b")
         else:
             self._ram = bytearray(self.n_slots * self.slot_bytes)
-        self.buf = bytearray(self.slot_bytes)  # one packet being re-sent
+        self.buf = buf or bytearray(self.slot_bytes)  # one packet being re-sent
 
     def keep(self, pkt):
         """Keep a full SAMPLES packet (its bytes, as sent)."""

@@ -6,6 +6,8 @@ clip). A wired host is trusted: no pairing on a cable.
 """
 from clipcore import wire as P
 
+from clipfw.views import Views
+
 
 class SerialLink:
     def __init__(self, out, inp=None, poller=None):
@@ -13,30 +15,16 @@ class SerialLink:
         self.inp = inp
         self.poller = poller
         self.deframer = P.Deframer(64)
-        self._views = {}
-        self._views_of = None
+        self.views = Views()
         self.frames_out = 0
         self.bytes_out = 0
 
     def prepare(self, buf, lengths):
         """Make the views for the frame lengths the app sends from buf, before it runs."""
-        self._views = {}
-        self._views_of = buf
-        for n in lengths:
-            self._views[n] = memoryview(buf)[:n]
+        self.views.prepare(buf, lengths)
 
     def write_frame(self, buf, n):
-        if n == len(buf):
-            self.out.write(buf)
-        else:
-            if buf is not self._views_of:  # the app writes every frame from one buffer
-                self._views = {}
-                self._views_of = buf
-            view = self._views.get(n)  # one view per frame length, made once: no allocation after
-            if view is None:
-                view = memoryview(buf)[:n]
-                self._views[n] = view
-            self.out.write(view)
+        self.out.write(self.views.get(buf, n))
         self.frames_out += 1
         self.bytes_out += n
 

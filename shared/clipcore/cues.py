@@ -64,7 +64,7 @@ def make_config(rate_hz):
 
 
 def make_state():
-    st = array.array("i", [0] * N_STATE)
+    st = array.array("i", bytes(4 * N_STATE))  # no temporary list: the clip's heap is small
     st[T_LAST_IC] = -1
     st[T_LAST_CUE] = -0x3FFFFFFF
     return st

@@ -43,7 +43,7 @@ RECORD_OVERHEAD_BYTES = const(11)  # frame overhead + record prefix
 def record_into(out, pos, kind, t_ms, body, n):
     """Write one framed record holding body[0:n] into out at pos; return the position after it.
 
-    Allocates nothing when n == len(body), so the clip can log each full batch as it sends it.
+    Allocates nothing, so the clip can log every packet as it sends it.
     """
     size = RECORD_PREFIX_BYTES + n
     out[pos] = SYNC0
@@ -60,7 +60,8 @@ def record_into(out, pos, kind, t_ms, body, n):
     if n == len(body):
         out[start : start + n] = body
     else:
-        out[start : start + n] = memoryview(body)[0:n]
+        for i in range(n):  # a short record from a larger buffer: a view would allocate
+            out[start + i] = body[i]
     crc = crc16(out, pos + 2, start + n)
     out[start + n] = crc & 0xFF
     out[start + n + 1] = crc >> 8

@@ -32,8 +32,8 @@ from clipcore.wire import (BATTERY_UNKNOWN, COMMAND_ARG_BYTES, COMMAND_HEADER_BY
                            FRAME_OVERHEAD_BYTES, HELLO_BYTES, RESULT_BYTES, SAMPLE_BYTES, SAMPLES_HEADER_BYTES,
                            SIDE_LEFT, SIDE_RIGHT, SIDE_UNKNOWN, SOURCE_CLIP, SOURCE_HOST, STATUS_BYTES, STEP_BYTES,
                            T_BACKFILL, T_COMMAND, T_CUE, T_HELLO, T_RESULT, T_SAMPLES, T_STATUS, T_STEP, BadValue,
-                           LengthMismatch, TruncatedPacket, check_command_args, frame_into, header_byte, i32,
-                           packet_type, parse_command, u16, u32)
+                           LengthMismatch, TruncatedPacket, check_command_args, frame_into, header_byte, i16,
+                           packet_type, parse_command, pack_samples_header, u16, u32)
 
 TYPE_NAMES = {
     T_SAMPLES: "samples",
@@ -208,3 +208,42 @@ def frame(pkt):
     return bytes(out)
 
 
+# ---- host helpers (the clip does not load them) -----------------------------------------------
+
+
+def seq_delta(prev_seq, seq):
+    """Packets from prev_seq to seq, modulo 2^16 (1 = the next packet)."""
+    return (seq - prev_seq) & 0xFFFF
+
+
+def max_samples_for_mtu(mtu):
+    """Samples that fit one notification at this ATT MTU (19 at 247, 1 at 23)."""
+    return (mtu - ATT_OVERHEAD_BYTES - SAMPLES_HEADER_BYTES) // SAMPLE_BYTES
+
+
+def pack_samples(buf, ptype, seq, first_idx, samples):
+    """One SAMPLES or BACKFILL packet from a sequence of 6-int tuples; return its length."""
+    count = len(samples)
+    if not 1 <= count <= 255:
+        raise BadValue("a batch holds 1..255 samples")
+    off = SAMPLES_HEADER_BYTES
+    for s in samples:
+        struct.pack_into("<hhhhhh", buf, off, s[0], s[1], s[2], s[3], s[4], s[5])
+        off += SAMPLE_BYTES
+    return pack_samples_header(buf, ptype, seq, first_idx, count)
+
+
+def sample_at(data, i, out):
+    """Copy sample i of a samples payload into out[0:6] (an int array). Allocates nothing."""
+    off = SAMPLE_BYTES * i
+    out[0] = i16(data, off)
+    out[1] = i16(data, off + 2)
+    out[2] = i16(data, off + 4)
+    out[3] = i16(data, off + 6)
+    out[4] = i16(data, off + 8)
+    out[5] = i16(data, off + 10)
+
+
+def i32(b, i):
+    v = u32(b, i)
+    return v - 0x100000000 if v & 0x80000000 else v

@@ -161,7 +161,7 @@ def make_config(rate_hz, accel_ug_per_lsb):
         raise ValueError("accelerometer sensitivity %d ug/count out of range" % accel_ug_per_lsb)
     w_shift = 0 if rate_hz == 104 else (1 if rate_hz == 208 else 2)
     w = 1 << w_shift
-    cfg = array.array("i", [0] * N_CFG)
+    cfg = array.array("i", bytes(4 * N_CFG))
     cfg[C_K_ACC] = (accel_ug_per_lsb * 1024 + 500) // 1000
     cfg[C_W] = w
     cfg[C_W_SHIFT] = w_shift
@@ -186,7 +186,7 @@ def make_config(rate_hz, accel_ug_per_lsb):
 
 
 def make_state(rate_hz):
-    st = array.array("i", [0] * N_STATE)
+    st = array.array("i", bytes(4 * N_STATE))  # no temporary list: the clip's heap is small
     st[S_PERIOD_Q4] = (PERIOD_INIT_MS * rate_hz * 16) // 1000
     st[S_ROW] = filter_row(st[S_PERIOD_Q4], rate_hz)
     st[S_AMP] = AMP_INIT_MG * 2
@@ -617,13 +617,21 @@ class StepDetector:
         self.ring_th = array.array("i", bytes(4 * RING))
         self.max_events = max_events
         self.events = array.array("i", bytes(4 * max_events * EV_FIELDS))
+        self.rate_hz = 0
+        self.accel_ug_per_lsb = 0
         self.configure(rate_hz, accel_ug_per_lsb)
 
     def configure(self, rate_hz, accel_ug_per_lsb):
-        """Start afresh at another rate or sensitivity, keeping the buffers."""
+        """Start afresh at another rate or sensitivity, keeping the buffers. A detector that
+        was made with these settings and never fed is left as it is (nothing allocated)."""
+        if rate_hz == self.rate_hz and accel_ug_per_lsb == self.accel_ug_per_lsb and self.state[S_IDX] == 0:
+            return
+        self.rate_hz = rate_hz
+        self.accel_ug_per_lsb = accel_ug_per_lsb
         self.cfg = make_config(rate_hz, accel_ug_per_lsb)
         self.state = make_state(rate_hz)
         self.consumed = 0
+        rate_table(rate_hz)  # made now, with the other buffers, not on the first sample
 
     def feed(self, samples, start, n):
         """Feed up to n samples from a flat int16 array; return the number of steps now in

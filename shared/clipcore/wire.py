@@ -200,23 +200,8 @@ def u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
 
-def i32(b, i):
-    v = u32(b, i)
-    return v - 0x100000000 if v & 0x80000000 else v
-
-
 def header_byte(ptype):
     return (PROTOCOL_VERSION << 4) | ptype
-
-
-def seq_delta(prev_seq, seq):
-    """Packets from prev_seq to seq, modulo 2^16 (1 = the next packet)."""
-    return (seq - prev_seq) & 0xFFFF
-
-
-def max_samples_for_mtu(mtu):
-    """Samples that fit one notification at this ATT MTU (19 at 247, 1 at 23)."""
-    return (mtu - ATT_OVERHEAD_BYTES - SAMPLES_HEADER_BYTES) // SAMPLE_BYTES
 
 
 # ---- encoding: into a caller's buffer, return the packet length --------------------------
@@ -281,18 +266,6 @@ def pack_samples_header(buf, ptype, seq, first_idx, count):
     """Write the 8-byte header of a SAMPLES/BACKFILL packet; return the whole packet's length."""
     struct.pack_into("<BHIB", buf, 0, header_byte(ptype), seq & 0xFFFF, first_idx & 0xFFFFFFFF, count)
     return SAMPLES_HEADER_BYTES + SAMPLE_BYTES * count
-
-
-def pack_samples(buf, ptype, seq, first_idx, samples):
-    """One SAMPLES or BACKFILL packet from a sequence of 6-int tuples; return its length."""
-    count = len(samples)
-    if not 1 <= count <= 255:
-        raise BadValue("a batch holds 1..255 samples")
-    off = SAMPLES_HEADER_BYTES
-    for s in samples:
-        struct.pack_into("<hhhhhh", buf, off, s[0], s[1], s[2], s[3], s[4], s[5])
-        off += SAMPLE_BYTES
-    return pack_samples_header(buf, ptype, seq, first_idx, count)
 
 
 def pack_hello(buf, h):
@@ -413,17 +386,6 @@ def command_result_code(pkt):
     except ProtocolError:
         return RESULT_BAD_PACKET
     return check_command_args(opcode, args)
-
-
-def sample_at(data, i, out):
-    """Copy sample i of a samples payload into out[0:6] (an int array). Allocates nothing."""
-    off = SAMPLE_BYTES * i
-    out[0] = i16(data, off)
-    out[1] = i16(data, off + 2)
-    out[2] = i16(data, off + 4)
-    out[3] = i16(data, off + 6)
-    out[4] = i16(data, off + 8)
-    out[5] = i16(data, off + 10)
 
 
 # ---- framing for byte streams ---------------------------------------------------------------

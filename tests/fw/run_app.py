@@ -30,6 +30,7 @@ else:
     from fake_lsm6dsox import FakeLSM6DSOX as Chip  # noqa: E402
 chip = Chip()
 src = bytearray(12 * CHUNK)
+f = open(counts_path, "rb")
 
 from clipfw import config  # noqa: E402
 from clipfw.app import App, make_buffers  # noqa: E402
@@ -39,6 +40,8 @@ config.unload()
 del config
 gc.collect()
 buffers = make_buffers(cfg)  # as the clip does at boot: before the other modules load
+if "flash_log" in opts:  # no host: the run goes to the clip's flash too
+    from clipfw.flashlog import FlashLog  # noqa: E402
 from clipfw.imu import open_imu  # noqa: E402
 
 machine.DEVICES[cfg["imu_address"]] = chip
@@ -79,67 +82,88 @@ out = open(out_path, "wb")
 # Without "commands" there is no host: the clip coaches on its own.
 link = SerialLink(out, ScheduledInput(opts["commands_file"]) if "commands_file" in opts else None)
 haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
-app = App(cfg, imu, link, haptics=haptics, ticks_ms=machine.CLOCK.ticks_ms,
+log = None
+if "flash_log" in opts:
+    from clipfw import FW_VERSION  # noqa: E402
+
+    log = FlashLog(opts["flash_log"], 0x51A0, 1, FW_VERSION, machine.CLOCK.ticks_ms, opts.get("log_max_bytes", 2_000_000))
+app = App(cfg, imu, link, haptics=haptics, ticks_ms=machine.CLOCK.ticks_ms, log=log,
           backfill_path=opts.get("backfill_path"), buffers=buffers)
-rate = cfg["sample_rate_hz"]
-poll_ms = opts.get("poll_ms", 20)
-stall = opts.get("stall", [])  # [at_s, for_s]: the loop is held up (flash, GC) and the FIFO overflows
-lock_after_s = opts.get("heap_lock_after_s", -1)
-imu_only = opts.get("imu_only", False)
-f = open(counts_path, "rb")
-have = 0  # samples in src
-used = 0
-produced = 0
-locked_polls = 0
-done = False
-gc.collect()
-while not done:
-    now = machine.CLOCK.now_ms + poll_ms
-    target = now * rate // 1000
-    while produced < target:
-        if used == have:
-            have = f.readinto(src) // 12
-            used = 0
-            if have == 0:
-                done = True
-                break
-        chip.push(src, used)
-        used += 1
-        produced += 1
-    if stall and stall[0] * 1000 <= machine.CLOCK.now_ms < (stall[0] + stall[1]) * 1000:
-        machine.CLOCK.advance(poll_ms)  # time passes, the loop does not run
-        continue
-    lock = 0 <= lock_after_s * 1000 <= machine.CLOCK.now_ms
-    if lock:
-        micropython.heap_lock()
-    machine.CLOCK.advance(poll_ms)
-    if imu_only:
-        imu.read(app.fifo, 64)  # the benchmark's baseline: only the (emulated) FIFO read
-    else:
+
+
+def run_loop():
+    """The simulated run, in a function: locals cost no heap (new module globals would grow
+    the module's dict, and the heap is the clip's)."""
+    rate = cfg["sample_rate_hz"]
+    poll_ms = opts.get("poll_ms", 20)
+    stall = opts.get("stall", [])  # [at_s, for_s]: the loop is held up (flash, GC) and the FIFO overflows
+    lock_after_s = opts.get("heap_lock_after_s", -1)
+    imu_only = opts.get("imu_only", False)
+    have = 0  # samples in src
+    used = 0
+    produced = 0
+    locked_polls = 0
+    done = False
+    gc.collect()
+    while not done:
+        now = machine.CLOCK.now_ms + poll_ms
+        target = now * rate // 1000
+        while produced < target:
+            if used == have:
+                have = f.readinto(src) // 12
+                used = 0
+                if have == 0:
+                    done = True
+                    break
+            chip.push(src, used)
+            used += 1
+            produced += 1
+        if stall and stall[0] * 1000 <= machine.CLOCK.now_ms < (stall[0] + stall[1]) * 1000:
+            machine.CLOCK.advance(poll_ms)  # time passes, the loop does not run
+            continue
+        lock = 0 <= lock_after_s * 1000 <= machine.CLOCK.now_ms
+        if lock:
+            micropython.heap_lock()
+        machine.CLOCK.advance(poll_ms)
+        if imu_only:
+            imu.read(app.fifo, 64)  # the benchmark's baseline: only the (emulated) FIFO read
+        else:
+            app.poll()
+        if lock and opts.get("allocate_while_locked"):
+            bytearray(16)  # the negative control: this must be caught
+        if lock:
+            micropython.heap_unlock()
+            locked_polls += 1
+    while chip.count or (link.inp and link.inp.items):  # drain the FIFO, answer the last commands
+        machine.CLOCK.advance(poll_ms)
         app.poll()
-    if lock and opts.get("allocate_while_locked"):
-        bytearray(16)  # the negative control: this must be caught
-    if lock:
-        micropython.heap_unlock()
-        locked_polls += 1
-while chip.count or (link.inp and link.inp.items):  # drain the FIFO, answer the last commands
-    machine.CLOCK.advance(poll_ms)
-    app.poll()
-app.flush()
-out.close()
+    app.flush()
+    out.close()
+    if log:
+        log.close()
+    return produced, locked_polls
+
+
+produced, locked_polls = run_loop()
 del src, chip  # the test's own buffers: the report below needs a little heap
 gc.collect()
-# The report: one "key value" line each, printed piece by piece (a big JSON string might not fit
-# in what the app left of the heap).
-report = (("samples", app.idx), ("produced", produced), ("packets", app.packets), ("steps", app.steps),
-          ("cues", app.cues), ("overruns", imu.overruns), ("dropped_words", imu.dropped_words),
-          ("beats", haptics.beats), ("locked_polls", locked_polls), ("mem_free", gc.mem_free()),
-          ("mem_alloc", gc.mem_alloc()), ("streaming", int(app.streaming)))
-for key, value in report:
-    print(key, value)
-for key, arr, n in (("cue_cfg", app.cue_cfg, len(app.cue_cfg)), ("pwm_log_ms", haptics.pwm.log_ms, haptics.pwm.n_log),
-                    ("pwm_log_duty", haptics.pwm.log_duty, haptics.pwm.n_log)):
-    print(key, end="")
-    for i in range(n):
-        print("", arr[i], end="")
-    print()
+
+
+def report():
+    """One "key value" line each, printed piece by piece (a big JSON string might not fit in
+    what the app left of the heap)."""
+    values = (("samples", app.idx), ("produced", produced), ("packets", app.packets), ("steps", app.steps),
+              ("cues", app.cues), ("overruns", imu.overruns), ("dropped_words", imu.dropped_words),
+              ("beats", haptics.beats), ("locked_polls", locked_polls), ("mem_free", gc.mem_free()),
+              ("mem_alloc", gc.mem_alloc()), ("streaming", int(app.streaming)))
+    for key, value in values:
+        print(key, value)
+    for key, arr, n in (("cue_cfg", app.cue_cfg, len(app.cue_cfg)), ("pwm_log_ms", haptics.pwm.log_ms, haptics.pwm.n_log),
+                        ("pwm_log_duty", haptics.pwm.log_duty, haptics.pwm.n_log)):
+        print(key, end="")
+        for i in range(n):
+            print("", arr[i], end="")
+        print()
+
+
+report()

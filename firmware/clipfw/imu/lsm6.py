@@ -1,5 +1,6 @@
 """What ST's LSM6 family shares: register addresses and codes for the sensors, sensitivities,
 and the I2C plumbing. The FIFO differs per chip (lsm6dsox.py, lsm6ds3trc.py)."""
+from clipcore.wire import i16  # noqa: F401  (the drivers read their FIFO words with it)
 from micropython import const
 
 WHO_AM_I_REG = const(0x0F)
@@ -33,11 +34,6 @@ def fs_xl_code(accel_fs_g):
 
 def fs_g_code(gyro_fs_dps):
     return _log2(gyro_fs_dps // 250)
-
-
-def i16(b, i):
-    v = b[i] | (b[i + 1] << 8)
-    return v - 65536 if v & 0x8000 else v
 
 
 class Lsm6:

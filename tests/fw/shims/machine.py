@@ -64,7 +64,7 @@ class Pin:
 
 
 class PWM:
-    LOG_MAX = 128
+    LOG_MAX = 96
 
     def __init__(self, pin, freq=1000, duty_u16=0):
         self.pin = pin
