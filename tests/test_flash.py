@@ -6,6 +6,7 @@ real ones; the files land in the REPL's working directory as they would on the c
 """
 import os
 import pty
+from pathlib import Path
 import select
 import subprocess
 import threading
@@ -80,3 +81,18 @@ def test_flash_refuses_a_bad_config_before_touching_the_clip(repl_port, tmp_path
 def test_flash_names_a_missing_device():
     done = _cli("flash", "--port", "/dev/ttyNOSUCHCLIP")
     assert done.returncode == 1 and "no device at /dev/ttyNOSUCHCLIP" in done.stderr
+
+
+def test_sync_fetches_the_clips_logs_checks_them_and_can_delete_them(repl_port, tmp_path_factory):
+    port, clip_fs = repl_port
+    (clip_fs / "logs").mkdir()
+    original = Path("tests/data/steady_208hz.sclog").read_bytes()
+    (clip_fs / "logs" / "clip-000051a0-00001.sclog").write_bytes(original)
+    out = tmp_path_factory.mktemp("fetched")
+    done = _cli("sync", "--port", port, "--out", str(out), "--delete")
+    assert done.returncode == 0, done.stderr
+    assert (out / "clip-000051a0-00001.sclog").read_bytes() == original
+    assert "12480 samples" in done.stdout and "clean" in done.stdout
+    assert not (clip_fs / "logs" / "clip-000051a0-00001.sclog").exists()  # read cleanly, so removed
+    again = _cli("sync", "--port", port, "--out", str(out))
+    assert again.returncode == 0 and "0 log(s)" in again.stdout

@@ -1,6 +1,7 @@
 """The real clip: wires config, I2C, the IMU, the motor and the USB serial link to the app and
 runs the loop. Everything hardware-specific is here, so tests can run the app with shims.
-BLE (issue #7) is not wired yet: the clip streams over USB serial and runs its cues standalone.
+BLE (issue #7) is not wired yet: the clip streams over USB serial and runs its cues standalone;
+the flash log is kept whenever the link says no host is listening (over BLE: disconnected).
 """
 import gc
 import select
@@ -10,6 +11,7 @@ import time
 from machine import I2C, Pin
 from clipcore import wire as P
 
+from clipfw import FW_VERSION
 from clipfw.app import App, make_buffers
 from clipfw.haptics import Haptics
 from clipfw.imu import open_imu
@@ -41,16 +43,35 @@ def backfill_path(cfg):
     return None if gc.mem_free() > 2 * need else "/backfill.bin"
 
 
+def next_session_id(path="/session.txt"):
+    """Each boot is a new session (HELLO, the flash log's name): a counter kept on flash."""
+    try:
+        with open(path) as f:
+            n = int(f.read()) + 1
+    except (OSError, ValueError):
+        n = 1
+    with open(path, "w") as f:
+        f.write(str(n))
+    return n & 0xFFFF
+
+
 def run(config_path="/config.json"):
     cfg, error = load_config(config_path)
     buffers = make_buffers(cfg)  # first, while the heap is still in one piece
+    from clipfw.flashlog import FlashLog
+    import machine
+
+    session = next_session_id()
+    clip_id = int.from_bytes(machine.unique_id()[-4:], "big")
     i2c = I2C(cfg["i2c_bus"], sda=Pin(cfg["i2c_sda_pin"]), scl=Pin(cfg["i2c_scl_pin"]), freq=cfg["i2c_freq_hz"])
     imu = open_imu(i2c, cfg["imu_address"], cfg["imu"])
     haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
     link = SerialLink(sys.stdout.buffer, sys.stdin.buffer, poller)
-    app = App(cfg, imu, link, haptics=haptics, backfill_path=backfill_path(cfg), buffers=buffers)
+    log = FlashLog(cfg["log_dir"], clip_id, session, FW_VERSION, time.ticks_ms)
+    app = App(cfg, imu, link, clip_id=clip_id, session_id=session, haptics=haptics,
+              backfill_path=backfill_path(cfg), buffers=buffers, log=log)
     if error:
         app._status(P.STATUS_CONFIG_ERROR, 0)
     while True:

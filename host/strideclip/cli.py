@@ -206,6 +206,19 @@ def flash(port, config_path, dry_run, no_reset):
         click.echo(f"copied to the clip on {port}" + ("" if no_reset else "; it restarts with the new firmware"))
 
 
+@cli.command()
+@click.option("--port", required=True, help="The clip's USB serial port, e.g. /dev/ttyUSB0.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder for the fetched session logs.")
+@click.option("--delete", is_flag=True, help="Remove each log from the clip once its copy reads cleanly.")
+def sync(port, out_dir, delete):
+    """Fetch the runs the clip logged to its flash while no host was listening."""
+    from strideclip.flash import sync as run_sync
+
+    got = run_sync(port, out_dir, delete=delete, echo=click.echo)
+    click.echo(f"{len(got)} log(s) in {out_dir}")
+
+
 def _not_built_command(name: str, summary: str, issue: int) -> click.Command:
     @click.command(name=name, help=f"{summary[0].upper()}{summary[1:]} (not built yet).",
                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -97,3 +97,36 @@ def flash(port: str, *, config_path: str | None = None, dry_run: bool = False, r
             if done.returncode != 0:
                 raise DeviceError(f"mpremote failed on {port}: {(done.stderr or done.stdout).strip()}", port=port)
     return cmds
+
+
+def sync(port: str, out_dir: str | Path, *, delete: bool = False, echo: Callable[[str], None] = print) -> list[Path]:
+    """Fetch the session logs the clip wrote to its flash (``/logs``) over USB serial, check each
+    one reads cleanly, and with delete remove from the clip only those that did."""
+    from strideclip.sclog import load_log
+
+    if not os.path.exists(port):
+        raise DeviceError(f"no device at {port}: is the clip plugged in, and is that its port?", port=port)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = mpremote() + ["connect", port, "resume"]
+    listing = subprocess.run(base + ["fs", "ls", ":logs"], capture_output=True, text=True)
+    if listing.returncode != 0:
+        if "ENOENT" in listing.stderr or "No such" in listing.stderr or "not exist" in listing.stderr:
+            echo("no logs on the clip")
+            return []
+        raise DeviceError(f"mpremote failed on {port}: {listing.stderr.strip()}", port=port)
+    names = [line.split()[-1] for line in listing.stdout.splitlines() if line.strip().endswith(".sclog")]
+    fetched = []
+    for name in names:
+        dest = out_dir / name
+        if dest.exists():
+            raise DeviceError(f"{dest} exists; a session log is never overwritten", port=port)
+        done = subprocess.run(base + ["fs", "cp", f":logs/{name}", str(dest)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise DeviceError(f"copying {name} from {port} failed: {done.stderr.strip()}", port=port)
+        log = load_log(dest)
+        echo(f"{name}: {len(log.counts)} samples, {log.duration_s:.0f} s, {log.report.summary()}")
+        fetched.append(dest)
+        if delete and log.report.clean:
+            subprocess.run(base + ["fs", "rm", f":logs/{name}"], capture_output=True, text=True, check=True)
+    return fetched
