@@ -66,17 +66,17 @@ class App:
         self.log = log  # clipfw.flashlog.FlashLog: the run goes to flash while no host listens
         packet_lengths = (P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
                           P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * cfg["samples_per_packet"])
-        link.prepare(self.out, [P.FRAME_OVERHEAD_BYTES + n for n in packet_lengths])
+        link.prepare(self.out, packet_lengths)
         if log:
             log.prepare(packet_lengths)
         self.send_packet(self.small, P.pack_hello(self.small, self.hello))
 
     # -- output -------------------------------------------------------------------------------
     def send_packet(self, pkt, n):
-        end = P.frame_into(self.out, 0, pkt, n)
-        self.link.write_frame(self.out, end)
+        delivered = self.link.send(pkt, n)
         log = self.log
-        if log is not None and not log.full and not self.link.host_connected():
+        # Whatever no host received goes to flash: every sample is on one side or the other.
+        if log is not None and not log.full and not (delivered and self.link.host_connected()):
             if not log.packet(pkt, n):  # the flash just filled up: say so, once
                 self.send_packet(self.small, P.pack_status(self.small, self.idx, P.STATUS_FLASH_FULL, log.bytes))
 

@@ -1,7 +1,7 @@
 """The real clip: wires config, I2C, the IMU, the motor and the USB serial link to the app and
 runs the loop. Everything hardware-specific is here, so tests can run the app with shims.
-BLE (issue #7) is not wired yet: the clip streams over USB serial and runs its cues standalone;
-the flash log is kept whenever the link says no host is listening (over BLE: disconnected).
+The link is BLE (the GATT service) or, with config "link": "usb", frames on the USB serial port.
+Whatever no host received goes to the flash log.
 """
 import gc
 import select
@@ -15,7 +15,6 @@ from clipfw import FW_VERSION
 from clipfw.app import App, make_buffers
 from clipfw.haptics import Haptics
 from clipfw.imu import open_imu
-from clipfw.serial_link import SerialLink
 
 POLL_MS = 20  # the loop's pace; the FIFO holds ~3 s, so a slow pass loses nothing
 
@@ -66,9 +65,15 @@ def run(config_path="/config.json"):
     i2c = I2C(cfg["i2c_bus"], sda=Pin(cfg["i2c_sda_pin"]), scl=Pin(cfg["i2c_scl_pin"]), freq=cfg["i2c_freq_hz"])
     imu = open_imu(i2c, cfg["imu_address"], cfg["imu"])
     haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
-    poller = select.poll()
-    poller.register(sys.stdin, select.POLLIN)
-    link = SerialLink(sys.stdout.buffer, sys.stdin.buffer, poller)
+    if cfg["link"] == "usb":
+        
+        poller = select.poll()
+        poller.register(sys.stdin, select.POLLIN)
+        link = SerialLink(sys.stdout.buffer, sys.stdin.buffer, poller)
+    else:
+        from clipfw.ble_link import BleLink
+
+        link = BleLink(cfg["clip_name"], clip_id, FW_VERSION)
     log = FlashLog(cfg["log_dir"], clip_id, session, FW_VERSION, time.ticks_ms)
     app = App(cfg, imu, link, clip_id=clip_id, session_id=session, haptics=haptics,
               backfill_path=backfill_path(cfg), buffers=buffers, log=log)

@@ -9,6 +9,7 @@ import json
 
 DEFAULTS = {
     "clip_name": "StrideClip",  # advertised name (BLE), at most 20 characters
+    "link": "ble",  # "ble": the GATT service; "usb": frames on the USB serial port (wired lab use)
     "imu": "auto",  # "auto" (probe WHO_AM_I), "lsm6dsox", "lsm6ds3trc"
     "i2c_bus": 0,
     "i2c_sda_pin": 21,
@@ -30,6 +31,7 @@ DEFAULTS = {
 
 ALLOWED = {
     "imu": ("auto", "lsm6dsox", "lsm6ds3trc"),
+    "link": ("ble", "usb"),
     "sample_rate_hz": (104, 208, 416),
     "accel_fs_g": (2, 4, 8, 16),
     "gyro_fs_dps": (250, 500, 1000, 2000),

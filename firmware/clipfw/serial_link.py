@@ -16,17 +16,22 @@ class SerialLink:
         self.poller = poller
         self.deframer = P.Deframer(64)
         self.views = Views()
+        self.frame = bytearray(0)
         self.frames_out = 0
         self.bytes_out = 0
 
-    def prepare(self, buf, lengths):
-        """Make the views for the frame lengths the app sends from buf, before it runs."""
-        self.views.prepare(buf, lengths)
+    def prepare(self, out, packet_lengths):
+        """The frame buffer (made at boot) and views for the frame lengths the app will send."""
+        self.frame = out
+        self.views.prepare(out, [P.FRAME_OVERHEAD_BYTES + n for n in packet_lengths])
 
-    def write_frame(self, buf, n):
-        self.out.write(self.views.get(buf, n))
+    def send(self, pkt, n):
+        """One packet, framed (sync, length, CRC) as on every byte stream."""
+        end = P.frame_into(self.frame, 0, pkt, n)
+        self.out.write(self.views.get(self.frame, end))
         self.frames_out += 1
-        self.bytes_out += n
+        self.bytes_out += end
+        return True
 
     def host_connected(self):
         return self.inp is not None

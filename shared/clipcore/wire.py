@@ -132,6 +132,14 @@ RESULT_BUSY = const(6)
 RESULT_BAD_PACKET = const(7)  # wrong version or not a command
 RESULT_UNKNOWN_KEY = const(8)
 
+# BLE: the clip's GATT service (docs/protocol.md, "BLE"). 128-bit UUIDs as strings: the clip
+# makes bluetooth.UUID objects of them, the host hands them to bleak.
+BLE_SERVICE_UUID = "5c1a0001-7a3e-4b9e-9d2c-51a0c11b0001"
+BLE_SAMPLES_UUID = "5c1a0002-7a3e-4b9e-9d2c-51a0c11b0001"  # notify: SAMPLES and BACKFILL packets
+BLE_EVENTS_UUID = "5c1a0003-7a3e-4b9e-9d2c-51a0c11b0001"  # notify: HELLO, STEP, CUE, STATUS
+BLE_CONTROL_UUID = "5c1a0004-7a3e-4b9e-9d2c-51a0c11b0001"  # write: COMMAND; notify: RESULT
+BLE_MTU = const(247)  # requested by the clip; 19 samples per notification
+
 # Stream framing.
 SYNC0 = const(0xA5)
 SYNC1 = const(0x5A)

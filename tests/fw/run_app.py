@@ -47,40 +47,30 @@ from clipfw.imu import open_imu  # noqa: E402
 machine.DEVICES[cfg["imu_address"]] = chip
 imu = open_imu(machine.I2C(cfg["i2c_bus"]), cfg["imu_address"], cfg["imu"])
 from clipfw.haptics import Haptics  # noqa: E402
-from clipfw.serial_link import SerialLink  # noqa: E402
-
-
-class ScheduledInput:
-    """Bytes a host writes to the clip's serial port, each at its time: read one at a time from
-    opts["commands_file"] (records: t_ms u32, length u16, bytes), so a long list costs no heap."""
-
-    def __init__(self, path):
-        self.f = open(path, "rb")
-        self.head = bytearray(6)
-        self.due_ms = -1
-        self._next()
-
-    def _next(self):
-        if self.f.readinto(self.head) == 6:
-            self.due_ms = self.head[0] | self.head[1] << 8 | self.head[2] << 16 | self.head[3] << 24
-        else:
-            self.due_ms = -1
-
-    @property
-    def items(self):
-        return self.due_ms >= 0  # something still to write
-
-    def read(self, n):
-        if self.due_ms < 0 or self.due_ms > machine.CLOCK.now_ms:
-            return None
-        data = self.f.read(self.head[4] | self.head[5] << 8)
-        self._next()
-        return data
 
 
 out = open(out_path, "wb")
-# Without "commands" there is no host: the clip coaches on its own.
-link = SerialLink(out, ScheduledInput(opts["commands_file"]) if "commands_file" in opts else None)
+central = None
+if "central_file" in opts:  # BLE: notifications go to out, a scripted central connects and writes
+    import bluetooth  # noqa: E402  (the shim)
+    from clipfw import FW_VERSION  # noqa: E402
+    from clipfw.ble_link import BleLink  # noqa: E402
+
+    bluetooth.NOTIFY_FILE = out
+    link = BleLink(cfg["clip_name"], 0x51A0, FW_VERSION)
+    from scripted import ScheduledCentral  # noqa: E402
+
+    central = ScheduledCentral(opts["central_file"], link.ble, link.h_control)
+else:
+    from clipfw.serial_link import SerialLink  # noqa: E402
+
+    # Without "commands" there is no host: the clip coaches on its own.
+    inp = None
+    if "commands_file" in opts:
+        from scripted import ScheduledInput  # noqa: E402
+
+        inp = ScheduledInput(opts["commands_file"])
+    link = SerialLink(out, inp)
 haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
 log = None
 if "flash_log" in opts:
@@ -121,6 +111,8 @@ def run_loop():
         if stall and stall[0] * 1000 <= machine.CLOCK.now_ms < (stall[0] + stall[1]) * 1000:
             machine.CLOCK.advance(poll_ms)  # time passes, the loop does not run
             continue
+        if central:
+            central.run_due(machine.CLOCK.now_ms)
         lock = 0 <= lock_after_s * 1000 <= machine.CLOCK.now_ms
         if lock:
             micropython.heap_lock()
@@ -134,7 +126,7 @@ def run_loop():
         if lock:
             micropython.heap_unlock()
             locked_polls += 1
-    while chip.count or (link.inp and link.inp.items):  # drain the FIFO, answer the last commands
+    while chip.count or (getattr(link, "inp", None) and link.inp.items):  # drain; answer the last commands
         machine.CLOCK.advance(poll_ms)
         app.poll()
     app.flush()

@@ -1,0 +1,174 @@
+"""The BLE peripheral: the clip's GATT service with MicroPython's low-level `bluetooth` module.
+
+Service (UUIDs in clipcore.wire, docs/protocol.md "BLE"): a samples characteristic (notify:
+SAMPLES/BACKFILL), an events characteristic (notify: HELLO, STEP, CUE, STATUS) and a control
+characteristic (write with response: COMMAND; notify: RESULT); plus the standard Battery and
+Device Information services. Packets travel bare (no framing): one packet per notification.
+
+The IRQ handler only records what happened (the aioble way): a connection, an MTU, the
+encryption state, or a control write copied into a buffer made once. The main loop acts on it
+in ``poll``. Control writes are answered ``not_authenticated`` until the link is encrypted with
+a bonded central. While no central is connected, ``send`` drops packets (the app logs to flash
+and keeps its backfill store; the host asks for the gap after reconnecting).
+"""
+import bluetooth
+from micropython import const
+
+from clipcore import wire as P
+from clipfw.views import Views
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
+
+_FLAG_READ = const(0x0002)
+_FLAG_WRITE = const(0x0008)
+_FLAG_NOTIFY = const(0x0010)
+
+_ADV_FLAGS = const(0x01)
+_ADV_NAME = const(0x09)
+_ADV_UUID128 = const(0x07)
+_ADV_INTERVAL_US = const(100_000)
+_IO_NO_INPUT_OUTPUT = const(3)
+
+
+def advertising_payload(service_uuid):
+    """Flags and the complete 128-bit service UUID list (hosts filter on it): 21 of 31 bytes."""
+    uuid = bytes(bluetooth.UUID(service_uuid))
+    return bytes((2, _ADV_FLAGS, 0x06)) + bytes((len(uuid) + 1, _ADV_UUID128)) + uuid
+
+
+def scan_response(name):
+    """The clip's name (config clip_name, at most 20 characters), sent to active scanners."""
+    name_b = name.encode()
+    return bytes((len(name_b) + 1, _ADV_NAME)) + name_b
+
+
+class BleLink:
+    def __init__(self, name, clip_id, fw_version, ble=None):
+        self.ble = ble or bluetooth.BLE()
+        self.ble.active(True)
+        self.ble.config(gap_name=name, mtu=P.BLE_MTU)
+        self.ble.config(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
+        self.ble.irq(self._irq)
+        svc = (bluetooth.UUID(P.BLE_SERVICE_UUID), (
+            (bluetooth.UUID(P.BLE_SAMPLES_UUID), _FLAG_NOTIFY),
+            (bluetooth.UUID(P.BLE_EVENTS_UUID), _FLAG_NOTIFY),
+            (bluetooth.UUID(P.BLE_CONTROL_UUID), _FLAG_WRITE | _FLAG_NOTIFY),
+        ))
+        battery = (bluetooth.UUID(0x180F), ((bluetooth.UUID(0x2A19), _FLAG_READ | _FLAG_NOTIFY),))
+        info = (bluetooth.UUID(0x180A), (
+            (bluetooth.UUID(0x2A29), _FLAG_READ),  # manufacturer
+            (bluetooth.UUID(0x2A24), _FLAG_READ),  # model
+            (bluetooth.UUID(0x2A25), _FLAG_READ),  # serial number
+            (bluetooth.UUID(0x2A26), _FLAG_READ),  # firmware revision
+        ))
+        ((self.h_samples, self.h_events, self.h_control), (self.h_battery,),
+         (h_mfr, h_model, h_serial, h_fw)) = self.ble.gatts_register_services((svc, battery, info))
+        self.ble.gatts_set_buffer(self.h_control, 64)
+        self.ble.gatts_write(h_mfr, b"StrideClip")
+        self.ble.gatts_write(h_model, b"StrideClip clip")
+        self.ble.gatts_write(h_serial, b"%08x" % clip_id)
+        self.ble.gatts_write(h_fw, b"%d.%d.%d" % fw_version)
+        self.adv = advertising_payload(P.BLE_SERVICE_UUID)
+        self.resp = scan_response(name)
+        self.conn = -1  # connection handle of the central, -1: none
+        self.encrypted = False
+        self.mtu = 23
+        self.write_buf = bytearray(64)  # the control write the IRQ copied, made once
+        self.write_len = 0
+        self.secrets = {}  # bonding keys (kept in RAM here; the board may persist them)
+        self.views = Views()
+        self.out = bytearray(0)
+        self.greet = False
+        self.notifications = 0
+        self.dropped = 0  # packets not sent: no central, or one larger than the MTU allows
+        self.advertise()
+
+    def advertise(self):
+        self.ble.gap_advertise(_ADV_INTERVAL_US, adv_data=self.adv, resp_data=self.resp)
+
+    # -- IRQ: record, do not act ----------------------------------------------------------------
+    def _irq(self, event, data):
+        if event == _IRQ_CENTRAL_CONNECT:
+            self.conn = data[0]
+            self.encrypted = False
+            self.mtu = 23
+            self.greet = True  # the main loop sends the HELLO
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            self.conn = -1
+            self.encrypted = False
+            self.write_len = 0
+            self.advertise()  # be found again at once
+        elif event == _IRQ_MTU_EXCHANGED:
+            self.mtu = data[1]
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            self.encrypted = bool(data[1]) and bool(data[3])  # encrypted, with a bonded central
+        elif event == _IRQ_GATTS_WRITE and data[1] == self.h_control:
+            value = self.ble.gatts_read(self.h_control)
+            n = min(len(value), len(self.write_buf))
+            for i in range(n):
+                self.write_buf[i] = value[i]
+            self.write_len = n if len(value) <= len(self.write_buf) else len(self.write_buf) + 1
+        elif event == _IRQ_GET_SECRET:
+            return self.secrets.get((data[0], bytes(data[2] or b"")))
+        elif event == _IRQ_SET_SECRET:
+            self.secrets[(data[0], bytes(data[1]))] = bytes(data[2])
+            return True
+        return None
+
+    # -- the app's side ---------------------------------------------------------------------------
+    def prepare(self, out, packet_lengths):
+        self.out = out
+        self.views.prepare(out, packet_lengths)
+
+    def host_connected(self):
+        return self.conn >= 0
+
+    def send(self, pkt, n):
+        """One packet as one notification: samples on their own characteristic, the rest on
+        events. False if it did not go out (no central, MTU not yet raised, stack busy): the
+        app then logs it to flash, and the samples stay in the backfill store."""
+        if self.conn < 0 or n > self.mtu - P.ATT_OVERHEAD_BYTES:
+            self.dropped += 1
+            return False
+        out = self.out
+        if n == len(pkt):
+            out[0:n] = pkt
+        else:
+            for i in range(n):
+                out[i] = pkt[i]
+        ptype = pkt[0] & 0x0F
+        handle = self.h_samples if ptype == P.T_SAMPLES or ptype == P.T_BACKFILL else self.h_events
+        if ptype == P.T_RESULT:
+            handle = self.h_control
+        try:
+            self.ble.gatts_notify(self.conn, handle, self.views.get(out, n))
+        except OSError:
+            self.dropped += 1  # the stack is out of buffers: the host backfills by sample index
+            return False
+        self.notifications += 1
+        return True
+
+    def poll(self, app):
+        """Greet a new central with the HELLO; answer a control write that arrived."""
+        if self.greet and self.mtu > 23:  # after the MTU exchange: the HELLO is 23 bytes + 3
+            self.greet = False
+            app.send_packet(app.small, P.pack_hello(app.small, app.hello))
+        n = self.write_len
+        if not n:
+            return
+        self.write_len = 0
+        if n > len(self.write_buf):  # longer than any command: refused as it stands
+            app.send_packet(app.small, P.pack_result(app.small, self.write_buf[1], self.write_buf[2],
+                                                     P.RESULT_BAD_LENGTH, 0))
+            return
+        pkt = bytes(self.write_buf[:n])
+        app.send_packet(app.small, app.command(pkt, authenticated=self.encrypted))
+
+    def battery(self, pct):
+        self.ble.gatts_write(self.h_battery, bytes((pct,)))
