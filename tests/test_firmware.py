@@ -110,7 +110,7 @@ def test_streams_ten_minutes_every_sample_in_order_within_96k_and_coaches_alone(
 def test_per_sample_path_allocates_nothing(clip_lib, tmp_path):
     run = simulate(steady_run(2, seed=5))
     summary, packets = run_clip(clip_lib, tmp_path, run.counts, heap_lock_after_s=5)
-    assert summary["locked_polls"] > 5000 and summary["samples"] == len(run.counts)
+    assert summary["locked_polls"] > 1000 and summary["samples"] == len(run.counts)  # 115 s of 100-ms passes
     with pytest.raises(AssertionError, match="MemoryError"):  # the negative control is caught
         run_clip(clip_lib, tmp_path, run.counts, heap_lock_after_s=5, allocate_while_locked=True)
 

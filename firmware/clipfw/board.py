@@ -11,12 +11,11 @@ import time
 from machine import I2C, Pin
 from clipcore import wire as P
 
-from clipfw import FW_VERSION
+from clipfw import FW_VERSION, POLL_MS
 from clipfw.app import App, make_buffers
 from clipfw.haptics import Haptics
 from clipfw.imu import open_imu
 
-POLL_MS = 20  # the loop's pace; the FIFO holds ~3 s, so a slow pass loses nothing
 
 
 def load_config(path):

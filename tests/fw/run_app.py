@@ -32,6 +32,7 @@ chip = Chip()
 src = bytearray(12 * CHUNK)
 f = open(counts_path, "rb")
 
+import clipfw  # noqa: E402
 from clipfw import config  # noqa: E402
 from clipfw.app import App, make_buffers  # noqa: E402
 
@@ -85,7 +86,7 @@ def run_loop():
     """The simulated run, in a function: locals cost no heap (new module globals would grow
     the module's dict, and the heap is the clip's)."""
     rate = cfg["sample_rate_hz"]
-    poll_ms = opts.get("poll_ms", 20)
+    poll_ms = opts.get("poll_ms", clipfw.POLL_MS)
     stall = opts.get("stall", [])  # [at_s, for_s]: the loop is held up (flash, GC) and the FIFO overflows
     lock_after_s = opts.get("heap_lock_after_s", -1)
     imu_only = opts.get("imu_only", False)
