@@ -37,7 +37,7 @@ def make_buffers(cfg):
 
 class App:
     def __init__(self, cfg, imu, link, *, clip_id=0, session_id=1, haptics=None, backfill_path=None,
-                 ticks_ms=time.ticks_ms, buffers=None, log=None):
+                 ticks_ms=time.ticks_ms, buffers=None, log=None, battery=None):
         self.cfg = cfg
         self.imu = imu
         self.link = link
@@ -64,6 +64,9 @@ class App:
         self.backlog = 0
         self.streaming = True
         self.log = log  # clipfw.flashlog.FlashLog: the run goes to flash while no host listens
+        self.battery = battery  # clipfw.battery.Battery, or None
+        self.battery_pct = P.BATTERY_UNKNOWN
+        self.next_battery_ms = ticks_ms()
         packet_lengths = (P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
                           P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * cfg["samples_per_packet"])
         link.prepare(self.out, packet_lengths)
@@ -95,6 +98,8 @@ class App:
             self._samples(n)
             self._detect(n)
         self.link.poll(self)
+        if self.battery and time.ticks_diff(now, self.next_battery_ms) >= 0:
+            self.battery.report(self, now)
         if self.haptics:
             self.haptics.tick(now)
         return n

@@ -74,8 +74,10 @@ def run(config_path="/config.json"):
 
         link = BleLink(cfg["clip_name"], clip_id, FW_VERSION)
     log = FlashLog(cfg["log_dir"], clip_id, session, FW_VERSION, time.ticks_ms)
+    from clipfw.battery import Battery
+
     app = App(cfg, imu, link, clip_id=clip_id, session_id=session, haptics=haptics,
-              backfill_path=backfill_path(cfg), buffers=buffers, log=log)
+              backfill_path=backfill_path(cfg), buffers=buffers, log=log, battery=Battery(cfg["battery_adc_pin"]))
     if error:
         app._status(P.STATUS_CONFIG_ERROR, 0)
     while True:

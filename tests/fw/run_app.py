@@ -78,7 +78,12 @@ if "flash_log" in opts:
     from clipfw import FW_VERSION  # noqa: E402
 
     log = FlashLog(opts["flash_log"], 0x51A0, 1, FW_VERSION, machine.CLOCK.ticks_ms, opts.get("log_max_bytes", 2_000_000))
-app = App(cfg, imu, link, haptics=haptics, ticks_ms=machine.CLOCK.ticks_ms, log=log,
+battery = None
+if "battery_uv" in opts:  # [[t_s, microvolts at the ADC pin], ...]
+    from clipfw.battery import Battery  # noqa: E402
+
+    battery = Battery(cfg["battery_adc_pin"])
+app = App(cfg, imu, link, haptics=haptics, ticks_ms=machine.CLOCK.ticks_ms, log=log, battery=battery,
           backfill_path=opts.get("backfill_path"), buffers=buffers)
 
 
@@ -114,6 +119,9 @@ def run_loop():
             continue
         if central:
             central.run_due(machine.CLOCK.now_ms)
+        for t_s, uv in opts.get("battery_uv", ()):
+            if t_s * 1000 <= machine.CLOCK.now_ms:
+                machine.ADC.UV = uv
         lock = 0 <= lock_after_s * 1000 <= machine.CLOCK.now_ms
         if lock:
             micropython.heap_lock()

@@ -126,5 +126,19 @@ class Timer:
         self.callback(self)
 
 
+class ADC:
+    ATTN_11DB = 3
+    UV = 1_900_000  # what every ADC reads, set by the test (microvolts at the pin)
+
+    def __init__(self, pin):
+        self.pin = pin
+
+    def atten(self, value):
+        self.attenuation = value
+
+    def read_uv(self):
+        return ADC.UV
+
+
 def reset_cause():
     return 1
