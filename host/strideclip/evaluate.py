@@ -128,8 +128,7 @@ def sim_trials(rate_hz: int, seeds: Iterable[int] = range(6), minutes: float = 4
             Segment("walk", 20, speed_mps=1.2, label="walking break"),
             Segment("run", run_s / 2, speed_mps=3.0), Segment("stand", 5),
         )
-        sensor = Sensor(rate_hz=rate_hz, mount_roll_deg=float(rng.uniform(-180, 180)),
-                        mount_pitch_deg=float(rng.uniform(-30, 30)), mount_yaw_deg=float(rng.uniform(-180, 180)))
+        sensor = Sensor.random_mounting(rng, rate_hz)
         run = simulate(Scenario(segs, sensor=sensor, seed=seed))
         trials.append(datasets.Trial(
             name=f"sim-{seed}", rate_hz=rate_hz, accel_g=np.zeros((0, 3)), gyro_dps=np.zeros((0, 3)),

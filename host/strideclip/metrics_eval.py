@@ -122,8 +122,7 @@ def sim_runs(rate_hz: int = 208, seeds=range(4), minutes: float = 4.0):
                 Segment("run", run_s, speed_mps=3.3, slope_pct=float(rng.choice([-6, 6])), label="hill"),
                 Segment("run", run_s, speed_mps=float(rng.uniform(2.8, 4.2)), turn_deg=180, label="turn"),
                 Segment("stand", 5))
-        sensor = Sensor(rate_hz=rate_hz, mount_roll_deg=float(rng.uniform(-180, 180)),
-                        mount_pitch_deg=float(rng.uniform(-30, 30)), mount_yaw_deg=float(rng.uniform(-180, 180)))
+        sensor = Sensor.random_mounting(rng, rate_hz)
         yield simulate(Scenario(segs, sensor=sensor, seed=seed))
 
 

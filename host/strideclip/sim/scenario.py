@@ -102,6 +102,12 @@ class Sensor:
     gyro_bias_dps: float = 1.0  # zero-rate offset per axis, up to this
     gyro_drift_dps_per_min: float = 0.05  # random-walk drift of the bias, RMS per minute
 
+    @classmethod
+    def random_mounting(cls, rng, rate_hz: int = 208) -> Sensor:
+        """A clip clipped on any way: any roll and yaw, pitched up to 30 degrees (the evaluations)."""
+        return cls(rate_hz=rate_hz, mount_roll_deg=float(rng.uniform(-180, 180)),
+                   mount_pitch_deg=float(rng.uniform(-30, 30)), mount_yaw_deg=float(rng.uniform(-180, 180)))
+
     def __post_init__(self):
         if self.rate_hz not in (104, 208, 416):
             raise ConfigError(f"sample rate {self.rate_hz} Hz: the clip samples at 104, 208 or 416 Hz", key="rate_hz")
