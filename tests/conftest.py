@@ -18,3 +18,14 @@ def require_data(name: str):
     if not folder.exists():
         pytest.skip(f"data set {name} not found at {folder}; it lives in ../shared/data beside the repository")
     return folder
+
+
+@pytest.fixture(scope="session")
+def clip_lib(tmp_path_factory):
+    """firmware/, shared/ and tests/fw compiled to .mpy, as they are copied onto a clip."""
+    from mpy import REPO
+    from strideclip import clipbuild
+
+    lib = clipbuild.build(tmp_path_factory.mktemp("clip_lib"))
+    clipbuild.compile_tree(REPO / "tests" / "fw", lib / "test")
+    return lib

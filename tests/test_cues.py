@@ -1,6 +1,5 @@
 """The minimal cue policy (clipcore.cues): cues for sustained breakdowns, quiet otherwise,
 identical under MicroPython, allocation-free."""
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from clipcore import protocol as P
-from mpy import REPO, find_tool, micropython_exe, run_script
-from strideclip import clipbuild
+from mpy import find_tool, micropython_exe, run_script
 from strideclip.decode import Gap, SampleBlock, StreamDecoder
 from strideclip.sclog import load_log
 from strideclip.sim import simulate, steady_run
@@ -26,14 +25,6 @@ HEAP = "96k"  # the issue's heap, for the 10-minute run and the allocation check
 # Scenario tests load more stand-ins (emulated chips, scripted hosts, the bluetooth shim) that
 # are C or absent on a clip but Python on this heap: they get 16 kB on top of the clip's 96.
 HEAP_SCENARIO = "112k"
-
-
-@pytest.fixture(scope="session")
-def clip_lib(tmp_path_factory):
-    """firmware/, shared/ and tests/fw compiled to .mpy, as they are copied onto a clip."""
-    lib = clipbuild.build(tmp_path_factory.mktemp("clip_lib"))
-    clipbuild.compile_tree(REPO / "tests" / "fw", lib / "test")
-    return lib
 
 
 def run_clip(lib: Path, tmp_path: Path, counts: np.ndarray, heapsize: str = HEAP_SCENARIO, raw_out: bool = False,

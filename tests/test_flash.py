@@ -4,49 +4,25 @@ The MicroPython unix port runs its REPL on one pty; a bridge copies bytes to a s
 device path is handed to `strideclip flash` as the clip's port. mpremote and pyserial are the
 real ones; the files land in the REPL's working directory as they would on the clip's flash.
 """
-import os
-import pty
-from pathlib import Path
-import select
 import subprocess
-import threading
-import tty
+from pathlib import Path
 
 import pytest
 
 from mpy import find_tool, micropython_exe
+from ptys import PtyLink
 
 
 @pytest.fixture
 def repl_port(tmp_path):
     """A device path where a MicroPython REPL answers, and the folder that is its filesystem."""
-    dev_master, dev_slave = pty.openpty()
-    host_master, host_slave = pty.openpty()
-    for fd in (dev_slave, host_master, host_slave):
-        tty.setraw(fd)
-    proc = subprocess.Popen([micropython_exe(), "-i"], stdin=dev_slave, stdout=dev_slave, stderr=dev_slave,
-                            cwd=tmp_path, close_fds=True)
-    stop = threading.Event()
-
-    def bridge():
-        while not stop.is_set() and proc.poll() is None:
-            ready, _, _ = select.select([dev_master, host_master], [], [], 0.05)
-            for fd in ready:
-                try:
-                    data = os.read(fd, 4096)
-                except OSError:
-                    continue
-                os.write(host_master if fd == dev_master else dev_master, data)
-
-    thread = threading.Thread(target=bridge, daemon=True)
-    thread.start()
-    yield os.ttyname(host_slave), tmp_path
-    stop.set()
+    link = PtyLink()
+    proc = subprocess.Popen([micropython_exe(), "-i"], stdin=link.dev_slave, stdout=link.dev_slave,
+                            stderr=link.dev_slave, cwd=tmp_path, close_fds=True)
+    yield link.host_path, tmp_path
     proc.kill()
     proc.wait()
-    thread.join(timeout=2)
-    for fd in (dev_master, dev_slave, host_master, host_slave):
-        os.close(fd)
+    link.close()
 
 
 def _cli(*args):

@@ -12,7 +12,6 @@ from strideclip.errors import StrideClipError
 NOT_BUILT = {
     "scan": ("list clips advertising nearby", 8),
     "live": ("live terminal view of one or more clips", 8),
-    "record": ("record clips to session logs", 8),
     "dashboard": ("the coach's live web dashboard", 9),
     "report": ("an HTML report of one session", 10),
     "export": ("export a session as CSV, Parquet or FIT", 10),
@@ -157,6 +156,54 @@ def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, inp
     for key, value in out.items():
         if key != "per_window":
             click.echo(f"{key:32s} {value}")
+
+
+@cli.command()
+@click.option("--serial", "port", required=True, help="The clip's USB serial port (its config link \"usb\").")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Session log to write (new file).")
+@click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long.")
+@click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None, help="Stop when nothing arrives for this long.")
+@click.option("--athlete", default=None, help="Who wears the clip (stored in the log).")
+def record(port, output, seconds, idle_s, athlete):
+    """Record a clip over USB serial to a session log (BLE: issue #8). Ctrl-C stops."""
+    import time
+    from pathlib import Path
+
+    from strideclip.pipeline import Session
+    from strideclip.recorder import record_packet
+    from strideclip.sclog import SessionLogWriter
+    from strideclip.transports import TransportError
+    from strideclip.transports.serial import SerialTransport
+
+    if Path(output).exists():
+        raise click.UsageError(f"{output} exists; a session log is never overwritten")
+    transport = SerialTransport(port)
+    click.echo(f"recording {port} to {output} (Ctrl-C stops)")  # the port is open: nothing from now on is lost
+    sys.stdout.flush()
+    session = Session()
+    lost = None
+    header = {"athlete": athlete, "source": "usb-serial", "port": port}
+    with SessionLogWriter(output, header=header) as log:
+        started = time.monotonic()
+        try:
+            for pkt in transport.packets(stop_after_s=seconds, idle_s=idle_s):
+                record_packet(log, session, pkt, int((time.monotonic() - started) * 1000))
+        except TransportError as e:
+            lost = str(e)
+            log.host_event("link_lost", error=lost)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            log.host_event("link_stats", bytes_in=transport.bytes_in, dropped_bytes=transport.dropped_bytes,
+                           bad_frames=transport.bad_frames)
+            transport.close()
+    s = session.summary()
+    click.echo(f"{output}: {s['samples']} samples ({s['duration_s']:.1f} s at {s['rate_hz']} Hz), {s['steps']} steps, "
+               f"{len(s['gaps'])} gap(s); link: {transport.bytes_in} bytes, {transport.dropped_bytes} dropped, "
+               f"{transport.bad_frames} damaged frame(s)")
+    if lost:
+        click.echo(f"strideclip: {lost}; everything before it is in {output}", err=True)
+        sys.exit(1)
 
 
 @cli.command("evaluate-metrics")

@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from strideclip.decode import Gap
 from strideclip.packets import encode_packet
 from strideclip.pipeline import Session
+from strideclip.recorder import record_packet
 from strideclip.sclog import SessionLogWriter
 from strideclip.sim import demo_run, simulate, truth_path
 
@@ -50,14 +50,7 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
             wait_s = started + t_ms / 1000 / speed - time.monotonic()
             if wait_s > 0:
                 time.sleep(wait_s)
-            log.clip_packet(pkt, t_ms=t_ms)  # recorded from the first frame, as it arrives
-            n_cues = len(session.cues)
-            for out in session.feed(pkt, t_ms):
-                if isinstance(out, Gap):
-                    log.host_event("gap", t_ms=t_ms, start_idx=out.start_idx, end_idx=out.end_idx,
-                                   lost_packets=out.lost_packets)
-            for cue in session.cues[n_cues:]:
-                log.host_event("cue_sent", t_ms=t_ms, **cue)
+            record_packet(log, session, pkt, t_ms)
             view.update(t_ms)
         view.update(run.link.packets[-1][0], final=True)
     summary = {"folder": str(folder), "log": log_path.name, **session.summary(),

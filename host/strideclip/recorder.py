@@ -1,0 +1,21 @@
+"""Recording a clip's packets as they arrive: into the session log first (crash-safe), then
+through the pipeline, with what the host noticed (gaps, cues) logged as host events. The demo
+and `strideclip record` both record this way."""
+from __future__ import annotations
+
+from strideclip.decode import Gap
+from strideclip.pipeline import Session
+from strideclip.sclog import SessionLogWriter
+
+
+def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int) -> list:
+    log.clip_packet(pkt, t_ms=t_ms)  # recorded from the first frame, as it arrives
+    n_cues = len(session.cues)
+    outputs = session.feed(pkt, t_ms)
+    for out in outputs:
+        if isinstance(out, Gap):
+            log.host_event("gap", t_ms=t_ms, start_idx=out.start_idx, end_idx=out.end_idx,
+                           lost_packets=out.lost_packets)
+    for cue in session.cues[n_cues:]:
+        log.host_event("cue_sent", t_ms=t_ms, **cue)
+    return outputs

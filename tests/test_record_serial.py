@@ -1,0 +1,61 @@
+"""`strideclip record --serial`: the clip's firmware (MicroPython unix port, emulated IMU) writes
+its USB serial stream into a real pseudo-terminal; the host records it with real pyserial
+(issue #8, the serial part). Bytes are damaged on the way: the host resynchronises, and loses
+only the frames that were hit."""
+import json
+import subprocess
+
+import numpy as np
+
+from mpy import find_tool, micropython_exe
+from ptys import PtyLink
+from strideclip.sclog import load_log
+from strideclip.sim import simulate, steady_run
+
+DAMAGE_AT = (20_000, 60_000, 100_000)  # offsets in the clip's byte stream
+
+
+def flip(offset, chunk):
+    out = bytearray(chunk)
+    for at in DAMAGE_AT:
+        if offset <= at < offset + len(chunk):
+            out[at - offset] ^= 0xFF
+    return bytes(out)
+
+
+def test_record_over_serial_resyncs_after_damage_and_keeps_everything_else(clip_lib, tmp_path):
+    run = simulate(steady_run(2, seed=14))
+    counts_path, opts_path = tmp_path / "counts.bin", tmp_path / "opts.json"
+    run.counts.astype("<i2").tofile(counts_path)
+    opts_path.write_text(json.dumps({"backfill_path": str(tmp_path / "bf.bin")}))
+    link = PtyLink(damage=flip)
+    log_path = tmp_path / "run.sclog"
+    try:
+        recorder = subprocess.Popen([find_tool("strideclip"), "record", "--serial", link.host_path, "-o", str(log_path),
+                                     "--idle-s", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert recorder.stdout.readline().startswith("recording")  # the host listens before the clip talks
+        clip = subprocess.run([micropython_exe(), "-X", "heapsize=112k", "-c",
+                               f"import sys; sys.path.insert(0, {str(clip_lib / 'test')!r}); import run_app",
+                               str(clip_lib), str(counts_path), link.device_path, str(opts_path)],
+                              capture_output=True, text=True, timeout=300)
+        assert clip.returncode == 0, clip.stderr
+        out, err = recorder.communicate(timeout=60)  # (the first line was read above)
+    finally:
+        link.close()
+    assert recorder.returncode == 0, err
+    log = load_log(log_path)
+    assert log.header["source"] == "usb-serial" and log.hello.rate_hz == 208
+    # Everything that arrived is right and in its place; only the damaged frames are missing.
+    assert all(np.array_equal(log.counts[k], run.counts[i]) for k, i in enumerate(log.sample_idx))
+    missing = len(run.counts) - len(log.counts)
+    assert missing <= 19 * len(DAMAGE_AT) + 19  # three hit frames at most, and the clip's last partial packet
+    stats = [e for e in log.host_events if e[1].get("event") == "link_stats"][0][1]
+    assert stats["bad_frames"] >= 1 and stats["dropped_bytes"] > 0
+    assert "damaged frame" in out
+
+
+def test_record_names_a_missing_port(tmp_path):
+    done = subprocess.run([find_tool("strideclip"), "record", "--serial", "/dev/ttyNOSUCHCLIP", "-o",
+                           str(tmp_path / "x.sclog"), "--seconds", "1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "cannot open /dev/ttyNOSUCHCLIP" in done.stderr
+    assert not (tmp_path / "x.sclog").exists()
