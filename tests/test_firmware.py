@@ -409,3 +409,22 @@ def test_imu_is_found_by_who_am_i_with_clear_errors(clip_lib):
     assert lines[0].startswith("ImuError: no IMU answers at I2C address 0x6A")
     assert lines[1].startswith("ImuError: IMU at 0x6A says WHO_AM_I=0x47")
     assert lines[2] == "lsm6dsox" and lines[3] == "lsm6ds3trc"
+
+
+SECRETS_CHECK = """
+import sys
+sys.path[:0] = [LIB + "/test/shims", LIB + "/fw", LIB + "/shared"]
+from clipfw.ble_link import BleLink
+link = BleLink("clip", 1, (0, 2, 0))
+irq = link._irq
+print(irq(30, (1, b"peer-a", b"key-a")), irq(30, (1, b"peer-b", b"key-b")), irq(30, (2, b"x", b"other")))
+print(irq(29, (1, 0, b"peer-b")), irq(29, (1, 1, None)), irq(29, (1, 2, None)), irq(29, (3, 0, b"peer-a")))
+print(irq(30, (1, b"peer-a", None)), irq(29, (1, 0, b"peer-a")))
+"""
+
+
+def test_ble_bonding_keys_are_stored_found_and_forgotten(clip_lib):
+    lines = run_script(f"LIB = {str(clip_lib)!r}\n" + SECRETS_CHECK).splitlines()
+    assert lines[0] == "True True True"
+    assert lines[1] == "b'key-b' b'key-b' None None"  # by key; by index (2 of type 1); past the end; another type
+    assert lines[2] == "True None"  # deleted

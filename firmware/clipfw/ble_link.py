@@ -115,9 +115,17 @@ class BleLink:
                 self.write_buf[i] = value[i]
             self.write_len = n if len(value) <= len(self.write_buf) else len(self.write_buf) + 1
         elif event == _IRQ_GET_SECRET:
-            return self.secrets.get((data[0], bytes(data[2] or b"")))
+            sec_type, index, key = data
+            if key is None:  # the stack enumerates: the index'th secret of this type
+                found = [v for (t, _k), v in self.secrets.items() if t == sec_type]
+                return found[index] if index < len(found) else None
+            return self.secrets.get((sec_type, bytes(key)))
         elif event == _IRQ_SET_SECRET:
-            self.secrets[(data[0], bytes(data[1]))] = bytes(data[2])
+            sec_type, key, value = data
+            if value is None:
+                self.secrets.pop((sec_type, bytes(key)), None)
+            else:
+                self.secrets[(sec_type, bytes(key))] = bytes(value)
             return True
         return None
 
