@@ -170,7 +170,7 @@ def record(port, output, seconds, idle_s, athlete):
     from pathlib import Path
 
     from strideclip.pipeline import Session
-    from strideclip.recorder import record_packet
+    from strideclip.recorder import backfill_commands, record_packet
     from strideclip.sclog import SessionLogWriter
     from strideclip.transports import TransportError
     from strideclip.transports.serial import SerialTransport
@@ -186,8 +186,14 @@ def record(port, output, seconds, idle_s, athlete):
     with SessionLogWriter(output, header=header) as log:
         started = time.monotonic()
         try:
+            cmd_id = 0
             for pkt in transport.packets(stop_after_s=seconds, idle_s=idle_s):
-                record_packet(log, session, pkt, int((time.monotonic() - started) * 1000))
+                t_ms = int((time.monotonic() - started) * 1000)
+                outputs = record_packet(log, session, pkt, t_ms)
+                for cmd in backfill_commands(outputs, cmd_id):  # ask the clip again for what was lost
+                    transport.send(cmd)
+                    log.sent_packet(cmd, t_ms=t_ms)
+                    cmd_id += 1
         except TransportError as e:
             lost = str(e)
             log.host_event("link_lost", error=lost)
@@ -199,7 +205,7 @@ def record(port, output, seconds, idle_s, athlete):
             transport.close()
     s = session.summary()
     click.echo(f"{output}: {s['samples']} samples ({s['duration_s']:.1f} s at {s['rate_hz']} Hz), {s['steps']} steps, "
-               f"{len(s['gaps'])} gap(s); link: {transport.bytes_in} bytes, {transport.dropped_bytes} dropped, "
+               f"{len(s['gaps_filled'])} gap(s) filled by backfill, {len(s['gaps'])} still open; link: {transport.bytes_in} bytes, {transport.dropped_bytes} dropped, "
                f"{transport.bad_frames} damaged frame(s)")
     if lost:
         click.echo(f"strideclip: {lost}; everything before it is in {output}", err=True)

@@ -3,6 +3,7 @@ through the pipeline, with what the host noticed (gaps, cues) logged as host eve
 and `strideclip record` both record this way."""
 from __future__ import annotations
 
+from clipcore import protocol as P
 from strideclip.decode import Gap
 from strideclip.pipeline import Session
 from strideclip.sclog import SessionLogWriter
@@ -19,3 +20,15 @@ def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int
     for cue in session.cues[n_cues:]:
         log.host_event("cue_sent", t_ms=t_ms, **cue)
     return outputs
+
+
+def backfill_commands(outputs: list, next_cmd_id: int) -> list[bytes]:
+    """A BACKFILL command for each gap the decoder just reported: exactly the missing range."""
+    cmds = []
+    for out in outputs:
+        if isinstance(out, Gap):
+            buf = bytearray(16)
+            n = P.pack_command(buf, (next_cmd_id + len(cmds)) & 0xFF, P.OP_BACKFILL,
+                               (out.start_idx, out.end_idx - out.start_idx))
+            cmds.append(bytes(buf[:n]))
+    return cmds

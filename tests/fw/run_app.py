@@ -18,6 +18,7 @@ with open(sys.argv[4]) as f:  # a file: a long command line crashes the unix por
 sys.path[:0] = [lib + "/test/shims", lib + "/test", lib + "/fw", lib + "/shared"]
 
 import gc  # noqa: E402
+import time  # noqa: E402
 
 import machine  # noqa: E402  (the shim)
 import micropython  # noqa: E402
@@ -50,7 +51,14 @@ imu = open_imu(machine.I2C(cfg["i2c_bus"]), cfg["imu_address"], cfg["imu"])
 from clipfw.haptics import Haptics  # noqa: E402
 
 
-out = open(out_path, "wb")
+if opts.get("serial_device"):  # a real pty: frames out and commands in, as on the USB port
+    import select  # noqa: E402
+
+    out = open(out_path, "r+b")
+    serial_poller = select.poll()
+    serial_poller.register(out, select.POLLIN)
+else:
+    out = open(out_path, "wb")
 central = None
 if "central_file" in opts:  # BLE: notifications go to out, a scripted central connects and writes
     import bluetooth  # noqa: E402  (the shim)
@@ -67,11 +75,14 @@ else:
 
     # Without "commands" there is no host: the clip coaches on its own.
     inp = None
-    if "commands_file" in opts:
+    poller = None
+    if opts.get("serial_device"):
+        inp, poller = out, serial_poller
+    elif "commands_file" in opts:
         from scripted import ScheduledInput  # noqa: E402
 
         inp = ScheduledInput(opts["commands_file"])
-    link = SerialLink(out, inp)
+    link = SerialLink(out, inp, poller)
 haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
 log = None
 if "flash_log" in opts:
@@ -135,10 +146,13 @@ def run_loop():
         if lock:
             micropython.heap_unlock()
             locked_polls += 1
-    while chip.count or (getattr(link, "inp", None) and link.inp.items):  # drain; answer the last commands
+    while chip.count or getattr(getattr(link, "inp", None), "items", False):  # drain; answer the last commands
         machine.CLOCK.advance(poll_ms)
         app.poll()
     app.flush()
+    for _ in range(opts.get("linger_polls", 0)):  # keep answering (backfill requests) in real time
+        time.sleep_ms(20)
+        app.poll()
     out.close()
     if log:
         log.close()
