@@ -30,7 +30,8 @@ def make_buffers(cfg):
     spp = cfg["samples_per_packet"]
     return (P.SampleBatcher(spp), array.array("h", bytes(12 * MAX_BATCH)),
             bytearray(P.FRAME_OVERHEAD_BYTES + 512),  # one frame: the largest clip packet is 236 bytes
-            steps.StepDetector(cfg["sample_rate_hz"], 488, MAX_EVENTS),
+            # The LSM6 family's sensitivity at this range: App reconfigures only if the chip differs.
+            steps.StepDetector(cfg["sample_rate_hz"], 61 * cfg["accel_fs_g"] // 2, MAX_EVENTS),
             bytearray(P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * spp),  # a packet being re-sent (backfill)
             bytearray(32))  # event packets
 
