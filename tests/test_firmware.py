@@ -272,7 +272,8 @@ def test_ble_advertises_the_service_uuid_and_name_and_serves_device_information(
     adv, resp, uuid = bytes.fromhex(adv), bytes.fromhex(resp), bytes.fromhex(uuid)
     assert uuid == bytes(reversed(bytes.fromhex(P.BLE_SERVICE_UUID.replace("-", ""))))
     assert adv == bytes([2, 0x01, 0x06, 17, 0x07]) + uuid and len(adv) <= 31  # hosts filter on the UUID
-    assert resp == bytes([11, 0x09]) + b"Ana's clip"  # the name, for active scans
+    # the name and the charge (Battery-service data; 255 = not yet measured), for active scans
+    assert resp == bytes([11, 0x09]) + b"Ana's clip" + bytes([4, 0x16, 0x0F, 0x18, 255]) and len(resp) <= 31
     assert info == "000051a0 0.2.0"
 
 

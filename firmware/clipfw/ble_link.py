@@ -29,23 +29,8 @@ _FLAG_READ = const(0x0002)
 _FLAG_WRITE = const(0x0008)
 _FLAG_NOTIFY = const(0x0010)
 
-_ADV_FLAGS = const(0x01)
-_ADV_NAME = const(0x09)
-_ADV_UUID128 = const(0x07)
 _ADV_INTERVAL_US = const(100_000)
 _IO_NO_INPUT_OUTPUT = const(3)
-
-
-def advertising_payload(service_uuid):
-    """Flags and the complete 128-bit service UUID list (hosts filter on it): 21 of 31 bytes."""
-    uuid = bytes(bluetooth.UUID(service_uuid))
-    return bytes((2, _ADV_FLAGS, 0x06)) + bytes((len(uuid) + 1, _ADV_UUID128)) + uuid
-
-
-def scan_response(name):
-    """The clip's name (config clip_name, at most 20 characters), sent to active scanners."""
-    name_b = name.encode()
-    return bytes((len(name_b) + 1, _ADV_NAME)) + name_b
 
 
 class BleLink:
@@ -74,8 +59,9 @@ class BleLink:
         self.ble.gatts_write(h_model, b"StrideClip clip")
         self.ble.gatts_write(h_serial, b"%08x" % clip_id)
         self.ble.gatts_write(h_fw, b"%d.%d.%d" % fw_version)
-        self.adv = advertising_payload(P.BLE_SERVICE_UUID)
-        self.resp = scan_response(name)
+        self.name = name
+        self.adv = P.advertising_payload(P.BLE_SERVICE_UUID)
+        self.resp = P.scan_response(name, P.BATTERY_UNKNOWN)
         self.conn = -1  # connection handle of the central, -1: none
         self.encrypted = False
         self.mtu = 23
@@ -179,4 +165,9 @@ class BleLink:
         app.send_packet(app.small, app.command(pkt, authenticated=self.encrypted))
 
     def battery(self, pct):
+        """The charge on the Battery service and in the scan response (re-advertised while no
+        central is connected, so a scan shows it)."""
         self.ble.gatts_write(self.h_battery, bytes((pct,)))
+        self.resp = P.scan_response(self.name, pct)
+        if self.conn < 0:
+            self.advertise()

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from strideclip.packets import encode_packet
 from strideclip.pipeline import Session
@@ -103,20 +102,11 @@ class LiveView:
             self._rich.__exit__(*exc)
 
     def _values(self, t_ms: int) -> dict:
-        s = self.session
-        rows = s.metric_rows[-8:]  # the last completed steps (strideclip.metrics)
-
-        def recent(name: str) -> float | None:
-            v = [float(r[name][0]) for r in rows if np.isfinite(r[name][0])]
-            return float(np.median(v)) if v else None
-
+        v = self.session.live_values()
         seg = next((g["label"] for g in self.segments if g["start_s"] <= t_ms / 1000 < g["end_s"]), "")
-        return {
-            "t_min": t_ms / 60000, "segment": seg, "steps": len(s.steps), "cadence": recent("cadence_smoothed_spm"),
-            "impact": recent("peak_vertical_g"), "vgrf": recent("peak_vgrf_bw"), "rotation": recent("pelvic_rotation_deg"),
-            "drop": recent("pelvic_drop_deg"), "contact": recent("contact_ms"),
-            "loss": s.decoder.stats.loss_pct, "gaps": len(s.decoder.all_gaps), "cues": list(s.cues[-3:]),
-        }
+        return {"t_min": t_ms / 60000, "segment": seg, "steps": v["steps"], "cadence": v["cadence_spm"],
+                "impact": v["impact_g"], "vgrf": v["vgrf_bw"], "rotation": v["rotation_deg"], "drop": v["drop_deg"],
+                "contact": v["contact_ms"], "loss": v["loss_pct"], "gaps": v["gaps"], "cues": v["cues"]}
 
     def _render(self, t_ms: int):
         from rich.panel import Panel

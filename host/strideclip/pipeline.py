@@ -166,6 +166,23 @@ class Session:
             **self.metric_summary(),
         }
 
+    def live_values(self, n_steps: int = CADENCE_WINDOW_STEPS) -> dict:
+        """What a live view shows: medians over the last few completed steps, link figures and
+        the latest cues (None where nothing is known yet)."""
+        rows = self.metric_rows[-n_steps:]
+
+        def recent(name: str) -> float | None:
+            v = [float(r[name][0]) for r in rows if np.isfinite(r[name][0])]
+            return float(np.median(v)) if v else None
+
+        return {
+            "steps": len(self.steps), "cadence_spm": recent("cadence_smoothed_spm"),
+            "impact_g": recent("peak_vertical_g"), "vgrf_bw": recent("peak_vgrf_bw"),
+            "rotation_deg": recent("pelvic_rotation_deg"), "drop_deg": recent("pelvic_drop_deg"),
+            "contact_ms": recent("contact_ms"), "loss_pct": self.decoder.stats.loss_pct,
+            "gaps": len(self.decoder.all_gaps), "open_gaps": len(self.decoder.open_gaps), "cues": list(self.cues[-3:]),
+        }
+
     def step_table(self) -> np.ndarray:
         """Every completed step's metrics (STEP_METRICS_DTYPE)."""
         return np.concatenate(self.metric_rows) if self.metric_rows else np.zeros(0, STEP_METRICS_DTYPE)

@@ -1,0 +1,221 @@
+"""Live sessions: each clip its own session log, pipeline, clock and link figures, several at once.
+
+``LiveClip`` wires one BLE transport to the recorder: every notification goes to the session
+log first (crash-safe, from the first frame) and then through the pipeline. A sample gap - a
+lost packet, or everything missed while the link was down - is asked back from the clip with
+BACKFILL for exactly its range as soon as the next live packet shows it; what comes back is
+merged by the decoder and the log says which gaps were filled (host events ``gap``,
+``backfill_requested``, ``gap_filled``, ``backfill_failed``, and ``link`` for connects and losses).
+
+``run_live`` runs several clips in one event loop; a clip that fails (speaks garbage, vanishes)
+is reported and closed, and the others keep going.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from clipcore import protocol as P
+from strideclip.clock import SampleClock
+from strideclip.decode import BadPacket, SampleBlock
+from strideclip.pipeline import Session
+from strideclip.recorder import backfill_ranges, record_packet
+from strideclip.sclog import SessionLogWriter
+from strideclip.transports import TransportError
+from strideclip.transports.ble import BleTransport, ClipAdvert
+
+PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency
+GARBAGE_MIN_PACKETS = 40  # after this many packets, a clip whose packets are nearly all bad ...
+GARBAGE_BAD_FRACTION = 0.9  # ... is not a StrideClip: it is dropped with an error
+
+
+@dataclass
+class LinkFigures:
+    connected: bool = False
+    connects: int = 0
+    losses: int = 0
+    rssi_dbm: int | None = None
+    rtt_ms: float | None = None
+    delays_ms: deque = field(default_factory=lambda: deque(maxlen=200))  # receive - clock time, live packets
+    backfill_requests: int = 0
+    backfill_failures: int = 0
+    error: str | None = None
+
+    def delay_ms_p95(self) -> float | None:
+        return float(np.percentile(self.delays_ms, 95)) if self.delays_ms else None
+
+
+class LiveClip:
+    def __init__(self, advert: ClipAdvert, log_path: Path, *, backend=None, athlete: str | None = None):
+        self.advert = advert
+        self.name = advert.name
+        self.session = Session()
+        self.link = LinkFigures(rssi_dbm=advert.rssi_dbm)
+        self.clock: SampleClock | None = None
+        self.log = SessionLogWriter(log_path, header={"athlete": athlete or advert.name, "source": "ble",
+                                                       "clip_name": advert.name, "address": advert.address})
+        self.log_path = Path(log_path)
+        self.transport = BleTransport(advert.address, on_packet=self._on_packet, on_link=self._on_link,
+                                      backend=backend)
+        self.failed = asyncio.Event()
+        self._tasks: set = set()
+        self.step_times: list = []  # (host monotonic s, ic sample index) as each step was detected
+
+    # -- packets ------------------------------------------------------------------------------
+    def _on_packet(self, pkt: bytes, t_s: float) -> None:
+        n_steps = len(self.session.steps)
+        outputs = record_packet(self.log, self.session, pkt, self.log.now_ms())
+        for out in outputs:
+            if isinstance(out, SampleBlock):
+                if out.backfill:
+                    self.log.host_event("gap_filled", start_idx=out.first_idx,
+                                        end_idx=out.first_idx + len(out.counts))
+                elif self.session.rate_hz:
+                    self._clock_sample(out.first_idx + len(out.counts) - 1, t_s)
+        for first, count in backfill_ranges(outputs):
+            self._spawn(self._backfill(first, count))
+        for step in self.session.steps[n_steps:]:
+            self.step_times.append((t_s, step.ic_idx))
+        self._check_garbage()
+
+    def _clock_sample(self, idx: int, t_s: float) -> None:
+        if self.clock is None or self.clock.rate_hz != self.session.rate_hz:
+            self.clock = SampleClock(self.session.rate_hz)
+        self.clock.add(idx, t_s)
+        self.link.delays_ms.append((t_s - self.clock.host_time_s(idx)) * 1000)
+
+    def _check_garbage(self) -> None:
+        stats = self.session.decoder.stats
+        seen = stats.packets + stats.bad_packets
+        if seen >= GARBAGE_MIN_PACKETS and stats.bad_packets >= GARBAGE_BAD_FRACTION * seen and not self.failed.is_set():
+            first = self.session.bad_packet_errors[0] if self.session.bad_packet_errors else ""
+            self._fail(f"{self.name} ({self.advert.address}) advertises the StrideClip service but "
+                       f"{stats.bad_packets} of {seen} packets did not decode ({first}): not a StrideClip")
+
+    async def _backfill(self, first: int, count: int) -> None:
+        """Ask the clip for exactly the missing range; if it no longer holds all of it, for what it has."""
+        self.link.backfill_requests += 1
+        self.log.host_event("backfill_requested", start_idx=first, end_idx=first + count)
+        try:
+            await self.transport.command(P.OP_BACKFILL, (first, count), timeout_s=10.0)
+        except TransportError as e:
+            code = getattr(e, "code", None)
+            oldest = getattr(e, "detail", 0)
+            if code == P.RESULT_UNAVAILABLE and first < oldest < first + count:
+                self.log.host_event("backfill_failed", start_idx=first, end_idx=oldest, error="no longer on the clip")
+                await self._backfill(oldest, first + count - oldest)
+                return
+            self.link.backfill_failures += 1
+            self.log.host_event("backfill_failed", start_idx=first, end_idx=first + count, error=str(e))
+
+    # -- link ---------------------------------------------------------------------------------
+    def _on_link(self, event: str, **fields) -> None:
+        if event == "connected":
+            self.link.connected = True
+            self.link.connects += 1
+        elif event == "lost":
+            self.link.connected = False
+            self.link.losses += 1
+        self.log.host_event("link", state=event, **fields)
+
+    def _fail(self, error: str) -> None:
+        self.link.error = error
+        self.log.host_event("error", error=error)
+        self.failed.set()
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ping(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), PING_S)
+            except asyncio.TimeoutError:
+                pass
+            if self.transport.connected and not stop.is_set():
+                try:
+                    await self.transport.command(P.OP_HELLO, ())
+                    self.link.rtt_ms = self.transport.rtt_ms
+                except TransportError as e:
+                    self.log.host_event("link", state="warning", error=str(e))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the clip connected and recorded until ``stop`` is set or the clip fails."""
+        mine = asyncio.Event()
+        relay = asyncio.ensure_future(_first_of(stop, self.failed, then=mine))
+        ping = asyncio.ensure_future(self._ping(mine))
+        try:
+            await self.transport.run(mine)
+        finally:
+            mine.set()
+            relay.cancel()
+            await asyncio.gather(ping, return_exceptions=True)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.log.close()
+
+    def values(self) -> dict:
+        """The live view of this clip: metrics, cues and link quality."""
+        v = self.session.live_values()
+        v.update(name=self.name, connected=self.link.connected, reconnects=max(0, self.link.connects - 1),
+                 rssi_dbm=self.link.rssi_dbm, rtt_ms=self.transport.rtt_ms, delay_ms_p95=self.link.delay_ms_p95(),
+                 drift_ppm=self.clock.drift_ppm if self.clock else None, error=self.link.error,
+                 battery_pct=self._battery())
+        return v
+
+    def _battery(self) -> int | None:
+        hello = self.session.decoder.hello
+        if hello is not None and hello.battery_pct <= 100:
+            return hello.battery_pct
+        return self.advert.battery_pct
+
+
+async def _first_of(*events: asyncio.Event, then: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    then.set()
+
+
+def log_name(advert: ClipAdvert) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", advert.name).strip("_") or "clip"
+    return f"{safe}-{stamp}.sclog"
+
+
+async def run_live(adverts: list[ClipAdvert], out_dir: Path, *, seconds: float | None = None, backend=None,
+                   on_update=None, update_s: float = 0.5, stop: asyncio.Event | None = None) -> list[LiveClip]:
+    """Record every clip in ``adverts`` at once until ``seconds`` pass or ``stop`` is set.
+    ``on_update(clips)`` is called every ``update_s`` for a live view."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stop = stop or asyncio.Event()
+    clips = [LiveClip(a, out_dir / log_name(a), backend=backend) for a in adverts]
+    runs = [asyncio.ensure_future(c.run(stop)) for c in clips]
+    started = time.monotonic()
+    try:
+        while not stop.is_set() and not all(r.done() for r in runs):
+            if seconds is not None and time.monotonic() - started >= seconds:
+                break
+            if on_update:
+                on_update(clips)
+            await asyncio.wait(runs, timeout=update_s)
+    finally:
+        stop.set()
+        await asyncio.gather(*runs, return_exceptions=True)
+    if on_update:
+        on_update(clips)
+    return clips

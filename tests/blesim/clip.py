@@ -1,0 +1,234 @@
+"""A simulated clip as a bumble BLE peripheral: the clip's GATT table (clipcore.wire UUIDs,
+the same advertising and scan-response bytes as the firmware), streaming a simulated run's
+raw counts as SAMPLES packets through clipcore.protocol in (scaled) real time.
+
+It behaves as firmware/clipfw does where the host can tell: the sample clock runs whether or
+not a central is connected (packets no one receives are lost, their sequence numbers too);
+the last ``store_s`` seconds are kept for BACKFILL, sent before the command's RESULT; control
+writes are refused ``not_authenticated`` until the link is encrypted; a HELLO goes out after
+the MTU exchange and on request. Faults for tests: ``drop_link`` (out of range for a while),
+``answer_commands=False`` (a clip that never answers), ``garbage=True`` (our UUID, nonsense).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+import numpy as np
+from bumble import gatt
+from bumble.device import AdvertisingEventProperties, AdvertisingParameters
+
+from clipcore import protocol as P
+from strideclip.packets import encode_packet, encode_samples
+from blesim.radio import Radio, make_device
+
+SERVICE_BATTERY = 0x180F
+CHAR_BATTERY_LEVEL = 0x2A19
+CONFIG_KEYS = range(1, 8)  # the clip's SET_CONFIG keys (docs/protocol.md)
+
+
+class SimClip:
+    def __init__(self, radio: Radio, index: int, name: str, counts: np.ndarray, hello: P.Hello, *,
+                 speed: float = 1.0, store_s: float = 120.0, answer_commands: bool = True, garbage: bool = False,
+                 battery_pct: int = 87, spp: int = 19):
+        self.radio = radio
+        self.name = name
+        self.address = radio.address_for(index)
+        self.counts = counts
+        self.hello = hello._replace(battery_pct=battery_pct)
+        self.rate_hz = hello.rate_hz
+        self.speed = speed
+        self.spp = spp
+        self.store_packets = int(store_s * self.rate_hz / spp) + 1
+        self.answer_commands = answer_commands
+        self.garbage = garbage
+        self.battery_pct = battery_pct
+        self.device = make_device(radio.link, self.address, name)
+        self.connection = None
+        self.encrypted = False
+        self.store: deque = deque(maxlen=self.store_packets)  # (first_idx, counts) of recent packets
+        self.commands: list = []  # (opcode, args) the clip acted on
+        self.refused: list = []  # (opcode or None, result code)
+        self.notified: dict[int, float] = {}  # seq -> time.monotonic() it was notified
+        self.sent_packets = self.unsent_packets = 0
+        self.offline_until = 0.0
+        self.done = asyncio.Event()
+        self._next_seq = 0
+        self._next_idx = 0
+        self._streaming = True
+        self._build_gatt()
+        radio.clips.append(self)
+
+    # -- GATT ---------------------------------------------------------------------------------
+    def _build_gatt(self) -> None:
+        notify, write = gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.Properties.WRITE
+        readable, writeable = gatt.Characteristic.READABLE, gatt.Characteristic.WRITEABLE
+        self.samples_char = gatt.Characteristic(P.BLE_SAMPLES_UUID, notify, readable, b"")
+        self.events_char = gatt.Characteristic(P.BLE_EVENTS_UUID, notify, readable, b"")
+        self.control_char = gatt.Characteristic(P.BLE_CONTROL_UUID, write | notify, writeable,
+                                                gatt.CharacteristicValue(write=self._on_control_write))
+        self.battery_char = gatt.Characteristic(gatt.GATT_BATTERY_LEVEL_CHARACTERISTIC,
+                                                gatt.Characteristic.Properties.READ | notify, readable,
+                                                bytes([self.battery_pct]))
+        self.device.add_service(gatt.Service(P.BLE_SERVICE_UUID, [self.samples_char, self.events_char,
+                                                                   self.control_char]))
+        self.device.add_service(gatt.Service(gatt.GATT_BATTERY_SERVICE, [self.battery_char]))
+
+    async def start(self) -> None:
+        self.device.on("connection", self._on_connection)
+        await self.device.power_on()
+        await self._advertise()
+
+    async def _advertise(self) -> None:
+        # The clip advertises the UUID and answers scans with its name and battery (both built
+        # by clipcore.wire). bumble's virtual controller answers a scan request with the
+        # advertising data again, so here both go in one extended advertisement instead.
+        params = AdvertisingParameters(advertising_event_properties=AdvertisingEventProperties(is_legacy=False),
+                                       primary_advertising_interval_min=20, primary_advertising_interval_max=20)
+        if getattr(self, "adv_set", None) is not None:
+            await self.adv_set.start()  # the controller stopped it when a central connected
+            return
+        self.adv_set = await self.device.create_advertising_set(
+            advertising_parameters=params, random_address=self.device.random_address,
+            advertising_data=P.advertising_payload(P.BLE_SERVICE_UUID) + P.scan_response(self.name, self.battery_pct))
+
+    def _on_connection(self, connection) -> None:
+        self.connection = connection
+        self.encrypted = False
+        connection.on("disconnection", self._on_disconnection)
+        connection.on("connection_encryption_change", lambda *a: setattr(self, "encrypted", connection.is_encrypted))
+        connection.on("connection_att_mtu_update", lambda *a: self._later(self._send_event(encode_packet(self.hello))))
+
+    def _on_disconnection(self, reason) -> None:
+        self.connection = None
+        self.encrypted = False
+        self._later(self._readvertise())
+
+    async def _readvertise(self) -> None:
+        delay = self.offline_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)  # out of range: nothing to find until then
+        await self._advertise()
+
+    def _later(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks = getattr(self, "_tasks", set())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def host_listening(self) -> bool:
+        """A central is connected and subscribed to the samples."""
+        conn = self.connection
+        cccd = self.device.gatt_server.subscribers.get(conn, {}).get(self.samples_char.handle) if conn else None
+        return bool(cccd and cccd[0] & 0x01)
+
+    # -- streaming ----------------------------------------------------------------------------
+    async def stream(self) -> None:
+        """Sample the whole run at ``speed`` times real time, a packet per ``spp`` samples."""
+        t0 = time.monotonic()
+        n = len(self.counts)
+        while self._next_idx < n:
+            due = min(n, int((time.monotonic() - t0) * self.speed * self.rate_hz))
+            while self._next_idx + self.spp <= due or (due == n and self._next_idx < n):
+                await self._packet()
+            await asyncio.sleep(0.005)
+        self.done.set()
+
+    async def _packet(self) -> None:
+        first, seq = self._next_idx, self._next_seq
+        block = self.counts[first : first + self.spp]
+        self._next_idx += len(block)
+        self._next_seq = (seq + 1) & 0xFFFF
+        self.store.append((first, block))
+        if self.garbage:
+            pkt = bytes(np.random.default_rng(seq).integers(0, 256, 40, dtype=np.uint8))
+        else:
+            pkt = encode_samples(seq, first, block)
+        if await self._notify(self.samples_char, pkt):
+            self.notified[seq] = time.monotonic()
+            self.sent_packets += 1
+        else:
+            self.unsent_packets += 1
+
+    async def _notify(self, char, pkt: bytes) -> bool:
+        conn = self.connection
+        if conn is None or len(pkt) > conn.att_mtu - 3:
+            return False  # no central, or the MTU is not raised yet: the packet is not sent
+        cccd = self.device.gatt_server.subscribers.get(conn, {}).get(char.handle)
+        if not cccd or not cccd[0] & 0x01:
+            return False  # as a host that has not subscribed yet would: it never sees it
+        try:
+            await self.device.notify_subscriber(conn, char, pkt)
+        except Exception:  # the link went down while sending
+            return False
+        return True
+
+    async def _send_event(self, pkt: bytes) -> None:
+        await self._notify(self.events_char, pkt)
+
+    # -- faults -------------------------------------------------------------------------------
+    async def drop_link(self, offline_s: float = 0.0) -> None:
+        """The runner went out of range: the link drops and the clip cannot be found for offline_s."""
+        self.offline_until = time.monotonic() + offline_s
+        conn = self.connection
+        if conn is not None:
+            await conn.disconnect()
+
+    # -- control ------------------------------------------------------------------------------
+    def _on_control_write(self, connection, value: bytes) -> None:
+        self._later(self._command(bytes(value)))
+
+    async def _command(self, pkt: bytes) -> None:
+        code = P.command_result_code(pkt)
+        cmd_id = pkt[1] if len(pkt) > 1 else 0
+        opcode = pkt[2] if len(pkt) > 2 else 0
+        if self.garbage:
+            await self._notify(self.control_char, b"\xde\xad" + pkt)
+            return
+        if not self.answer_commands:
+            self.refused.append((opcode, "ignored"))
+            return
+        detail = 0
+        if code == P.RESULT_OK and not self.encrypted:
+            code = P.RESULT_NOT_AUTHENTICATED
+        if code == P.RESULT_OK:
+            _, opcode, args = P.parse_command(pkt)
+            code, detail = await self._act(opcode, args)
+            if code == P.RESULT_OK:
+                self.commands.append((opcode, args))
+        if code != P.RESULT_OK:
+            self.refused.append((opcode, code))
+        buf = bytearray(P.RESULT_BYTES)
+        P.pack_result(buf, cmd_id, opcode, code, detail)
+        await self._notify(self.control_char, bytes(buf))
+
+    async def _act(self, opcode: int, args: tuple) -> tuple[int, int]:
+        if opcode == P.OP_HELLO:
+            await self._send_event(encode_packet(self.hello))
+        elif opcode == P.OP_SET_CONFIG:
+            if args[0] not in CONFIG_KEYS:
+                return P.RESULT_UNKNOWN_KEY, args[0]
+        elif opcode == P.OP_BACKFILL:
+            first_idx, count = args
+            oldest = self.store[0][0] if self.store else self._next_idx
+            if first_idx < oldest or first_idx + count > self._next_idx:
+                return P.RESULT_UNAVAILABLE, oldest
+            return P.RESULT_OK, await self._backfill(first_idx, first_idx + count)
+        elif opcode == P.OP_STOP_STREAM:
+            self._streaming = False
+        elif opcode == P.OP_START_STREAM:
+            self._streaming = True
+        return P.RESULT_OK, 0
+
+    async def _backfill(self, start: int, end: int) -> int:
+        sent = 0
+        for first, block in list(self.store):
+            lo, hi = max(start, first), min(end, first + len(block))
+            if lo >= hi:
+                continue
+            pkt = encode_samples(self._next_seq, lo, block[lo - first : hi - first], backfill=True)
+            if await self._notify(self.samples_char, pkt):
+                sent += hi - lo
+        return sent

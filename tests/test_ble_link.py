@@ -1,0 +1,215 @@
+"""The host's BLE link over a real Bluetooth stack (bumble) through its ordinary bleak code.
+
+Simulated clips (tests/blesim/clip.py) serve the clip's GATT table on virtual controllers and
+stream simulated runs faster than real time; the host scans, connects, pairs, records, asks for
+backfill after lost links, and sends commands, exactly as it would over BlueZ.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bumble", reason="bumble provides the virtual Bluetooth controllers")
+
+from blesim.clip import SimClip  # noqa: E402
+from blesim.radio import Radio  # noqa: E402
+from clipcore import protocol as P  # noqa: E402
+from strideclip.live import run_live  # noqa: E402
+from strideclip.sclog import load_log  # noqa: E402
+from strideclip.sim import simulate, steady_run  # noqa: E402
+from strideclip.transports import TransportError  # noqa: E402
+from strideclip.transports.ble import BleTransport, CommandError, CommandTimeout, scan  # noqa: E402
+
+
+def sim_run(minutes: float, seed: int):
+    return simulate(steady_run(minutes, seed=seed))
+
+
+async def start_clips(radio: Radio, runs, *, speed: float, **kw) -> list[SimClip]:
+    await radio.start()
+    clips = []
+    for i, run in enumerate(runs):
+        clip = SimClip(radio, i + 1, f"clip-{i + 1}", run.counts, run.hello, speed=speed, **kw)
+        await clip.start()
+        clips.append(clip)
+    return clips
+
+
+async def record(radio: Radio, clips: list[SimClip], out_dir, *, during=None, timeout_s: float = 120.0):
+    """Scan, then record every clip until each has streamed its whole run (plus a moment for
+    the last backfills); ``during(clips)`` runs alongside (to drop links, send commands)."""
+    adverts = await scan(0.5, backend=radio.scanner_backend)
+    stop = asyncio.Event()
+
+    async def stop_when_done():
+        await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clips)), timeout_s)
+        await asyncio.sleep(1.0)
+        stop.set()
+
+    async def go():
+        while any(not c.host_listening for c in clips):  # every clip's samples subscribed before they start
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(c.stream() for c in clips), stop_when_done(), during(clips) if during else asyncio.sleep(0))
+
+    task = asyncio.ensure_future(go())
+    live = await run_live(adverts, out_dir, backend=radio.client_backend, stop=stop)
+    await task
+    return adverts, live
+
+
+def test_scan_lists_clips_with_name_rssi_and_battery():
+    async def main():
+        radio = Radio()
+        await start_clips(radio, [sim_run(0.1, 1), sim_run(0.1, 2)], speed=1, battery_pct=64)
+        return await scan(0.5, backend=radio.scanner_backend)
+
+    adverts = asyncio.run(main())
+    assert sorted(a.name for a in adverts) == ["clip-1", "clip-2"]
+    assert all(a.battery_pct == 64 and a.rssi_dbm is not None and a.rssi_dbm < 0 for a in adverts)
+
+
+def test_ten_minutes_at_208_hz_arrive_complete_and_in_order(tmp_path):
+    run = sim_run(10, 11)
+    async def main():
+        radio = Radio()
+        clips = await start_clips(radio, [run], speed=40)
+        return clips, await record(radio, clips, tmp_path)
+
+    clips, (_, live) = asyncio.run(main())
+    log = load_log(live[0].log_path)
+    assert log.rate_hz == 208 and len(run.counts) == 124_800
+    assert np.array_equal(log.sample_idx, np.arange(len(run.counts)))  # every sample, in order
+    assert np.array_equal(log.counts, run.counts)  # bit for bit
+    s = live[0].session.summary()
+    assert s["lost_packets"] == 0 and s["gaps"] == [] and clips[0].unsent_packets == 0
+    assert live[0].link.connects == 1 and live[0].link.error is None
+    assert len(live[0].session.steps) > 0.95 * len(run.steps)  # the live pipeline ran on it
+
+
+def test_links_dropped_twice_are_backfilled_and_the_log_says_where(tmp_path):
+    run = sim_run(3, 12)
+    async def drops(clips):
+        for _ in range(2):  # twice, 3.5 s apart (70 s of running), out of range for 1.5 s (30 s) each time
+            await asyncio.sleep(3.5)
+            await clips[0].drop_link(offline_s=1.5)
+
+    async def main():
+        radio = Radio()
+        clips = await start_clips(radio, [run], speed=20)
+        return clips, await record(radio, clips, tmp_path, during=drops)
+
+    clips, (_, live) = asyncio.run(main())
+    assert clips[0].unsent_packets > 100  # the clip really streamed into the void twice
+    log = load_log(live[0].log_path)
+    assert np.array_equal(log.sample_idx, np.arange(len(run.counts)))
+    assert np.array_equal(log.counts, run.counts) and log.gaps == []
+    events = [e for _t, e in log.host_events]
+    gaps = [(e["start_idx"], e["end_idx"]) for e in events if e["event"] == "gap"]
+    filled = [(e["start_idx"], e["end_idx"]) for e in events if e["event"] == "gap_filled"]
+    assert len(gaps) == 2 and sum(b - a for a, b in filled) == sum(b - a for a, b in gaps)
+    assert [e["state"] for e in events if e["event"] == "link" and e["state"] in ("connected", "lost")] == \
+        ["connected", "lost", "connected", "lost", "connected"]
+    assert live[0].session.summary()["gaps_filled"] == [list(g) for g in gaps]
+
+
+def test_eight_clips_at_once_lose_nothing(tmp_path):
+    runs = [sim_run(1.5, 20 + i) for i in range(8)]
+    async def main():
+        radio = Radio()
+        clips = await start_clips(radio, runs, speed=8)
+        return clips, await record(radio, clips, tmp_path)
+
+    clips, (adverts, live) = asyncio.run(main())
+    assert len(adverts) == 8 and len(live) == 8
+    for run, clip, lc in zip(runs, sorted(clips, key=lambda c: c.name), sorted(live, key=lambda c: c.name)):
+        log = load_log(lc.log_path)
+        assert np.array_equal(log.counts, run.counts), lc.name  # each its own session, complete
+        assert lc.session.summary()["lost_packets"] == 0 and clip.unsent_packets == 0
+
+
+def test_commands_reach_the_clip_and_their_results_come_back():
+    run = sim_run(0.3, 30)
+    async def main():
+        radio = Radio()
+        clips = await start_clips(radio, [run], speed=1)
+        got = []
+        transport = BleTransport(clips[0].address, on_packet=lambda pkt, t: got.append(pkt),
+                                 backend=radio.client_backend)
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(transport.run(stop))
+        while not transport.connected:
+            await asyncio.sleep(0.02)
+        results = [await transport.command(P.OP_BUZZ, (1, 2, 120, 80)),
+                   await transport.command(P.OP_METRONOME_START, (172, 30)),
+                   await transport.command(P.OP_SET_CONFIG, (3, 5)),
+                   await transport.command(P.OP_METRONOME_STOP, ())]
+        with pytest.raises(CommandError, match="unknown_key"):
+            await transport.command(P.OP_SET_CONFIG, (99, 1))
+        with pytest.raises(CommandError, match=r"not sent .*buzz\(1, 2, 120, 180\): out_of_range"):
+            await transport.command(P.OP_BUZZ, (1, 2, 120, 180))  # 180 % intensity: checked before sending
+        stop.set()
+        await task
+        return clips[0], results, got
+
+    clip, results, got = asyncio.run(main())
+    assert results == [0, 0, 0, 0]
+    assert clip.commands[1:] == [(P.OP_BUZZ, (1, 2, 120, 80)), (P.OP_METRONOME_START, (172, 30)),
+                                 (P.OP_SET_CONFIG, (3, 5)), (P.OP_METRONOME_STOP, ())]
+    assert clip.commands[0] == (P.OP_HELLO, ())  # the transport asked for the HELLO on connecting
+    assert any(isinstance(P.decode(p), P.Hello) for p in got)
+
+
+def test_garbage_device_and_silent_clip_do_not_stop_the_others(tmp_path):
+    runs = [sim_run(1, 40), sim_run(1, 41), sim_run(1, 42)]
+    async def main():
+        radio = Radio()
+        await radio.start()
+        good = SimClip(radio, 1, "good", runs[0].counts, runs[0].hello, speed=8)
+        junk = SimClip(radio, 2, "junk", runs[1].counts, runs[1].hello, speed=8, garbage=True)
+        mute = SimClip(radio, 3, "mute", runs[2].counts, runs[2].hello, speed=8, answer_commands=False)
+        for c in (good, junk, mute):
+            await c.start()
+        clips = [good, junk, mute]
+        adverts, live = await record(radio, clips, tmp_path)
+        return clips, {lc.name: lc for lc in live}
+
+    (good, junk, mute), live = asyncio.run(main())
+    assert np.array_equal(load_log(live["good"].log_path).counts, runs[0].counts)
+    assert "not a StrideClip" in live["junk"].link.error and "did not decode" in live["junk"].link.error
+    junk_log = load_log(live["junk"].log_path)  # what it sent is kept, as recorded
+    assert len(junk_log.bad_packets) >= 36
+    # the silent clip streams but answers nothing: its samples are all there, its commands time out
+    assert np.array_equal(load_log(live["mute"].log_path).counts, runs[2].counts)
+    warnings = [e["error"] for _t, e in load_log(live["mute"].log_path).host_events if e.get("state") == "warning"]
+    assert any("did not answer hello" in w.lower() for w in warnings)
+
+
+def test_a_clip_that_is_not_there_is_a_clear_error():
+    async def main():
+        radio = Radio()
+        await radio.start()
+        t = BleTransport("C9:09:09:09:09:01", on_packet=lambda p, t: None, backend=radio.client_backend,
+                         connect_timeout_s=0.5)
+        with pytest.raises(TransportError, match="cannot connect to C9:09:09:09:09:01"):
+            await t._connect()
+        with pytest.raises(TransportError, match="not connected"):
+            await t.command(P.OP_BUZZ, (1, 1, 100, 50))
+
+    asyncio.run(main())
+
+
+def test_a_command_the_clip_never_answers_times_out_with_its_name():
+    run = sim_run(0.2, 50)
+    async def main():
+        radio = Radio()
+        clips = await start_clips(radio, [run], speed=1, answer_commands=False)
+        t = BleTransport(clips[0].address, on_packet=lambda p, t: None, backend=radio.client_backend,
+                         command_timeout_s=0.3)
+        await t._connect()
+        with pytest.raises(CommandTimeout, match=r"did not answer buzz \(id \d+\) within 0.3 s"):
+            await t.command(P.OP_BUZZ, (1, 1, 100, 50))
+        await t.close()
+
+    asyncio.run(main())
