@@ -213,3 +213,46 @@ def test_a_command_the_clip_never_answers_times_out_with_its_name():
         await t.close()
 
     asyncio.run(main())
+
+
+def _cli(args, tmp_path, **env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    full_env = {**os.environ, "PYTHONPATH": str(tests), **{k: str(v) for k, v in env.items()}}
+    exe = Path(sys.executable).parent / "strideclip"
+    return subprocess.run([str(exe), *args, "--ble-backend", "blesim.cliworld:world"], cwd=tmp_path,
+                          env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_scan_lists_clips_as_json(tmp_path):
+    import json
+
+    r = _cli(["scan", "--seconds", "0.5", "--json"], tmp_path, BLESIM_CLIPS=3)
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    assert sorted(c["name"] for c in found) == ["clip-1", "clip-2", "clip-3"]
+    assert all(c["battery_pct"] == 87 and c["address"] for c in found)
+
+
+def test_cli_live_records_each_named_clip_to_its_own_log(tmp_path):
+    r = _cli(["live", "--clip", "clip-2", "--clip", "clip-3", "--out", "logs", "--seconds", "5"], tmp_path,
+             BLESIM_CLIPS=3, BLESIM_MINUTES=1, BLESIM_SPEED=10)
+    assert r.returncode == 0, r.stderr
+    logs = sorted((tmp_path / "logs").glob("*.sclog"))
+    assert [p.name.rsplit("-", 2)[0] for p in logs] == ["clip-2", "clip-3"]  # not clip-1
+    for p in logs:
+        log = load_log(p)
+        assert log.header["source"] == "ble" and len(log.sample_idx) > 208 * 20
+        assert np.array_equal(log.sample_idx, np.arange(len(log.sample_idx)))  # from the first sample, no gap
+    assert "clip-2:" in r.stdout and "steps" in r.stdout
+
+
+def test_cli_live_names_a_clip_that_is_not_there(tmp_path):
+    r = _cli(["live", "--clip", "clip-9", "--seconds", "1"], tmp_path, BLESIM_CLIPS=2)
+    assert r.returncode == 1
+    assert "no clip named 'clip-9' found; clips seen: clip-1" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -10,13 +10,16 @@ from strideclip.errors import StrideClipError
 
 # Subcommands the product will have but that are not built yet, with the issue that builds them.
 NOT_BUILT = {
-    "scan": ("list clips advertising nearby", 8),
-    "live": ("live terminal view of one or more clips", 8),
     "dashboard": ("the coach's live web dashboard", 9),
     "report": ("an HTML report of one session", 10),
     "export": ("export a session as CSV, Parquet or FIT", 10),
     "history": ("list sessions and weekly trends", 10),
 }
+
+
+# The bleak backend for scan/live/record: bleak's platform one unless a test names another.
+BLE_BACKEND_OPTION = click.option("--ble-backend", default=None, hidden=True,
+                                  help="module:function giving bleak scanner_backend/client_backend (tests).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -159,15 +162,27 @@ def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, inp
 
 
 @cli.command()
-@click.option("--serial", "port", required=True, help="The clip's USB serial port (its config link \"usb\").")
+@click.option("--serial", "port", default=None, help="The clip's USB serial port (its config link \"usb\").")
+@click.option("--clip", "clip_name", default=None, help="The clip's BLE name or address (its config link \"ble\").")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Session log to write (new file).")
 @click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long.")
-@click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None, help="Stop when nothing arrives for this long.")
+@click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None, help="Serial: stop when nothing arrives for this long.")
 @click.option("--athlete", default=None, help="Who wears the clip (stored in the log).")
-def record(port, output, seconds, idle_s, athlete):
-    """Record a clip over USB serial to a session log (BLE: issue #8). Ctrl-C stops."""
+@BLE_BACKEND_OPTION
+def record(port, clip_name, output, seconds, idle_s, athlete, ble_backend):
+    """Record a clip over USB serial or BLE to a session log. Ctrl-C stops."""
     import time
     from pathlib import Path
+
+    if (port is None) == (clip_name is None):
+        raise click.UsageError("give either --serial PORT or --clip NAME")
+    if Path(output).exists():
+        raise click.UsageError(f"{output} exists; a session log is never overwritten")
+    if clip_name is not None:
+        clips = _run_ble(_live_main([clip_name], Path(output).parent, seconds, ble_backend, log_paths=[Path(output)],
+                                    athlete=athlete))
+        _print_live_summary(clips)
+        sys.exit(1 if any(c.link.error for c in clips) else 0)
 
     from strideclip.pipeline import Session
     from strideclip.recorder import backfill_commands, record_packet
@@ -175,8 +190,6 @@ def record(port, output, seconds, idle_s, athlete):
     from strideclip.transports import TransportError
     from strideclip.transports.serial import SerialTransport
 
-    if Path(output).exists():
-        raise click.UsageError(f"{output} exists; a session log is never overwritten")
     transport = SerialTransport(port)
     click.echo(f"recording {port} to {output} (Ctrl-C stops)")  # the port is open: nothing from now on is lost
     sys.stdout.flush()
@@ -210,6 +223,95 @@ def record(port, output, seconds, idle_s, athlete):
     if lost:
         click.echo(f"strideclip: {lost}; everything before it is in {output}", err=True)
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--seconds", type=click.FloatRange(0.2, 60), default=3.0, show_default=True, help="How long to listen.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list.")
+@BLE_BACKEND_OPTION
+def scan(seconds, as_json, ble_backend):
+    """List clips advertising nearby: name, address, signal, battery."""
+    import json
+
+    from strideclip.transports.ble import scan as ble_scan
+
+    async def main():
+        backend = await _ble_backend(ble_backend)
+        return await ble_scan(seconds, backend=backend and backend.scanner_backend)
+
+    clips = _run_ble(main())
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in clips]))
+        return
+    if not clips:
+        click.echo("no clips found (are they on and not connected to another host?)")
+    for c in clips:
+        battery = f"{c.battery_pct} %" if c.battery_pct is not None else "?"
+        click.echo(f"{c.name:<22} {c.address}  {c.rssi_dbm if c.rssi_dbm is not None else '?':>4} dBm  battery {battery}")
+
+
+@cli.command()
+@click.option("--clip", "clip_names", multiple=True, help="A clip's name or address; repeat for several (default: all found).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder for the session logs, one per clip.")
+@click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
+@BLE_BACKEND_OPTION
+def live(clip_names, out_dir, seconds, ble_backend):
+    """Live view of one or more clips over BLE, each recorded to its own session log."""
+    from pathlib import Path
+
+    clips = _run_ble(_live_main(list(clip_names), Path(out_dir), seconds, ble_backend, view=True))
+    _print_live_summary(clips)
+    sys.exit(1 if clips and all(c.link.error for c in clips) else 0)
+
+
+async def _ble_backend(spec: str | None):
+    """``module:function`` returning (awaitably) an object with bleak ``scanner_backend`` and
+    ``client_backend`` classes; None: bleak's platform backend."""
+    if not spec:
+        return None
+    import importlib
+    import inspect
+
+    module, _, attr = spec.partition(":")
+    made = getattr(importlib.import_module(module), attr)()
+    return await made if inspect.isawaitable(made) else made
+
+
+async def _live_main(names, out_dir, seconds, backend_spec, *, view=False, log_paths=None, athlete=None):
+    from strideclip.live import run_live
+    from strideclip.liveview import LiveTable
+    from strideclip.transports.ble import pick
+    from strideclip.transports.ble import scan as ble_scan
+
+    backend = await _ble_backend(backend_spec)
+    found = await ble_scan(3.0, backend=backend and backend.scanner_backend)
+    chosen = pick(found, names)
+    if not chosen:
+        raise click.ClickException("no clips found (are they on and not connected to another host?)")
+    click.echo("recording " + ", ".join(f"{c.name} ({c.address})" for c in chosen) + " (Ctrl-C stops)")
+    with LiveTable(live=view and sys.stdout.isatty()) as table:
+        return await run_live(chosen, out_dir, seconds=seconds, backend=backend and backend.client_backend,
+                              on_update=table.update, log_paths=log_paths, athlete=athlete)
+
+
+def _run_ble(coro):
+    import asyncio
+
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        return []
+
+
+def _print_live_summary(clips) -> None:
+    for c in clips:
+        s = c.session.summary()
+        click.echo(f"{c.name}: {c.log_path}: {s['samples']} samples ({s['duration_s']:.1f} s at {s['rate_hz']} Hz), "
+                   f"{s['steps']} steps, {len(s['gaps_filled'])} gap(s) filled, {len(s['gaps'])} open, "
+                   f"{c.link.connects} connection(s)")
+        if c.link.error:
+            click.echo(f"strideclip: {c.name}: {c.link.error}", err=True)
 
 
 @cli.command("evaluate-metrics")

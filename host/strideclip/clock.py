@@ -30,7 +30,7 @@ class SampleClock:
         self._bucket: int | None = None
         self._bucket_min = np.inf
         self._bucket_x = 0.0
-        self.drift_ppm = 0.0
+        self.drift_ppm = 0.0  # how fast the clip's crystal runs against the host's clock
         self.anchor_x: float | None = None  # sample time (s, nominal) where the current piece starts
         self.anchor_y = 0.0  # host time there
         self.slope = 1.0  # host seconds per nominal sample second on the current piece
@@ -54,7 +54,7 @@ class SampleClock:
         ys = np.array([m[1] for m in self.minima])
         if len(xs) >= 3 and xs[-1] - xs[0] >= 2 * BUCKET_S:
             slope, icpt = np.polyfit(xs - xs[-1], ys, 1)
-            self.drift_ppm = float(slope * 1e6)
+            self.drift_ppm = float(-slope * 1e6)  # a fast clip clock: fewer host seconds per sample second
             target_at = lambda x: x + icpt + slope * (x - xs[-1])  # noqa: E731
         else:
             floor = float(ys.min())
@@ -62,7 +62,7 @@ class SampleClock:
         # bend the published line towards the fit, continuously, at a limited rate
         y_now = self.host_time_s_at(x_now)
         rate = (target_at(x_now + SLEW_S) - y_now) / SLEW_S
-        base = 1.0 + self.drift_ppm * 1e-6
+        base = 1.0 - self.drift_ppm * 1e-6
         self.slope = float(np.clip(rate, base - MAX_SLEW_PPM * 1e-6, base + MAX_SLEW_PPM * 1e-6))
         self.anchor_x, self.anchor_y = x_now, y_now
 

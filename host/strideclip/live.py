@@ -197,13 +197,16 @@ def log_name(advert: ClipAdvert) -> str:
 
 
 async def run_live(adverts: list[ClipAdvert], out_dir: Path, *, seconds: float | None = None, backend=None,
-                   on_update=None, update_s: float = 0.5, stop: asyncio.Event | None = None) -> list[LiveClip]:
-    """Record every clip in ``adverts`` at once until ``seconds`` pass or ``stop`` is set.
-    ``on_update(clips)`` is called every ``update_s`` for a live view."""
+                   on_update=None, update_s: float = 0.5, stop: asyncio.Event | None = None,
+                   log_paths: list[Path] | None = None, athlete: str | None = None) -> list[LiveClip]:
+    """Record every clip in ``adverts`` at once, each to its own log (``log_paths``, or one named
+    after the clip in ``out_dir``), until ``seconds`` pass or ``stop`` is set. ``on_update(clips)``
+    is called every ``update_s`` for a live view."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stop = stop or asyncio.Event()
-    clips = [LiveClip(a, out_dir / log_name(a), backend=backend) for a in adverts]
+    paths = log_paths or [out_dir / log_name(a) for a in adverts]
+    clips = [LiveClip(a, p, backend=backend, athlete=athlete) for a, p in zip(adverts, paths)]
     runs = [asyncio.ensure_future(c.run(stop)) for c in clips]
     started = time.monotonic()
     try:

@@ -149,7 +149,6 @@ class BleTransport:
                 await client.pair()  # the clip takes commands only over an encrypted, bonded link
             except (BleakError, NotImplementedError) as e:
                 self.on_link("warning", error=f"pairing failed: {e}; commands will be refused")
-            self.client = client
             self.mtu = client.mtu_size
             if self.mtu < MIN_MTU:
                 self.on_link("warning", error=f"MTU {self.mtu} < {MIN_MTU}: the clip cannot send full sample packets")
@@ -157,6 +156,7 @@ class BleTransport:
             await client.start_notify(P.BLE_EVENTS_UUID, receive)
             await client.start_notify(P.BLE_CONTROL_UUID, receive)
             await client.start_notify(P.BLE_SAMPLES_UUID, receive)
+            self.client = client  # connected: commands may go out, their results will be heard
         except (BleakError, asyncio.TimeoutError, OSError) as e:
             self.client = None
             await _quietly(client.disconnect())
