@@ -256,3 +256,22 @@ def test_cli_live_names_a_clip_that_is_not_there(tmp_path):
     assert r.returncode == 1
     assert "no clip named 'clip-9' found; clips seen: clip-1" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_log_carries_the_sample_clock(tmp_path):
+    run = sim_run(3, 13)
+
+    async def main():
+        radio = Radio()
+        clips = await start_clips(radio, [run], speed=30)
+        return await record(radio, clips, tmp_path)
+
+    _, live = asyncio.run(main())
+    log = load_log(live[0].log_path)
+    clock = [e for _t, e in log.host_events if e["event"] == "clock"]
+    steps = [b["sample_idx"] - a["sample_idx"] for a, b in zip(clock, clock[1:])]
+    assert all(60 * 208 <= d < 60 * 208 + 19 for d in steps)  # once a minute of samples
+    assert len(clock) == 3
+    # sample time in the log's clock: at 30x real time a minute of samples takes 2 s
+    assert (clock[2]["log_ms"] - clock[1]["log_ms"]) == pytest.approx(
+        (clock[2]["sample_idx"] - clock[1]["sample_idx"]) / 208 / 30 * 1000, rel=0.1)

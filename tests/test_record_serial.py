@@ -62,3 +62,29 @@ def test_record_names_a_missing_port(tmp_path):
                            str(tmp_path / "x.sclog"), "--seconds", "1"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "cannot open /dev/ttyNOSUCHCLIP" in done.stderr
     assert not (tmp_path / "x.sclog").exists()
+
+
+def test_a_port_that_vanishes_mid_run_keeps_everything_recorded(tmp_path):
+    import os
+    import time
+
+    from clipcore import protocol as P
+    from strideclip.packets import encode_packet, encode_samples
+
+    run = simulate(steady_run(0.2, seed=9))
+    master, slave = os.openpty()
+    out = tmp_path / "cut.sclog"
+    proc = subprocess.Popen([find_tool("strideclip"), "record", "--serial", os.ttyname(slave), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(slave)
+    assert "recording" in proc.stdout.readline()  # the port is open: from now on nothing is lost
+    os.write(master, P.frame(encode_packet(run.hello)))
+    for k in range(40):
+        os.write(master, P.frame(encode_samples(k, 19 * k, run.counts[19 * k : 19 * k + 19])))
+    time.sleep(0.5)
+    os.close(master)  # the cable is pulled
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "was lost" in err and f"everything before it is in {out}" in err
+    log = load_log(out)
+    assert np.array_equal(log.counts, run.counts[: 40 * 19])
+    assert any(e.get("event") == "link_lost" for _t, e in log.host_events)

@@ -31,6 +31,7 @@ from strideclip.sclog import SessionLogWriter
 from strideclip.transports import TransportError
 from strideclip.transports.ble import BleTransport, ClipAdvert
 
+CLOCK_LOG_S = 60  # how often the sample clock's mapping goes into the log
 PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency
 GARBAGE_MIN_PACKETS = 40  # after this many packets, a clip whose packets are nearly all bad ...
 GARBAGE_BAD_FRACTION = 0.9  # ... is not a StrideClip: it is dropped with an error
@@ -66,7 +67,8 @@ class LiveClip:
                                       backend=backend)
         self.failed = asyncio.Event()
         self._tasks: set = set()
-        self.step_times: list = []  # (host monotonic s, ic sample index) as each step was detected
+        self._next_clock_log_idx = 0
+        self.step_times: list = []  # (packet seq, received s, processed s, steps) for packets that completed steps
 
     # -- packets ------------------------------------------------------------------------------
     def _on_packet(self, pkt: bytes, t_s: float) -> None:
@@ -81,8 +83,9 @@ class LiveClip:
                     self._clock_sample(out.first_idx + len(out.counts) - 1, t_s)
         for first, count in backfill_ranges(outputs):
             self._spawn(self._backfill(first, count))
-        for step in self.session.steps[n_steps:]:
-            self.step_times.append((t_s, step.ic_idx))
+        if len(self.session.steps) > n_steps:  # when the steps this packet completed were known
+            self.step_times.append((pkt[1] | pkt[2] << 8 if pkt[0] & 0x0F == P.T_SAMPLES else -1, t_s,
+                                    time.monotonic(), len(self.session.steps) - n_steps))
         self._check_garbage()
 
     def _clock_sample(self, idx: int, t_s: float) -> None:
@@ -90,6 +93,11 @@ class LiveClip:
             self.clock = SampleClock(self.session.rate_hz)
         self.clock.add(idx, t_s)
         self.link.delays_ms.append((t_s - self.clock.host_time_s(idx)) * 1000)
+        if idx >= self._next_clock_log_idx:  # the mapping, once a minute: sample index -> log time
+            self._next_clock_log_idx = idx + CLOCK_LOG_S * self.session.rate_hz
+            at_ms = (self.clock.host_time_s(idx) - self.log.t0_monotonic_s) * 1000
+            self.log.host_event("clock", sample_idx=idx, log_ms=round(at_ms, 1),
+                                drift_ppm=round(self.clock.drift_ppm, 1))
 
     def _check_garbage(self) -> None:
         stats = self.session.decoder.stats

@@ -63,6 +63,11 @@ class SessionLogWriter:
         self._write(L.REC_HEADER, 0, json.dumps(full_header, sort_keys=True).encode())
         self._sync()
 
+    @property
+    def t0_monotonic_s(self) -> float:
+        """time.monotonic() when the log started: its t_ms count from here."""
+        return self._t0
+
     def now_ms(self) -> int:
         return int((time.monotonic() - self._t0) * 1000)
 
