@@ -37,26 +37,39 @@ async def start_clips(radio: Radio, runs, *, speed: float, **kw) -> list[SimClip
     return clips
 
 
-async def record(radio: Radio, clips: list[SimClip], out_dir, *, during=None, timeout_s: float = 120.0):
-    """Scan, then record every clip until each has streamed its whole run (plus a moment for
-    the last backfills); ``during(clips)`` runs alongside (to drop links, send commands)."""
+async def record(radio: Radio, clips: list[SimClip], out_dir, *, during=None, timeout_s: float = 180.0):
+    """Scan, then record every clip until the host holds each one's whole run (or the clip
+    failed); ``during(clips)`` runs alongside (to drop links, send commands)."""
     adverts = await scan(0.5, backend=radio.scanner_backend)
     stop = asyncio.Event()
+    live: list = []
+
+    def complete(lc) -> bool:
+        clip = next(c for c in clips if c.name == lc.name)
+        d = lc.session.decoder
+        return lc.failed.is_set() or (d.next_idx == len(clip.counts) and not d.open_gaps)
 
     async def stop_when_done():
-        await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clips)), timeout_s)
-        await asyncio.sleep(1.0)
+        await asyncio.gather(*(c.done.wait() for c in clips))
+        while not (live and all(complete(lc) for lc in live)):  # the host may lag behind on a busy machine
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
         stop.set()
 
     async def go():
         while any(not c.host_listening for c in clips):  # every clip's samples subscribed before they start
             await asyncio.sleep(0.05)
-        await asyncio.gather(*(c.stream() for c in clips), stop_when_done(), during(clips) if during else asyncio.sleep(0))
+        await asyncio.wait_for(asyncio.gather(*(c.stream() for c in clips), stop_when_done(),
+                                              during(clips) if during else asyncio.sleep(0)), timeout_s)
 
     task = asyncio.ensure_future(go())
-    live = await run_live(adverts, out_dir, backend=radio.client_backend, stop=stop)
+    try:
+        result = await run_live(adverts, out_dir, backend=radio.client_backend, stop=stop,
+                                on_update=lambda clips_now: live[:] or live.extend(clips_now))
+    finally:
+        stop.set()
     await task
-    return adverts, live
+    return adverts, result
 
 
 def test_scan_lists_clips_with_name_rssi_and_battery():

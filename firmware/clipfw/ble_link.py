@@ -14,6 +14,7 @@ and keeps its backfill store; the host asks for the gap after reconnecting).
 import bluetooth
 from micropython import const
 
+from clipcore import advertising as AD
 from clipcore import wire as P
 from clipfw.views import Views
 
@@ -60,8 +61,8 @@ class BleLink:
         self.ble.gatts_write(h_serial, b"%08x" % clip_id)
         self.ble.gatts_write(h_fw, b"%d.%d.%d" % fw_version)
         self.name = name
-        self.adv = P.advertising_payload(P.BLE_SERVICE_UUID)
-        self.resp = P.scan_response(name, P.BATTERY_UNKNOWN)
+        self.adv = AD.advertising_payload(P.BLE_SERVICE_UUID)
+        self.resp = AD.scan_response(name, P.BATTERY_UNKNOWN)
         self.conn = -1  # connection handle of the central, -1: none
         self.encrypted = False
         self.mtu = 23
@@ -168,6 +169,6 @@ class BleLink:
         """The charge on the Battery service and in the scan response (re-advertised while no
         central is connected, so a scan shows it)."""
         self.ble.gatts_write(self.h_battery, bytes((pct,)))
-        self.resp = P.scan_response(self.name, pct)
+        self.resp = AD.scan_response(self.name, pct)
         if self.conn < 0:
             self.advertise()

@@ -140,34 +140,6 @@ BLE_EVENTS_UUID = "5c1a0003-7a3e-4b9e-9d2c-51a0c11b0001"  # notify: HELLO, STEP,
 BLE_CONTROL_UUID = "5c1a0004-7a3e-4b9e-9d2c-51a0c11b0001"  # write: COMMAND; notify: RESULT
 BLE_MTU = const(247)  # requested by the clip; 19 samples per notification
 
-# Advertising data (AD structures, Core spec Supplement part A): what a scan shows.
-AD_FLAGS = const(0x01)
-AD_UUID128_COMPLETE = const(0x07)
-AD_NAME_COMPLETE = const(0x09)
-AD_SERVICE_DATA16 = const(0x16)
-BATTERY_SERVICE_UUID16 = const(0x180F)
-CLIP_NAME_MAX = const(20)  # scan response: name (2 + 20) + battery service data (5) <= 31 bytes
-
-
-def uuid128_le(uuid_str):
-    """A 128-bit UUID string as the 16 little-endian bytes BLE carries."""
-    b = bytes.fromhex(uuid_str.replace("-", ""))
-    return bytes(b[15 - i] for i in range(16))
-
-
-def advertising_payload(uuid_str):
-    """Flags (LE general discoverable, no BR/EDR) and the complete 128-bit service UUID list,
-    which hosts filter on: 21 of 31 bytes."""
-    return bytes((2, AD_FLAGS, 0x06, 17, AD_UUID128_COMPLETE)) + uuid128_le(uuid_str)
-
-
-def scan_response(name, battery_pct):
-    """The clip's name and its charge as Battery-service data, for active scanners: a scan
-    lists clips with their battery without connecting. At most 27 of 31 bytes."""
-    name_b = name.encode()[:CLIP_NAME_MAX]
-    return (bytes((len(name_b) + 1, AD_NAME_COMPLETE)) + name_b
-            + bytes((4, AD_SERVICE_DATA16, BATTERY_SERVICE_UUID16 & 0xFF, BATTERY_SERVICE_UUID16 >> 8, battery_pct)))
-
 # Stream framing.
 SYNC0 = const(0xA5)
 SYNC1 = const(0x5A)

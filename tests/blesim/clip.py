@@ -19,6 +19,7 @@ import numpy as np
 from bumble import gatt
 from bumble.device import AdvertisingEventProperties, AdvertisingParameters
 
+from clipcore import advertising as AD
 from clipcore import protocol as P
 from strideclip.packets import encode_packet, encode_samples
 from blesim.radio import Radio, make_device
@@ -91,7 +92,7 @@ class SimClip:
             return
         self.adv_set = await self.device.create_advertising_set(
             advertising_parameters=params, random_address=self.device.random_address,
-            advertising_data=P.advertising_payload(P.BLE_SERVICE_UUID) + P.scan_response(self.name, self.battery_pct))
+            advertising_data=AD.advertising_payload(P.BLE_SERVICE_UUID) + AD.scan_response(self.name, self.battery_pct))
 
     def _on_connection(self, connection) -> None:
         self.connection = connection
