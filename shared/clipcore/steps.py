@@ -48,9 +48,9 @@ RATES_HZ = (104, 208, 416)
 FC_MULT = const(2)  # low-pass cutoff = FC_MULT / step period
 PERIOD_INIT_MS = const(550)
 PROM_MIN_MG = const(80)  # a hump must rise at least this much ...
-PROM_FRAC_Q8 = const(90)  # ... and 35 % of the recent step height
+PROM_FRAC_Q8 = const(128)  # ... and 50 % of the recent step height
 FALL_FRAC_Q8 = const(64)  # the hump has passed when |a| fell 25 % of the prominence
-REFRACTORY_Q8 = const(115)  # no new hump within 45 % of a step period
+REFRACTORY_Q8 = const(150)  # no new hump within 59 % of a step period
 F_RUN_Q8 = const(51)  # contact at 20 % of the rise after a flight phase ...
 F_WALK_Q8 = const(179)  # ... 70 % without one
 TROUGH_RUN_MG = const(300)  # smoothed |a| trough below this: a flight phase (running)
