@@ -166,62 +166,25 @@ def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, inp
 @click.option("--clip", "clip_name", default=None, help="The clip's BLE name or address (its config link \"ble\").")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Session log to write (new file).")
 @click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long.")
-@click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None, help="Serial: stop when nothing arrives for this long.")
+@click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None, help="Stop when nothing arrives for this long.")
 @click.option("--athlete", default=None, help="Who wears the clip (stored in the log).")
 @BLE_BACKEND_OPTION
 def record(port, clip_name, output, seconds, idle_s, athlete, ble_backend):
     """Record a clip over USB serial or BLE to a session log. Ctrl-C stops."""
-    import time
     from pathlib import Path
+
+    from strideclip.live import serial_source
 
     if (port is None) == (clip_name is None):
         raise click.UsageError("give either --serial PORT or --clip NAME")
     if Path(output).exists():
         raise click.UsageError(f"{output} exists; a session log is never overwritten")
-    if clip_name is not None:
-        clips = _run_ble(_live_main([clip_name], Path(output).parent, seconds, ble_backend, log_paths=[Path(output)],
-                                    athlete=athlete))
-        _print_live_summary(clips)
-        sys.exit(1 if any(c.link.error for c in clips) else 0)
-
-    from strideclip.pipeline import Session
-    from strideclip.recorder import backfill_commands, record_packet
-    from strideclip.sclog import SessionLogWriter
-    from strideclip.transports import TransportError
-    from strideclip.transports.serial import SerialTransport
-
-    transport = SerialTransport(port)
-    click.echo(f"recording {port} to {output} (Ctrl-C stops)")  # the port is open: nothing from now on is lost
-    sys.stdout.flush()
-    session = Session()
-    lost = None
-    header = {"athlete": athlete, "source": "usb-serial", "port": port}
-    with SessionLogWriter(output, header=header) as log:
-        started = time.monotonic()
-        try:
-            cmd_id = 0
-            for pkt in transport.packets(stop_after_s=seconds, idle_s=idle_s):
-                t_ms = int((time.monotonic() - started) * 1000)
-                outputs = record_packet(log, session, pkt, t_ms)
-                for cmd in backfill_commands(outputs, cmd_id):  # ask the clip again for what was lost
-                    transport.send(cmd)
-                    log.sent_packet(cmd, t_ms=t_ms)
-                    cmd_id += 1
-        except TransportError as e:
-            lost = str(e)
-            log.host_event("link_lost", error=lost)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            log.host_event("link_stats", bytes_in=transport.bytes_in, dropped_bytes=transport.dropped_bytes,
-                           bad_frames=transport.bad_frames)
-            transport.close()
-    s = session.summary()
-    click.echo(f"{output}: {s['samples']} samples ({s['duration_s']:.1f} s at {s['rate_hz']} Hz), {s['steps']} steps, "
-               f"{len(s['gaps_filled'])} gap(s) filled by backfill, {len(s['gaps'])} still open; link: {transport.bytes_in} bytes, {transport.dropped_bytes} dropped, "
-               f"{transport.bad_frames} damaged frame(s)")
-    if lost:
-        click.echo(f"strideclip: {lost}; everything before it is in {output}", err=True)
+    sources = [serial_source(port)] if port else []
+    clips = _run_ble(_live_main(sources, [clip_name] if clip_name else [], Path(output).parent, seconds, ble_backend,
+                                idle_s=idle_s, log_paths=[Path(output)], athlete=athlete))
+    _print_live_summary(clips)
+    if any(c.link.error for c in clips):
+        click.echo(f"strideclip: everything before it is in {output}", err=True)
         sys.exit(1)
 
 
@@ -251,16 +214,30 @@ def scan(seconds, as_json, ble_backend):
 
 
 @cli.command()
-@click.option("--clip", "clip_names", multiple=True, help="A clip's name or address; repeat for several (default: all found).")
+@click.option("--clip", "clip_names", multiple=True, help="A clip's BLE name or address; repeat for several.")
+@click.option("--serial", "ports", multiple=True, help="A clip on a USB serial port; repeat for several.")
+@click.option("--replay", "logs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Play a session log back as if live (developers, demos); repeat for several.")
+@click.option("--sim", "sims", type=click.IntRange(0, 16), default=0, help="Follow this many simulated clips.")
+@click.option("--speed", type=click.FloatRange(0.1, 1000), default=1.0, show_default=True,
+              help="Pace of --replay and --sim, times real time.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder for the session logs, one per clip.")
 @click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
 @BLE_BACKEND_OPTION
-def live(clip_names, out_dir, seconds, ble_backend):
-    """Live view of one or more clips over BLE, each recorded to its own session log."""
+def live(clip_names, ports, logs, sims, speed, out_dir, seconds, ble_backend):
+    """Live view of one or more clips, each recorded to its own session log. With no source
+    given, every clip found in a BLE scan."""
     from pathlib import Path
 
-    clips = _run_ble(_live_main(list(clip_names), Path(out_dir), seconds, ble_backend, view=True))
+    from strideclip.live import log_source, serial_source, sim_source
+    from strideclip.sim import simulate, steady_run
+
+    sources = [serial_source(p) for p in ports] + [log_source(p, speed) for p in logs]
+    sources += [sim_source(f"sim-{i + 1}", simulate(steady_run(30, seed=100 + i)), speed) for i in range(sims)]
+    scan_all = not (clip_names or sources)
+    clips = _run_ble(_live_main(sources, list(clip_names), Path(out_dir), seconds, ble_backend, view=True,
+                                scan_all=scan_all))
     _print_live_summary(clips)
     sys.exit(1 if clips and all(c.link.error for c in clips) else 0)
 
@@ -278,21 +255,28 @@ async def _ble_backend(spec: str | None):
     return await made if inspect.isawaitable(made) else made
 
 
-async def _live_main(names, out_dir, seconds, backend_spec, *, view=False, log_paths=None, athlete=None):
-    from strideclip.live import run_live
+async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=False, scan_all=False, idle_s=None,
+                     log_paths=None, athlete=None):
+    """Scan for the named BLE clips (all found, with ``scan_all``), open every link, say so, and
+    record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
+    from strideclip.live import open_clips, run_clips
     from strideclip.liveview import LiveTable
     from strideclip.transports.ble import pick
     from strideclip.transports.ble import scan as ble_scan
 
     backend = await _ble_backend(backend_spec)
-    found = await ble_scan(3.0, backend=backend and backend.scanner_backend)
-    chosen = pick(found, names)
-    if not chosen:
+    sources = list(sources)
+    if names or scan_all:
+        found = await ble_scan(3.0, backend=backend and backend.scanner_backend)
+        sources += pick(found, names)
+    if not sources:
         raise click.ClickException("no clips found (are they on and not connected to another host?)")
-    click.echo("recording " + ", ".join(f"{c.name} ({c.address})" for c in chosen) + " (Ctrl-C stops)")
+    clips = open_clips(sources, out_dir, backend=backend and backend.client_backend, log_paths=log_paths,
+                       athlete=athlete)
+    click.echo("recording " + ", ".join(f"{c.name} ({c.source.address})" for c in clips) + " (Ctrl-C stops)")
+    sys.stdout.flush()  # the links are open: nothing from now on is lost
     with LiveTable(live=view and sys.stdout.isatty()) as table:
-        return await run_live(chosen, out_dir, seconds=seconds, backend=backend and backend.client_backend,
-                              on_update=table.update, log_paths=log_paths, athlete=athlete)
+        return await run_clips(clips, seconds=seconds, idle_s=idle_s, on_update=table.update if view else None)
 
 
 def _run_ble(coro):
@@ -307,9 +291,10 @@ def _run_ble(coro):
 def _print_live_summary(clips) -> None:
     for c in clips:
         s = c.session.summary()
+        stats = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.transport.stats().items())
         click.echo(f"{c.name}: {c.log_path}: {s['samples']} samples ({s['duration_s']:.1f} s at {s['rate_hz']} Hz), "
-                   f"{s['steps']} steps, {len(s['gaps_filled'])} gap(s) filled, {len(s['gaps'])} open, "
-                   f"{c.link.connects} connection(s)")
+                   f"{s['steps']} steps, {len(s['gaps_filled'])} gap(s) filled by backfill, {len(s['gaps'])} still open; "
+                   f"link: {stats}")
         if c.link.error:
             click.echo(f"strideclip: {c.name}: {c.link.error}", err=True)
 

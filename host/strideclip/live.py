@@ -7,8 +7,10 @@ BACKFILL for exactly its range as soon as the next live packet shows it; what co
 merged by the decoder and the log says which gaps were filled (host events ``gap``,
 ``backfill_requested``, ``gap_filled``, ``backfill_failed``, and ``link`` for connects and losses).
 
-``run_live`` runs several clips in one event loop; a clip that fails (speaks garbage, vanishes)
-is reported and closed, and the others keep going.
+Any transport works (strideclip.transports: BLE, USB serial, a log or the simulator played
+back); a ``ClipSource`` says which and how to open it. ``run_live`` runs several clips in one
+event loop; a clip that fails (speaks garbage, vanishes) is reported and closed, and the others
+keep going.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import datetime as _dt
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +33,8 @@ from strideclip.recorder import backfill_ranges, record_packet
 from strideclip.sclog import SessionLogWriter
 from strideclip.transports import TransportError
 from strideclip.transports.ble import BleTransport, ClipAdvert
+from strideclip.transports.playback import PlaybackTransport
+from strideclip.transports.serial import SerialTransport
 
 CLOCK_LOG_S = 60  # how often the sample clock's mapping goes into the log
 PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency
@@ -53,25 +58,62 @@ class LinkFigures:
         return float(np.percentile(self.delays_ms, 95)) if self.delays_ms else None
 
 
+@dataclass
+class ClipSource:
+    """A clip to follow: its name, where it is, and how to open its transport with the
+    callbacks (on_packet, on_link, on_sent)."""
+
+    name: str
+    address: str  # BLE address, serial port, or file
+    kind: str  # "ble", "usb-serial", "log", "simulator": the log header's source
+    open: Callable
+    rssi_dbm: int | None = None
+    battery_pct: int | None = None
+
+
+def ble_source(advert: ClipAdvert, backend=None) -> ClipSource:
+    return ClipSource(advert.name, advert.address, "ble",
+                      lambda **cb: BleTransport(advert.address, backend=backend, **cb),
+                      rssi_dbm=advert.rssi_dbm, battery_pct=advert.battery_pct)
+
+
+def serial_source(port: str) -> ClipSource:
+    return ClipSource(Path(port).name, port, "usb-serial", lambda **cb: SerialTransport(port, **cb))
+
+
+def log_source(path, speed: float) -> ClipSource:
+    return ClipSource(Path(path).stem, str(path), "log", lambda **cb: PlaybackTransport.from_log(path, speed=speed, **cb))
+
+
+def sim_source(name: str, run, speed: float) -> ClipSource:
+    return ClipSource(name, "simulator", "simulator", lambda **cb: PlaybackTransport.from_sim(name, run, speed=speed, **cb))
+
+
 class LiveClip:
-    def __init__(self, advert: ClipAdvert, log_path: Path, *, backend=None, athlete: str | None = None):
-        self.advert = advert
-        self.name = advert.name
+    def __init__(self, source: ClipSource, log_path: Path, *, athlete: str | None = None):
+        self.source = source
+        self.name = source.name
         self.session = Session()
-        self.link = LinkFigures(rssi_dbm=advert.rssi_dbm)
+        self.link = LinkFigures(rssi_dbm=source.rssi_dbm)
         self.clock: SampleClock | None = None
-        self.log = SessionLogWriter(log_path, header={"athlete": athlete or advert.name, "source": "ble",
-                                                       "clip_name": advert.name, "address": advert.address})
+        # the link first: a port that is not there leaves no empty log behind
+        self.transport = source.open(on_packet=self._on_packet, on_link=self._on_link, on_sent=self._on_sent)
+        self.log = SessionLogWriter(log_path, header={"athlete": athlete or source.name, "source": source.kind,
+                                                       "clip_name": source.name, "address": source.address})
         self.log_path = Path(log_path)
-        self.transport = BleTransport(advert.address, on_packet=self._on_packet, on_link=self._on_link,
-                                      backend=backend)
+        self.takes_commands = getattr(self.transport, "takes_commands", True)
         self.failed = asyncio.Event()
+        self.last_packet_s = time.monotonic()
         self._tasks: set = set()
         self._next_clock_log_idx = 0
         self.step_times: list = []  # (packet seq, received s, processed s, steps) for packets that completed steps
 
     # -- packets ------------------------------------------------------------------------------
+    def _on_sent(self, pkt: bytes) -> None:
+        self.log.sent_packet(pkt)
+
     def _on_packet(self, pkt: bytes, t_s: float) -> None:
+        self.last_packet_s = t_s
         n_steps = len(self.session.steps)
         outputs = record_packet(self.log, self.session, pkt, self.log.now_ms())
         for out in outputs:
@@ -81,7 +123,7 @@ class LiveClip:
                                         end_idx=out.first_idx + len(out.counts))
                 elif self.session.rate_hz:
                     self._clock_sample(out.first_idx + len(out.counts) - 1, t_s)
-        for first, count in backfill_ranges(outputs):
+        for first, count in backfill_ranges(outputs) if self.takes_commands else ():
             self._spawn(self._backfill(first, count))
         if len(self.session.steps) > n_steps:  # when the steps this packet completed were known
             self.step_times.append((pkt[1] | pkt[2] << 8 if pkt[0] & 0x0F == P.T_SAMPLES else -1, t_s,
@@ -104,8 +146,8 @@ class LiveClip:
         seen = stats.packets + stats.bad_packets
         if seen >= GARBAGE_MIN_PACKETS and stats.bad_packets >= GARBAGE_BAD_FRACTION * seen and not self.failed.is_set():
             first = self.session.bad_packet_errors[0] if self.session.bad_packet_errors else ""
-            self._fail(f"{self.name} ({self.advert.address}) advertises the StrideClip service but "
-                       f"{stats.bad_packets} of {seen} packets did not decode ({first}): not a StrideClip")
+            self._fail(f"{self.name} ({self.source.address}) {stats.bad_packets} of {seen} packets did not "
+                       f"decode ({first}): not a StrideClip")
 
     async def _backfill(self, first: int, count: int) -> None:
         """Ask the clip for exactly the missing range; if it no longer holds all of it, for what it has."""
@@ -149,7 +191,7 @@ class LiveClip:
                 await asyncio.wait_for(stop.wait(), PING_S)
             except asyncio.TimeoutError:
                 pass
-            if self.transport.connected and not stop.is_set():
+            if self.transport.connected and self.takes_commands and not stop.is_set():
                 try:
                     await self.transport.command(P.OP_HELLO, ())
                     self.link.rtt_ms = self.transport.rtt_ms
@@ -163,6 +205,8 @@ class LiveClip:
         ping = asyncio.ensure_future(self._ping(mine))
         try:
             await self.transport.run(mine)
+        except TransportError as e:  # the link is gone for good (a serial port pulled out)
+            self._fail(str(e))
         finally:
             mine.set()
             relay.cancel()
@@ -170,6 +214,7 @@ class LiveClip:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.log.host_event("link_stats", **self.transport.stats())
             self.log.close()
 
     def values(self) -> dict:
@@ -185,7 +230,7 @@ class LiveClip:
         hello = self.session.decoder.hello
         if hello is not None and hello.battery_pct <= 100:
             return hello.battery_pct
-        return self.advert.battery_pct
+        return self.source.battery_pct
 
 
 async def _first_of(*events: asyncio.Event, then: asyncio.Event) -> None:
@@ -198,28 +243,37 @@ async def _first_of(*events: asyncio.Event, then: asyncio.Event) -> None:
     then.set()
 
 
-def log_name(advert: ClipAdvert) -> str:
+def log_name(name: str) -> str:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", advert.name).strip("_") or "clip"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "clip"
     return f"{safe}-{stamp}.sclog"
 
 
-async def run_live(adverts: list[ClipAdvert], out_dir: Path, *, seconds: float | None = None, backend=None,
-                   on_update=None, update_s: float = 0.5, stop: asyncio.Event | None = None,
-                   log_paths: list[Path] | None = None, athlete: str | None = None) -> list[LiveClip]:
-    """Record every clip in ``adverts`` at once, each to its own log (``log_paths``, or one named
-    after the clip in ``out_dir``), until ``seconds`` pass or ``stop`` is set. ``on_update(clips)``
-    is called every ``update_s`` for a live view."""
+def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Path] | None = None,
+               athlete: str | None = None) -> list[LiveClip]:
+    """A LiveClip per source (a ClipSource, or a ClipAdvert from a BLE scan), each with its own
+    log (``log_paths``, or one named after the clip in ``out_dir``). Links open here: a missing
+    serial port raises TransportError before any log is made."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sources = [ble_source(s, backend) if isinstance(s, ClipAdvert) else s for s in sources]
+    paths = log_paths or [out_dir / log_name(s.name) for s in sources]
+    return [LiveClip(s, p, athlete=athlete) for s, p in zip(sources, paths)]
+
+
+async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle_s: float | None = None,
+                    on_update=None, update_s: float = 0.5, stop: asyncio.Event | None = None) -> list[LiveClip]:
+    """Record the clips at once until ``seconds`` pass, nothing arrived from any of them for
+    ``idle_s``, every link ended, or ``stop`` is set. ``on_update(clips)`` every ``update_s``."""
     stop = stop or asyncio.Event()
-    paths = log_paths or [out_dir / log_name(a) for a in adverts]
-    clips = [LiveClip(a, p, backend=backend, athlete=athlete) for a, p in zip(adverts, paths)]
     runs = [asyncio.ensure_future(c.run(stop)) for c in clips]
     started = time.monotonic()
     try:
         while not stop.is_set() and not all(r.done() for r in runs):
-            if seconds is not None and time.monotonic() - started >= seconds:
+            now = time.monotonic()
+            if seconds is not None and now - started >= seconds:
+                break
+            if idle_s is not None and all(now - c.last_packet_s >= idle_s for c in clips):
                 break
             if on_update:
                 on_update(clips)
@@ -230,3 +284,10 @@ async def run_live(adverts: list[ClipAdvert], out_dir: Path, *, seconds: float |
     if on_update:
         on_update(clips)
     return clips
+
+
+async def run_live(sources: list, out_dir: Path, *, backend=None, log_paths: list[Path] | None = None,
+                   athlete: str | None = None, **run_kw) -> list[LiveClip]:
+    """open_clips, then run_clips."""
+    clips = open_clips(sources, out_dir, backend=backend, log_paths=log_paths, athlete=athlete)
+    return await run_clips(clips, **run_kw)

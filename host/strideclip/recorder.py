@@ -25,13 +25,3 @@ def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int
 def backfill_ranges(outputs: list) -> list[tuple[int, int]]:
     """(first_idx, count) for each gap the decoder just reported: exactly the missing range."""
     return [(out.start_idx, out.end_idx - out.start_idx) for out in outputs if isinstance(out, Gap)]
-
-
-def backfill_commands(outputs: list, next_cmd_id: int) -> list[bytes]:
-    """A BACKFILL command packet for each gap the decoder just reported."""
-    cmds = []
-    for first, count in backfill_ranges(outputs):
-        buf = bytearray(16)
-        n = P.pack_command(buf, (next_cmd_id + len(cmds)) & 0xFF, P.OP_BACKFILL, (first, count))
-        cmds.append(bytes(buf[:n]))
-    return cmds

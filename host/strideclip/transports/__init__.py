@@ -1,6 +1,23 @@
-"""Where a clip's packets come from. Every transport yields whole packets (bytes) and sends
-packets to the clip; all of them feed the same decoder (strideclip.decode, via the pipeline).
-USB serial is here (serial.py); BLE with bleak is issue #8."""
+"""Where a clip's packets come from: one interface for every link, all feeding one decoder.
+
+A transport is made with three callbacks and then run in an asyncio loop:
+
+- ``on_packet(pkt, t_s)`` - each whole packet as it arrives (``t_s``: time.monotonic());
+- ``on_link(event, **fields)`` - "connected", "lost", "retry", "warning";
+- ``on_sent(pkt)`` - each command packet written to the clip (the log keeps them).
+
+and offers ``await run(stop)`` (deliver packets until ``stop`` is set; raise TransportError if
+the link is gone for good), ``await command(opcode, args)`` (send, wait for the RESULT, return
+its detail), ``connected``, ``rtt_ms`` and ``stats()``. The transports: BLE with bleak
+(ble.py), USB serial with pyserial (serial.py), and a session log or the simulator played back
+at a chosen pace (playback.py). strideclip.live records any of them the same way.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from clipcore import protocol as P
 from strideclip.errors import StrideClipError
 
 
@@ -10,3 +27,75 @@ class TransportError(StrideClipError):
     def __init__(self, message: str, *, port: str = ""):
         super().__init__(message)
         self.port = port
+
+
+class CommandError(TransportError):
+    """The clip refused a command (or the host did, before sending): ``code`` and its name."""
+
+    def __init__(self, message: str, *, port: str = "", code: int = 0, detail: int = 0):
+        super().__init__(message, port=port)
+        self.code = code
+        self.detail = detail
+
+
+class CommandTimeout(TransportError):
+    """The clip did not answer a command in time."""
+
+
+class Commands:
+    """Command ids, packing and RESULT matching, the same for every link."""
+
+    def __init__(self, port: str, timeout_s: float = 2.0):
+        self.port = port
+        self.timeout_s = timeout_s
+        self.rtt_ms: float | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._next_id = 1
+
+    def pack(self, opcode: int, args: tuple) -> tuple[int, bytes]:
+        """(cmd_id, packet), checked as the clip would check it: a bad one is never sent."""
+        cmd_id = self._next_id
+        self._next_id = cmd_id % 255 + 1
+        buf = bytearray(16)
+        try:
+            n = P.pack_command(buf, cmd_id, opcode, args)
+        except P.ProtocolError as e:
+            raise CommandError(f"not sent to {self.port}: {e}", port=self.port,
+                               code=P.check_command_args(opcode, args)) from e
+        return cmd_id, bytes(buf[:n])
+
+    def on_packet(self, pkt: bytes, t_s: float) -> None:
+        """Hand every received packet here: a RESULT completes its command."""
+        if len(pkt) == P.RESULT_BYTES and pkt[0] & 0x0F == P.T_RESULT:
+            fut = self._pending.pop(pkt[1], None)
+            if fut is not None and not fut.done():
+                fut.set_result((pkt, t_s))
+
+    async def send(self, opcode: int, args: tuple, write, *, timeout_s: float | None = None) -> int:
+        """Pack, ``await write(pkt)``, wait for the RESULT; return its detail or raise."""
+        cmd_id, pkt = self.pack(opcode, args)
+        name = P.OPCODE_NAMES.get(opcode, str(opcode))
+        wait_s = timeout_s or self.timeout_s
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[cmd_id] = fut
+        sent = time.monotonic()
+        try:
+            await write(pkt)
+            got, t_s = await asyncio.wait_for(fut, wait_s)
+        except asyncio.TimeoutError:
+            raise CommandTimeout(f"{self.port} did not answer {name} (id {cmd_id}) within {wait_s:g} s",
+                                 port=self.port) from None
+        finally:
+            self._pending.pop(cmd_id, None)
+        self.rtt_ms = (t_s - sent) * 1000
+        result = P.decode(got)
+        if result.code != P.RESULT_OK:
+            raise CommandError(f"{self.port} refused {name}: {P.RESULT_NAMES.get(result.code, result.code)} "
+                               f"(detail {result.detail})", port=self.port, code=result.code, detail=result.detail)
+        return result.detail
+
+    def fail_pending(self, why: str) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(TransportError(f"{self.port}: {why}", port=self.port))
+        self._pending.clear()

@@ -15,24 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from clipcore import protocol as P
-from strideclip.transports import TransportError
+from strideclip.transports import CommandError, Commands, CommandTimeout, TransportError  # noqa: F401
 
 BATTERY_SERVICE_DATA_UUID = "0000180f-0000-1000-8000-00805f9b34fb"
 MIN_MTU = P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * 19 + P.ATT_OVERHEAD_BYTES  # a full 19-sample packet
 BACKOFF_S = (0.25, 5.0)  # first retry, longest wait
-
-
-class CommandError(TransportError):
-    """The clip answered a command with an error code (``code`` and its name in the message)."""
-
-    def __init__(self, message: str, *, port: str = "", code: int = 0, detail: int = 0):
-        super().__init__(message, port=port)
-        self.code = code
-        self.detail = detail
-
-
-class CommandTimeout(TransportError):
-    """The clip did not answer a command in time."""
 
 
 @dataclass
@@ -86,21 +73,27 @@ class BleTransport:
     (``t_s`` from time.monotonic); ``on_link(event, **fields)`` hears connected / lost / retry."""
 
     def __init__(self, address: str, *, on_packet: Callable[[bytes, float], None],
-                 on_link: Callable[..., None] | None = None, backend=None,
-                 connect_timeout_s: float = 10.0, command_timeout_s: float = 2.0):
+                 on_link: Callable[..., None] | None = None, on_sent: Callable[[bytes], None] | None = None,
+                 backend=None, connect_timeout_s: float = 10.0, command_timeout_s: float = 2.0):
         self.address = address
         self.on_packet = on_packet
         self.on_link = on_link or (lambda event, **fields: None)
+        self.on_sent = on_sent or (lambda pkt: None)
         self.backend = backend
         self.connect_timeout_s = connect_timeout_s
-        self.command_timeout_s = command_timeout_s
         self.client = None
         self.mtu = 23
         self.connections = 0
-        self.rtt_ms: float | None = None
+        self.notifications = 0
+        self.commands = Commands(address, command_timeout_s)
         self._lost = asyncio.Event()
-        self._pending: dict[int, asyncio.Future] = {}
-        self._next_cmd_id = 1
+
+    @property
+    def rtt_ms(self) -> float | None:
+        return self.commands.rtt_ms
+
+    def stats(self) -> dict:
+        return {"connections": self.connections, "notifications": self.notifications, "mtu": self.mtu}
 
     @property
     def connected(self) -> bool:
@@ -124,7 +117,7 @@ class BleTransport:
             await asyncio.wait({lost, stopped}, return_when=asyncio.FIRST_COMPLETED)
             lost.cancel(), stopped.cancel()
             if self._lost.is_set():
-                self._drop_pending("the link was lost")
+                self.commands.fail_pending("the link was lost")
                 self.client = None
                 self.on_link("lost")
         await self.close()
@@ -175,10 +168,8 @@ class BleTransport:
     def _receive(self, _char, data: bytearray) -> None:
         t_s = time.monotonic()
         pkt = bytes(data)
-        if len(pkt) == P.RESULT_BYTES and pkt[0] & 0x0F == P.T_RESULT:
-            fut = self._pending.pop(pkt[1], None)
-            if fut is not None and not fut.done():
-                fut.set_result((pkt, t_s))
+        self.notifications += 1
+        self.commands.on_packet(pkt, t_s)
         self.on_packet(pkt, t_s)
 
     async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
@@ -189,44 +180,19 @@ class BleTransport:
         client = self.client
         if client is None or not client.is_connected:
             raise TransportError(f"{self.address} is not connected", port=self.address)
-        cmd_id = self._next_cmd_id
-        self._next_cmd_id = cmd_id % 255 + 1
-        buf = bytearray(16)
-        try:
-            n = P.pack_command(buf, cmd_id, opcode, args)
-        except P.ProtocolError as e:  # checked here as the clip would: never sent
-            raise CommandError(f"not sent to {self.address}: {e}", port=self.address,
-                               code=P.check_command_args(opcode, args)) from e
-        fut = asyncio.get_running_loop().create_future()
-        self._pending[cmd_id] = fut
-        name = P.OPCODE_NAMES.get(opcode, str(opcode))
-        sent = time.monotonic()
-        try:
-            await client.write_gatt_char(P.BLE_CONTROL_UUID, bytes(buf[:n]), response=True)
-            pkt, t_s = await asyncio.wait_for(fut, timeout_s or self.command_timeout_s)
-        except asyncio.TimeoutError:
-            raise CommandTimeout(f"{self.address} did not answer {name} (id {cmd_id}) within "
-                                 f"{timeout_s or self.command_timeout_s:g} s", port=self.address) from None
-        except (BleakError, OSError) as e:
-            raise TransportError(f"{self.address}: sending {name} failed: {e}", port=self.address) from e
-        finally:
-            self._pending.pop(cmd_id, None)
-        self.rtt_ms = (t_s - sent) * 1000
-        result = P.decode(pkt)
-        if result.code != P.RESULT_OK:
-            raise CommandError(f"{self.address} refused {name}: {P.RESULT_NAMES.get(result.code, result.code)} "
-                               f"(detail {result.detail})", port=self.address, code=result.code, detail=result.detail)
-        return result.detail
 
-    def _drop_pending(self, why: str) -> None:
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(TransportError(f"{self.address}: {why}", port=self.address))
-        self._pending.clear()
+        async def write(pkt: bytes) -> None:
+            self.on_sent(pkt)
+            try:
+                await client.write_gatt_char(P.BLE_CONTROL_UUID, pkt, response=True)
+            except (BleakError, OSError) as e:
+                raise TransportError(f"{self.address}: sending a command failed: {e}", port=self.address) from e
+
+        return await self.commands.send(opcode, args, write, timeout_s=timeout_s)
 
     async def close(self) -> None:
         client, self.client = self.client, None
-        self._drop_pending("closed")
+        self.commands.fail_pending("closed")
         if client is not None:
             await _quietly(client.disconnect())
 
