@@ -83,3 +83,16 @@ print(r)
 """
     assert int(run_script(code, heapsize="256k")) >= 1  # it cued (cadence fell ~12 %) and never allocated
     assert P.REASON_NAMES[P.REASON_CADENCE_DROP] == "cadence_drop"
+
+
+def test_cue_evaluation_scores_fatigue_and_confounder_runs():
+    """A short version of `strideclip evaluate-cues` (docs/cues.md has the 24-seed figures)."""
+    from strideclip.cues_eval import score, simulate_runs
+
+    runs = simulate_runs(2)
+    out = score(runs)
+    assert out["seeds"] == 2 and out["hours_without_fatigue"] > 1.5
+    assert out["fatigue_cued_in_time_pct"] == 100.0 and out["false_cues_per_hour"] == 0.0
+    # the scoring can fail: a policy that never cues misses both fatigue runs
+    never = score(runs, {C.K_SUSTAIN_S: 10**6})
+    assert never["fatigue_cued_in_time_pct"] == 0.0 and never["cue_lag_s_median"] is None

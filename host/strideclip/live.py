@@ -114,8 +114,11 @@ class LiveClip:
 
     def _on_packet(self, pkt: bytes, t_s: float) -> None:
         self.last_packet_s = t_s
-        n_steps = len(self.session.steps)
+        n_steps, n_cues = len(self.session.steps), len(self.session.cues)
         outputs = record_packet(self.log, self.session, pkt, self.log.now_ms())
+        for cue in self.session.cues[n_cues:]:
+            if cue["source"] == "host" and self.takes_commands:  # the host decided: the clip plays it
+                self._spawn(self._deliver_cue(cue))
         for out in outputs:
             if isinstance(out, SampleBlock):
                 if out.backfill:
@@ -164,6 +167,14 @@ class LiveClip:
                 return
             self.link.backfill_failures += 1
             self.log.host_event("backfill_failed", start_idx=first, end_idx=first + count, error=str(e))
+
+    async def _deliver_cue(self, cue: dict) -> None:
+        """The metronome on the clip, at the cue's tempo for its duration; logged either way."""
+        try:
+            await self.transport.command(P.OP_METRONOME_START, (cue["tempo_spm"], cue["duration_s"]))
+            self.log.host_event("cue_delivered", t_s=cue["t_s"], reason=cue["reason"], tempo_spm=cue["tempo_spm"])
+        except TransportError as e:
+            self.log.host_event("cue_failed", t_s=cue["t_s"], reason=cue["reason"], error=str(e))
 
     # -- link ---------------------------------------------------------------------------------
     def _on_link(self, event: str, **fields) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
+from strideclip.cue_outcomes import cue_outcomes
 from strideclip.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
 from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine
 from strideclip.steps import StepDetector
@@ -160,6 +161,7 @@ class Session:
             "bad_packet_errors": self.bad_packet_errors,
             "restarts": self.restarts,
             "cues": self.cues,
+            "cue_outcomes": cue_outcomes(self.step_table(), self.cues, self.rate_hz),
             "clip_steps": self.clip_steps,
             "steps": len(self.steps),
             "detector_resyncs": self.resyncs,

@@ -38,7 +38,10 @@ K_SUSTAIN_S = const(5)
 K_COOLDOWN_S = const(6)
 K_CUE_S = const(7)  # how long the metronome plays
 N_CONFIG = const(8)
-DEFAULTS = (208, 160, 5, 30, 240, 30, 120, 30)
+# rotation: a 25 % rise of the clip's yaw proxy, held 20 s, caught 24 of 24 simulated rotation
+# and cadence breakdowns within a minute of the truth's 30 % / 5 % points with no false cue in
+# 21.5 h without fatigue (strideclip evaluate-cues, docs/cues.md)
+DEFAULTS = (208, 160, 5, 25, 240, 20, 120, 30)
 
 NO_CUE = const(0)  # otherwise on_step returns the protocol's REASON_* code
 
