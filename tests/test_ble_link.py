@@ -312,3 +312,25 @@ def test_live_plays_logs_and_simulated_clips_through_the_same_path(tmp_path):
     assert not replayed.sent  # a log takes no commands: no backfill requests
     simulated = load_log(next((tmp_path / "out").glob("sim-1-*.sclog")))
     assert simulated.header["source"] == "simulator" and len(simulated.sample_idx) > 208 * 60
+
+
+def test_the_hosts_cue_is_played_on_the_clip(tmp_path):
+    """Fatigue in a live session: the host's cue policy fires and the clip gets the metronome."""
+    from strideclip.sim import Fatigue, Scenario, Segment
+
+    sc = Scenario((Segment("walk", 30, speed_mps=1.3), Segment("run", 540, speed_mps=3.3)),
+                  fatigue=Fatigue(onset_s=280, cadence_pct_per_min=-2.0, rotation_pct_per_min=1.0), seed=90)
+    run = simulate(sc)
+
+    async def main():
+        radio = Radio()
+        clips = await start_clips(radio, [run], speed=40)
+        return clips, await record(radio, clips, tmp_path)
+
+    clips, (_, live) = asyncio.run(main())
+    cues = live[0].session.cues
+    assert cues and cues[0]["reason"] == "cadence_drop" and cues[0]["source"] == "host"
+    played = [args for op, args in clips[0].commands if op == P.OP_METRONOME_START]
+    assert played and played[0] == (cues[0]["tempo_spm"], cues[0]["duration_s"])
+    events = [e for _t, e in load_log(live[0].log_path).host_events]
+    assert any(e["event"] == "cue_delivered" and e["reason"] == "cadence_drop" for e in events)
