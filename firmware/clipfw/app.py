@@ -216,26 +216,11 @@ class App:
 
     def _set_config(self, key, value):
         """Cue settings by number (docs/protocol.md, SET_CONFIG keys); the old value stays on error."""
-        if key not in CONFIG_KEYS:
-            return P.RESULT_UNKNOWN_KEY, key
-        index, lo, hi = CONFIG_KEYS[key]
-        if not lo <= value <= hi:
-            return P.RESULT_OUT_OF_RANGE, key
-        self.cue_cfg[index] = value
+        code = cues.set_config(self.cue_cfg, key, value)
+        if code != P.RESULT_OK:
+            return code, key
         self._status(P.STATUS_CONFIG_CHANGED, key)
         return P.RESULT_OK, value
-
-
-# SET_CONFIG keys: the cue policy's settings (clipcore.cues), with their allowed ranges.
-CONFIG_KEYS = {
-    1: (cues.K_FLOOR_SPM, 100, 220),
-    2: (cues.K_DROP_PCT, 1, 30),
-    3: (cues.K_ROT_RISE_PCT, 5, 200),
-    4: (cues.K_WARMUP_S, 0, 3600),
-    5: (cues.K_SUSTAIN_S, 5, 600),
-    6: (cues.K_COOLDOWN_S, 10, 3600),
-    7: (cues.K_CUE_S, 5, 600),
-}
 
 
 def main(config_path="/config.json"):

@@ -17,6 +17,16 @@ NOT_BUILT = {
 }
 
 
+CUES_OPTION = click.option("--cues", "cues_path", type=click.Path(dir_okay=False), default=None,
+                           help="Cue settings (TOML, [cues] table; docs/cues.md). Live: also sent to each clip.")
+
+
+def _cue_settings(path) -> dict:
+    from strideclip import cueconfig
+
+    return cueconfig.load(path) if path else {}
+
+
 # The bleak backend for scan/live/record: bleak's platform one unless a test names another.
 BLE_BACKEND_OPTION = click.option("--ble-backend", default=None, hidden=True,
                                   help="module:function giving bleak scanner_backend/client_backend (tests).")
@@ -88,7 +98,8 @@ def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min,
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable summary object at the end.")
 @click.option("--steps-csv", type=click.Path(dir_okay=False), default=None,
               help="Write the per-step metrics table (one row per step, docs/metrics.md) to this new file.")
-def replay(log, realtime, speed, as_json, steps_csv):
+@CUES_OPTION
+def replay(log, realtime, speed, as_json, steps_csv, cues_path):
     """Stream a session log through the host pipeline and report what it found."""
     import json
     from pathlib import Path
@@ -99,7 +110,7 @@ def replay(log, realtime, speed, as_json, steps_csv):
 
     if steps_csv and Path(steps_csv).exists():
         raise click.UsageError(f"{steps_csv} exists; choose a new file for the step table")
-    session = Session()
+    session = Session(cue_settings=_cue_settings(cues_path))
     summary = run_replay(log, speed=1.0 if realtime else speed, session=session)
     if steps_csv:
         write_step_table_csv(session.step_table(), steps_csv)
@@ -119,8 +130,11 @@ def replay(log, realtime, speed, as_json, steps_csv):
                f"{summary.get('pelvic_rotation_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_drop_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_tilt_deg_median', float('nan')):.1f} deg")
-    for cue in summary["cues"]:
-        click.echo(f"  cue at {cue['t_s']:.1f} s: {cue['played']} ({cue['reason']})")
+    for cue, outcome in zip(summary["cues"], summary["cue_outcomes"]):
+        rec = outcome["recovered_after_s"]
+        click.echo(f"  cue at {cue['t_s']:.1f} s: {cue['played']} at {cue['tempo_spm']} spm ({cue['reason']}); "
+                   f"{'recovered after ' + format(rec, '.0f') + ' s' if rec is not None else 'no recovery within 5 min'}"
+                   f", {outcome['in_zone_pct'] if outcome['in_zone_pct'] is not None else '-'} % of steps in the zone")
 
 
 @cli.command()
@@ -168,8 +182,9 @@ def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, inp
 @click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long.")
 @click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None, help="Stop when nothing arrives for this long.")
 @click.option("--athlete", default=None, help="Who wears the clip (stored in the log).")
+@CUES_OPTION
 @BLE_BACKEND_OPTION
-def record(port, clip_name, output, seconds, idle_s, athlete, ble_backend):
+def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_backend):
     """Record a clip over USB serial or BLE to a session log. Ctrl-C stops."""
     from pathlib import Path
 
@@ -181,7 +196,8 @@ def record(port, clip_name, output, seconds, idle_s, athlete, ble_backend):
         raise click.UsageError(f"{output} exists; a session log is never overwritten")
     sources = [serial_source(port)] if port else []
     clips = _run_ble(_live_main(sources, [clip_name] if clip_name else [], Path(output).parent, seconds, ble_backend,
-                                idle_s=idle_s, log_paths=[Path(output)], athlete=athlete))
+                                idle_s=idle_s, log_paths=[Path(output)], athlete=athlete,
+                                cue_settings=_cue_settings(cues_path)))
     _print_live_summary(clips)
     if any(c.link.error for c in clips):
         click.echo(f"strideclip: everything before it is in {output}", err=True)
@@ -224,8 +240,9 @@ def scan(seconds, as_json, ble_backend):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder for the session logs, one per clip.")
 @click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
+@CUES_OPTION
 @BLE_BACKEND_OPTION
-def live(clip_names, ports, logs, sims, speed, out_dir, seconds, ble_backend):
+def live(clip_names, ports, logs, sims, speed, out_dir, seconds, cues_path, ble_backend):
     """Live view of one or more clips, each recorded to its own session log. With no source
     given, every clip found in a BLE scan."""
     from pathlib import Path
@@ -237,7 +254,7 @@ def live(clip_names, ports, logs, sims, speed, out_dir, seconds, ble_backend):
     sources += [sim_source(f"sim-{i + 1}", simulate(steady_run(30, seed=100 + i)), speed) for i in range(sims)]
     scan_all = not (clip_names or sources)
     clips = _run_ble(_live_main(sources, list(clip_names), Path(out_dir), seconds, ble_backend, view=True,
-                                scan_all=scan_all))
+                                scan_all=scan_all, cue_settings=_cue_settings(cues_path)))
     _print_live_summary(clips)
     sys.exit(1 if clips and all(c.link.error for c in clips) else 0)
 
@@ -256,7 +273,7 @@ async def _ble_backend(spec: str | None):
 
 
 async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=False, scan_all=False, idle_s=None,
-                     log_paths=None, athlete=None):
+                     log_paths=None, athlete=None, cue_settings=None):
     """Scan for the named BLE clips (all found, with ``scan_all``), open every link, say so, and
     record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
     from strideclip.live import open_clips, run_clips
@@ -272,7 +289,7 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
     if not sources:
         raise click.ClickException("no clips found (are they on and not connected to another host?)")
     clips = open_clips(sources, out_dir, backend=backend and backend.client_backend, log_paths=log_paths,
-                       athlete=athlete)
+                       athlete=athlete, cue_settings=cue_settings)
     click.echo("recording " + ", ".join(f"{c.name} ({c.source.address})" for c in clips) + " (Ctrl-C stops)")
     sys.stdout.flush()  # the links are open: nothing from now on is lost
     with LiveTable(live=view and sys.stdout.isatty()) as table:

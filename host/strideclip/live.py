@@ -90,10 +90,12 @@ def sim_source(name: str, run, speed: float) -> ClipSource:
 
 
 class LiveClip:
-    def __init__(self, source: ClipSource, log_path: Path, *, athlete: str | None = None):
+    def __init__(self, source: ClipSource, log_path: Path, *, athlete: str | None = None,
+                 cue_settings: dict | None = None):
         self.source = source
         self.name = source.name
-        self.session = Session()
+        self.cue_settings = dict(cue_settings or {})
+        self.session = Session(cue_settings=self.cue_settings)
         self.link = LinkFigures(rssi_dbm=source.rssi_dbm)
         self.clock: SampleClock | None = None
         # the link first: a port that is not there leaves no empty log behind
@@ -168,6 +170,13 @@ class LiveClip:
             self.link.backfill_failures += 1
             self.log.host_event("backfill_failed", start_idx=first, end_idx=first + count, error=str(e))
 
+    async def _send_cue_settings(self) -> None:
+        for key, value in self.cue_settings.items():
+            try:
+                await self.transport.command(P.OP_SET_CONFIG, (key, value))
+            except TransportError as e:
+                self.log.host_event("config_failed", key=key, value=value, error=str(e))
+
     async def _deliver_cue(self, cue: dict) -> None:
         """The metronome on the clip, at the cue's tempo for its duration; logged either way."""
         try:
@@ -181,6 +190,8 @@ class LiveClip:
         if event == "connected":
             self.link.connected = True
             self.link.connects += 1
+            if self.cue_settings and self.takes_commands:  # the clip coaches alone with the same settings
+                self._spawn(self._send_cue_settings())
         elif event == "lost":
             self.link.connected = False
             self.link.losses += 1
@@ -261,7 +272,7 @@ def log_name(name: str) -> str:
 
 
 def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Path] | None = None,
-               athlete: str | None = None) -> list[LiveClip]:
+               athlete: str | None = None, cue_settings: dict | None = None) -> list[LiveClip]:
     """A LiveClip per source (a ClipSource, or a ClipAdvert from a BLE scan), each with its own
     log (``log_paths``, or one named after the clip in ``out_dir``). Links open here: a missing
     serial port raises TransportError before any log is made."""
@@ -269,7 +280,7 @@ def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [ble_source(s, backend) if isinstance(s, ClipAdvert) else s for s in sources]
     paths = log_paths or [out_dir / log_name(s.name) for s in sources]
-    return [LiveClip(s, p, athlete=athlete) for s, p in zip(sources, paths)]
+    return [LiveClip(s, p, athlete=athlete, cue_settings=cue_settings) for s, p in zip(sources, paths)]
 
 
 async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle_s: float | None = None,
@@ -298,7 +309,8 @@ async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle
 
 
 async def run_live(sources: list, out_dir: Path, *, backend=None, log_paths: list[Path] | None = None,
-                   athlete: str | None = None, **run_kw) -> list[LiveClip]:
+                   athlete: str | None = None, cue_settings: dict | None = None, **run_kw) -> list[LiveClip]:
     """open_clips, then run_clips."""
-    clips = open_clips(sources, out_dir, backend=backend, log_paths=log_paths, athlete=athlete)
+    clips = open_clips(sources, out_dir, backend=backend, log_paths=log_paths, athlete=athlete,
+                       cue_settings=cue_settings)
     return await run_clips(clips, **run_kw)

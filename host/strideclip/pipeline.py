@@ -12,6 +12,7 @@ import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
+from strideclip import cueconfig
 from strideclip.cue_outcomes import cue_outcomes
 from strideclip.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
 from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine
@@ -46,6 +47,7 @@ class Session:
     detector: StepDetector | None = None
     steps: list = field(default_factory=list)  # StepRecord, in order
     resyncs: int = 0
+    cue_settings: dict = field(default_factory=dict)  # SET_CONFIG key -> value (strideclip.cueconfig)
     cue_config: object = None  # clipcore.cues config, made with the detector
     cue_state: object = None
     metrics: MetricsEngine | None = None
@@ -87,6 +89,7 @@ class Session:
             self.detector = StepDetector(sampling_rate_hz=hello.rate_hz, accel_ug_per_lsb=hello.accel_ug_per_lsb,
                                          first_idx=block.first_idx)
             self.cue_config = cue_policy.make_config(hello.rate_hz)
+            cueconfig.apply(self.cue_config, self.cue_settings)
             self.cue_state = cue_policy.make_state()
             self.metrics = MetricsEngine(rate_hz=hello.rate_hz, accel_g_per_count=hello.accel_ug_per_lsb / 1e6,
                                          gyro_dps_per_count=hello.gyro_mdps_per_lsb_q8 / 256 / 1000)

@@ -18,7 +18,8 @@ stride); times in samples. All state in one int array; O(1) per step; no allocat
 """
 import array
 
-from clipcore.wire import REASON_CADENCE_DROP, REASON_CADENCE_FLOOR, REASON_ROTATION_SPIKE
+from clipcore.wire import (REASON_CADENCE_DROP, REASON_CADENCE_FLOOR, REASON_ROTATION_SPIKE, RESULT_OK,
+                           RESULT_OUT_OF_RANGE, RESULT_UNKNOWN_KEY)
 
 try:
     from micropython import const
@@ -43,6 +44,18 @@ N_CONFIG = const(8)
 # 21.5 h without fatigue (strideclip evaluate-cues, docs/cues.md)
 DEFAULTS = (208, 160, 5, 25, 240, 20, 120, 30)
 
+# SET_CONFIG keys (docs/protocol.md): key -> (config index, lowest, highest allowed). The clip
+# checks a config command and the host a TOML file against the same ranges.
+CONFIG_KEYS = {
+    1: (K_FLOOR_SPM, 100, 220),
+    2: (K_DROP_PCT, 1, 30),
+    3: (K_ROT_RISE_PCT, 5, 200),
+    4: (K_WARMUP_S, 0, 3600),
+    5: (K_SUSTAIN_S, 5, 600),
+    6: (K_COOLDOWN_S, 10, 3600),
+    7: (K_CUE_S, 5, 600),
+}
+
 NO_CUE = const(0)  # otherwise on_step returns the protocol's REASON_* code
 
 # state[] indices
@@ -64,6 +77,18 @@ def make_config(rate_hz):
     cfg = array.array("i", DEFAULTS)
     cfg[K_RATE] = rate_hz
     return cfg
+
+
+def set_config(cfg, key, value):
+    """Change one setting by its SET_CONFIG key; returns a wire RESULT_* code. On an unknown
+    key or a value out of range nothing changes."""
+    if key not in CONFIG_KEYS:
+        return RESULT_UNKNOWN_KEY
+    index, lo, hi = CONFIG_KEYS[key]
+    if not lo <= value <= hi:
+        return RESULT_OUT_OF_RANGE
+    cfg[index] = value
+    return RESULT_OK
 
 
 def make_state():

@@ -20,13 +20,13 @@ from bumble import gatt
 from bumble.device import AdvertisingEventProperties, AdvertisingParameters
 
 from clipcore import advertising as AD
+from clipcore import cues
 from clipcore import protocol as P
 from strideclip.packets import encode_packet, encode_samples
 from blesim.radio import Radio, make_device
 
 SERVICE_BATTERY = 0x180F
 CHAR_BATTERY_LEVEL = 0x2A19
-CONFIG_KEYS = range(1, 8)  # the clip's SET_CONFIG keys (docs/protocol.md)
 
 
 class SimClip:
@@ -49,6 +49,7 @@ class SimClip:
         self.connection = None
         self.encrypted = False
         self.store: deque = deque(maxlen=self.store_packets)  # (first_idx, counts) of recent packets
+        self.cue_config = cues.make_config(self.rate_hz)  # what SET_CONFIG changes
         self.commands: list = []  # (opcode, args) the clip acted on
         self.refused: list = []  # (opcode or None, result code)
         self.notified: dict[int, float] = {}  # seq -> time.monotonic() it was notified
@@ -209,8 +210,9 @@ class SimClip:
         if opcode == P.OP_HELLO:
             await self._send_event(encode_packet(self.hello))
         elif opcode == P.OP_SET_CONFIG:
-            if args[0] not in CONFIG_KEYS:
-                return P.RESULT_UNKNOWN_KEY, args[0]
+            code = cues.set_config(self.cue_config, args[0], args[1])
+            if code != P.RESULT_OK:
+                return code, args[0]
         elif opcode == P.OP_BACKFILL:
             first_idx, count = args
             oldest = self.store[0][0] if self.store else self._next_idx
