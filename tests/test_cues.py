@@ -96,3 +96,28 @@ def test_cue_evaluation_scores_fatigue_and_confounder_runs():
     # the scoring can fail: a policy that never cues misses both fatigue runs
     never = score(runs, {C.K_SUSTAIN_S: 10**6})
     assert never["fatigue_cued_in_time_pct"] == 0.0 and never["cue_lag_s_median"] is None
+
+
+def test_a_cue_the_runner_ignores_escalates_and_a_recovery_starts_again():
+    cfg, st = C.make_config(208), C.make_state()
+    idx, got = 0, []
+
+    def run(seconds, step_samples):
+        nonlocal idx
+        end = idx + seconds * 208
+        while idx < end:
+            idx += step_samples
+            if C.on_step(cfg, st, idx, step_samples, True, 0):
+                got.append((idx / 208, st[C.CUE_S]))
+
+    run(300, 75)  # warm-up at 166 steps/min
+    run(900, 81)  # 154 steps/min: 7 % down and under the floor, ignored for 15 minutes
+    run(300, 75)  # back on form
+    run(200, 81)  # and down again
+    times = [t for t, _ in got]
+    assert [s for _, s in got][:4] == [30, 60, 90, 90]  # longer each time it is ignored
+    gaps = [b - a for a, b in zip(times, times[1:4])]
+    assert abs(gaps[0] - 120) < 2 and abs(gaps[1] - 120) < 2 and abs(gaps[2] - 240) < 2  # top level: cool-down x2
+    after = [(t, s) for t, s in got if t > 1500]
+    assert after and after[0][1] == 30  # after the recovery, the first level again
+    assert not [t for t in times if 1200 + 30 < t < 1500]  # no cue while back on form

@@ -96,6 +96,10 @@ def test_streams_ten_minutes_every_sample_in_order_within_96k_and_coaches_alone(
     cues = [e for e in events if isinstance(e, P.Cue)]
     assert cues and all(c.source == P.SOURCE_CLIP and c.kind == P.CUE_METRONOME_START for c in cues)
     assert cues[0].sample_idx / 208 > 4 * 60  # not before fatigue set in
+    # ... and they are the host's cues: the same clipcore policy on the same steps
+    from strideclip.cues_eval import cues_of
+
+    assert [(c.sample_idx / 208, P.REASON_NAMES[c.reason]) for c in cues] == cues_of(host, 208)
     assert summary["beats"] > 0
     on = np.array(summary["pwm_log_ms"])[np.array(summary["pwm_log_duty"]) > 0]
     period_ms = 60000 // cues[0].tempo_spm

@@ -138,7 +138,7 @@ class App:
         reason = cues.on_step(self.cue_cfg, self.cue_state, ic_idx, step_samples, flags & 2, rot)
         if reason and self.cfg["standalone_cues"] and not self.link.host_connected():
             tempo = self.cue_state[cues.TEMPO_SPM]
-            seconds = self.cue_cfg[cues.K_CUE_S]
+            seconds = self.cue_state[cues.CUE_S]
             self.cues += 1
             if self.haptics:
                 self.haptics.metronome(tempo, seconds, self.ticks_ms())

@@ -105,7 +105,7 @@ class Session:
             if reason:
                 self.cues.append(self.cue_dict(P.Cue(int(ev["ic_idx"]), P.CUE_METRONOME_START, reason, P.SOURCE_HOST,
                                                      self.cue_state[cue_policy.TEMPO_SPM],
-                                                     self.cue_config[cue_policy.K_CUE_S])))
+                                                     self.cue_state[cue_policy.CUE_S])))
 
     def _step_record(self, ev) -> StepRecord:
         rate = self.rate_hz

@@ -8,7 +8,9 @@ asks for a metronome cue when form holds a breakdown for a sustained time:
 * rotation rise: smoothed pelvic rotation more than ROT_RISE_PCT above the baseline.
 
 A condition must hold for SUSTAIN_S of running; it clears with hysteresis (half the margin).
-After a cue nothing more for COOLDOWN_S. Only running steps count (the detector flags a flight
+After a cue nothing more for COOLDOWN_S. Escalation: a cue the runner did not recover from
+(no condition cleared before the next) makes the next metronome longer (CUE_S x 2, then x 3),
+and at the top level the cool-down doubles; a recovery starts again from the first level. Only running steps count (the detector flags a flight
 phase), so a walk or a stop neither triggers nor clears anything. The baselines are running
 medians (each step moves them a quarter step/min, or ~1.5 % for rotation, toward its own value),
 so a few odd steps do not move them.
@@ -70,7 +72,11 @@ T_FLOOR = const(7)
 T_ROT = const(8)
 T_LAST_CUE = const(9)
 TEMPO_SPM = const(10)  # tempo of the cue just asked for
-N_STATE = const(11)
+CUE_S = const(11)  # how long it plays
+LEVEL = const(12)  # escalation: 0 first cue; +1 for each cue the runner did not recover from (max 2)
+RECOVERED = const(13)  # 1 once every condition cleared since the last cue
+N_STATE = const(14)
+MAX_LEVEL = const(2)
 
 
 def make_config(rate_hz):
@@ -135,14 +141,22 @@ def on_step(cfg, st, ic_idx, step_samples, running, rot):
     cad = st[CAD_Q4]
     base = st[BASE_CAD_Q4]
     drop = cfg[K_DROP_PCT]
-    st[T_DROP] = _held(st[T_DROP], dt, cad * 100 < base * (100 - drop), cad * 200 >= base * (200 - drop))
+    drop_ok = cad * 200 >= base * (200 - drop)
+    st[T_DROP] = _held(st[T_DROP], dt, cad * 100 < base * (100 - drop), drop_ok)
     floor_q4 = cfg[K_FLOOR_SPM] << 4
-    st[T_FLOOR] = _held(st[T_FLOOR], dt, cad < floor_q4, cad >= floor_q4 + 32)
+    floor_ok = cad >= floor_q4 + 32
+    st[T_FLOOR] = _held(st[T_FLOOR], dt, cad < floor_q4, floor_ok)
     rise = cfg[K_ROT_RISE_PCT]
     rb = st[BASE_ROT]
-    st[T_ROT] = _held(st[T_ROT], dt, rb > 0 and st[ROT] * 100 > rb * (100 + rise),
-                      rb > 0 and st[ROT] * 200 <= rb * (200 + rise))
-    if ic_idx - st[T_LAST_CUE] < cfg[K_COOLDOWN_S] * rate:
+    rot_ok = rb <= 0 or st[ROT] * 200 <= rb * (200 + rise)
+    st[T_ROT] = _held(st[T_ROT], dt, rb > 0 and st[ROT] * 100 > rb * (100 + rise), rot_ok)
+    if drop_ok and floor_ok and rot_ok:
+        st[RECOVERED] = 1  # back within every margin (hysteresis) since the last cue
+    # cool-down, longer at the top level so a runner who cannot hold the form is not nagged
+    cooldown = cfg[K_COOLDOWN_S] * rate
+    if st[LEVEL] == MAX_LEVEL:
+        cooldown += cooldown
+    if ic_idx - st[T_LAST_CUE] < cooldown:
         return NO_CUE
     need = cfg[K_SUSTAIN_S] * rate
     reason = NO_CUE
@@ -158,6 +172,14 @@ def on_step(cfg, st, ic_idx, step_samples, running, rot):
     if tempo < cfg[K_FLOOR_SPM]:
         tempo = cfg[K_FLOOR_SPM]  # ... but never under the floor
     st[TEMPO_SPM] = tempo
+    # escalation: a runner who did not recover since the last cue gets a longer metronome
+    if st[T_LAST_CUE] >= 0 and not st[RECOVERED]:
+        if st[LEVEL] < MAX_LEVEL:
+            st[LEVEL] += 1
+    else:
+        st[LEVEL] = 0
+    st[RECOVERED] = 0
+    st[CUE_S] = cfg[K_CUE_S] * (1 + st[LEVEL])
     st[T_LAST_CUE] = ic_idx
     st[T_DROP] = st[T_FLOOR] = st[T_ROT] = 0
     return reason
