@@ -99,7 +99,10 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
                     amp -= amp * decay + 0.5
             if yi < tr_v:
                 tr_v, tr_i = yi, i
-            if yi - tr_v >= prom and i - last_rise >= C.REFRACTORY_Q8 / 256 * period:
+            thr = prom
+            if last_ic is not None and i - last_ic <= 1.5 * period:  # the rhythm expects a step
+                thr = max(2 * C.PROM_RHY_MIN_MG, prom_frac * amp * 2) / 2
+            if yi - tr_v >= thr and i - last_rise >= C.REFRACTORY_Q8 / 256 * period:
                 state, pk_v, last_rise = 1, yi, i
                 mode = min(1.0, max(0.0, (raw_tr - C.TROUGH_RUN_MG) / (C.TROUGH_WALK_MG - C.TROUGH_RUN_MG)))
                 f = (C.F_RUN_Q8 + (C.F_WALK_Q8 - C.F_RUN_Q8) * mode) / 256

@@ -47,8 +47,10 @@ RATES_HZ = (104, 208, 416)
 # Tuning, in physical units; one configuration for all data sets (docs/step-detector.md).
 FC_MULT = const(2)  # low-pass cutoff = FC_MULT / step period
 PERIOD_INIT_MS = const(550)
-PROM_MIN_MG = const(80)  # a hump must rise at least this much ...
-PROM_FRAC_Q8 = const(128)  # ... and 50 % of the recent step height
+PROM_MIN_MG = const(180)  # a hump must rise at least this much ...
+PROM_FRAC_Q8 = const(128)  # ... and 50 % of the recent step height;
+PROM_RHY_MIN_MG = const(80)  # within 1.5 step periods of the last contact (the rhythm expects a
+# step) this much suffices: a walk's first hump, a weight shift before the first contact, is smaller
 FALL_FRAC_Q8 = const(64)  # the hump has passed when |a| fell 25 % of the prominence
 REFRACTORY_Q8 = const(150)  # no new hump within 59 % of a step period
 F_RUN_Q8 = const(51)  # contact at 20 % of the rise after a flight phase ...
@@ -512,23 +514,29 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
             if y < tr_v:
                 tr_v = y
                 tr_i = idx
-            elif y - tr_v >= prom and idx - last_rise >= refractory:
-                state = 1
-                pk_v = y
-                last_rise = idx
-                mode = ((raw_tr - TROUGH_RUN_MG) * 256) // (TROUGH_WALK_MG - TROUGH_RUN_MG)
-                mode = 0 if mode < 0 else (256 if mode > 256 else mode)
-                f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
-                expect = y - tr_v
-                if amp > expect:
-                    expect = amp
-                if mode >= 128:  # walking swings about 1 g: twice the trough's depth is the height
-                    sym = 2 * ((gnorm >> 1) - tr_v)
-                    if sym > expect:
-                        expect = sym
-                level = tr_v + ((f * expect) >> 8)
-                lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
-                cross_q4 = _cross_back(ring_y, level, lo, idx) if y >= level else -1
+            elif idx - last_rise >= refractory:
+                thr = prom
+                if last_q4 >= 0 and (idx << 4) - last_q4 <= idle_q4:  # the rhythm expects a step
+                    thr = (amp * PROM_FRAC_Q8) >> 8
+                    if thr < PROM_RHY_MIN_MG * 2:
+                        thr = PROM_RHY_MIN_MG * 2
+                if y - tr_v >= thr:
+                    state = 1
+                    pk_v = y
+                    last_rise = idx
+                    mode = ((raw_tr - TROUGH_RUN_MG) * 256) // (TROUGH_WALK_MG - TROUGH_RUN_MG)
+                    mode = 0 if mode < 0 else (256 if mode > 256 else mode)
+                    f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
+                    expect = y - tr_v
+                    if amp > expect:
+                        expect = amp
+                    if mode >= 128:  # walking swings about 1 g: twice the trough's depth is the height
+                        sym = 2 * ((gnorm >> 1) - tr_v)
+                        if sym > expect:
+                            expect = sym
+                    level = tr_v + ((f * expect) >> 8)
+                    lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
+                    cross_q4 = _cross_back(ring_y, level, lo, idx) if y >= level else -1
         if state == 1:
             if y > pk_v:
                 pk_v = y
