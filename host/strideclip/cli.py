@@ -320,20 +320,25 @@ def _print_live_summary(clips) -> None:
 @click.option("--seeds", type=click.IntRange(1, 500), default=20, show_default=True,
               help="Simulated runs of each kind (fatigue, steady with confounders).")
 @click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208", show_default=True)
+@click.option("--fatigue-state", is_flag=True, help="Also score the host's fatigue state (needs the metrics: slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate_cues_cmd(seeds, clip_rate, as_json):
+def evaluate_cues_cmd(seeds, clip_rate, fatigue_state, as_json):
     """Score the cue policy on simulated fatigue runs and steady runs with confounders (docs/cues.md)."""
     import json
 
     from strideclip.cues_eval import evaluate_cues
 
-    out = evaluate_cues(seeds, int(clip_rate))
+    out = evaluate_cues(seeds, int(clip_rate), fatigue_state=fatigue_state)
     if as_json:
         click.echo(json.dumps(out))
         return
     click.echo(f"{out['seeds']} fatigue runs cued in time: {out['fatigue_cued_in_time_pct']} % "
                f"(lag after the 5 %/30 % point: median {out['cue_lag_s_median']} s, worst {out['cue_lag_s_max']} s); "
                f"false cues: {out['false_cues_per_hour']} per hour over {out['hours_without_fatigue']} h without fatigue")
+    if fatigue_state:
+        click.echo(f"fatigue state entered in time: {out['fatigue_state_in_time_pct']} % (lag median "
+                   f"{out['fatigue_state_lag_s_median']} s, worst {out['fatigue_state_lag_s_max']} s); "
+                   f"false: {out['false_fatigue_per_hour']} per hour")
 
 
 @cli.command("evaluate-metrics")

@@ -19,6 +19,8 @@ import numpy as np
 
 from clipcore import cues as C
 from clipcore import protocol as P
+from strideclip.fatigue import FatigueTracker
+from strideclip.metrics import metrics_for_counts
 from strideclip.sim import Fatigue, Runner, Scenario, Segment, Sensor, simulate
 from strideclip.steps import StepDetector
 
@@ -91,15 +93,53 @@ def cues_of(events: np.ndarray, rate_hz: int, config: dict | None = None) -> lis
     return out
 
 
-def simulate_runs(seeds: int, rate_hz: int = 208) -> dict:
-    """Step events and truth of every run (the slow part), for scoring one or more policies."""
-    out = {"fatigue": [], "steady": [], "rate_hz": rate_hz}
-    for seed in range(seeds):
-        run = simulate(fatigue_scenario(seed, rate_hz))
-        out["fatigue"].append((seed, step_events(run), run.fatigue_truth(), run.scenario.duration_s))
-        run = simulate(steady_scenario(seed, rate_hz))
-        out["steady"].append((seed, step_events(run), None, run.scenario.duration_s))
+def fatigue_entries(run, events: np.ndarray) -> list[float]:
+    """Times (s) at which the host's fatigue state (strideclip.fatigue) became "fatigued"."""
+    h = run.hello
+    table = metrics_for_counts(run.counts, events, rate_hz=h.rate_hz, accel_g_per_count=h.accel_ug_per_lsb / 1e6,
+                               gyro_dps_per_count=h.gyro_mdps_per_lsb_q8 / 256 / 1000)
+    tracker, out = FatigueTracker(), []
+    for row in table:
+        before = tracker.state
+        if tracker.add_step(row).state == "fatigued" and before != "fatigued":
+            out.append(float(row["ic_idx"]) / h.rate_hz)
     return out
+
+
+def simulate_runs(seeds: int, rate_hz: int = 208, *, fatigue_state: bool = False) -> dict:
+    """Step events and truth of every run (the slow part), for scoring one or more policies;
+    with ``fatigue_state`` also when the host's fatigue tracker declared fatigue."""
+    out = {"fatigue": [], "steady": [], "rate_hz": rate_hz, "entries": {}}
+    for seed in range(seeds):
+        for kind, make in (("fatigue", fatigue_scenario), ("steady", steady_scenario)):
+            run = simulate(make(seed, rate_hz))
+            events = step_events(run)
+            out[kind].append((seed, events, run.fatigue_truth(), run.scenario.duration_s))
+            if fatigue_state:
+                out["entries"][kind, seed] = fatigue_entries(run, events)
+    return out
+
+
+def score_fatigue_state(runs: dict) -> dict:
+    """The host's fatigue state scored like the cues: entered within 60 s of the 5 %/30 % point
+    on fatigue runs, never without fatigue."""
+    in_time, lags, false, hours = [], [], 0, 0.0
+    for seed, _events, truth, _dur in runs["fatigue"]:
+        due_s = min(truth.get("cadence_drop_5pct_s", np.inf), truth.get("rotation_rise_30pct_s", np.inf))
+        entries = runs["entries"]["fatigue", seed]
+        after = [t for t in entries if t >= truth["onset_s"]]
+        false += len(entries) - len(after)
+        hours += truth["onset_s"] / 3600
+        in_time.append(bool(after and after[0] <= due_s + IN_TIME_S))
+        if after:
+            lags.append(after[0] - due_s)
+    for seed, _events, _truth, dur in runs["steady"]:
+        false += len(runs["entries"]["steady", seed])
+        hours += dur / 3600
+    return {"fatigue_state_in_time_pct": round(100 * float(np.mean(in_time)), 1),
+            "fatigue_state_lag_s_median": round(float(np.median(lags)), 1) if lags else None,
+            "fatigue_state_lag_s_max": round(float(np.max(lags)), 1) if lags else None,
+            "false_fatigue_per_hour": round(false / hours, 2)}
 
 
 def score(runs: dict, config: dict | None = None) -> dict:
@@ -133,5 +173,10 @@ def score(runs: dict, config: dict | None = None) -> dict:
     }
 
 
-def evaluate_cues(seeds: int = 20, rate_hz: int = 208, config: dict | None = None) -> dict:
-    return score(simulate_runs(seeds, rate_hz), config)
+def evaluate_cues(seeds: int = 20, rate_hz: int = 208, config: dict | None = None, *,
+                  fatigue_state: bool = False) -> dict:
+    runs = simulate_runs(seeds, rate_hz, fatigue_state=fatigue_state)
+    out = score(runs, config)
+    if fatigue_state:
+        out.update(score_fatigue_state(runs))
+    return out

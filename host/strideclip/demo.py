@@ -73,6 +73,9 @@ def _print_summary(s: dict, folder: Path) -> None:
     click.echo(f"  cues: {len(s['cues'])}" + (f" (fatigue set in at {fat / 60:.1f} min)" if fat else ""))
     for c in s["cues"]:
         click.echo(f"    {c['t_s'] / 60:5.1f} min  metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s ({c['reason']})")
+    for f in s["fatigue"]:
+        if f["state"] in ("watch", "fatigued"):
+            click.echo(f"    {f['t_s'] / 60:5.1f} min  fatigue state: {f['state']} (index {f['index']})")
     click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
 
@@ -106,7 +109,8 @@ class LiveView:
         seg = next((g["label"] for g in self.segments if g["start_s"] <= t_ms / 1000 < g["end_s"]), "")
         return {"t_min": t_ms / 60000, "segment": seg, "steps": v["steps"], "cadence": v["cadence_spm"],
                 "impact": v["impact_g"], "vgrf": v["vgrf_bw"], "rotation": v["rotation_deg"], "drop": v["drop_deg"],
-                "contact": v["contact_ms"], "loss": v["loss_pct"], "gaps": v["gaps"], "cues": v["cues"]}
+                "contact": v["contact_ms"], "loss": v["loss_pct"], "gaps": v["gaps"], "cues": v["cues"],
+                "fatigue": v["fatigue"] + (f" ({v['fatigue_index']:.2f})" if v["fatigue_index"] is not None else "")}
 
     def _render(self, t_ms: int):
         from rich.panel import Panel
@@ -119,7 +123,7 @@ class LiveView:
         table.add_row("cadence", _fmt(v["cadence"], "{:.0f} steps/min"), "steps", str(v["steps"]))
         table.add_row("impact", f"{_fmt(v['impact'], '{:.2f} g')}, vGRF {_fmt(v['vgrf'], '{:.2f} BW')}",
                       "pelvic rotation / drop", f"{_fmt(v['rotation'], '{:.1f}')} / {_fmt(v['drop'], '{:.1f} deg')}")
-        table.add_row("contact", _fmt(v["contact"], "{:.0f} ms"), "", "")
+        table.add_row("contact", _fmt(v["contact"], "{:.0f} ms"), "fatigue", v["fatigue"])
         table.add_row("link", f"{v['loss']:.2f} % lost, {v['gaps']} gap(s)", "cues",
                       ", ".join(f"{c['t_s'] / 60:.1f} min {c['played']} ({c['reason']})" for c in v["cues"]) or "none")
         table.add_row(ProgressBar(total=self.total_ms, completed=t_ms, width=40), "")
@@ -135,7 +139,7 @@ class LiveView:
             v = self._values(t_ms)
             click.echo(f"{v['t_min']:5.1f} min  {v['segment']:<16} cadence {_fmt(v['cadence'], '{:.0f}'):>4} spm  "
                        f"impact {_fmt(v['impact'], '{:.2f}'):>5} g  rotation {_fmt(v['rotation'], '{:.1f}'):>5} deg  "
-                       f"steps {v['steps']}  lost {v['loss']:.2f} %")
+                       f"steps {v['steps']}  fatigue {v['fatigue']}  lost {v['loss']:.2f} %")
             self._next_minute = int(t_ms // 60000) + 1
 
 

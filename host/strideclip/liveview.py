@@ -1,5 +1,5 @@
 """The live terminal view of ``strideclip live``: a row per clip with cadence, impact, rotation,
-the latest cue, and the link (connected, loss, round trip, RSSI, battery, gaps). On a terminal
+the fatigue state (strideclip.fatigue) and its index, the latest cue, and the link (connected, loss, round trip, RSSI, battery, gaps). On a terminal
 it redraws in place (rich); otherwise it prints a line per clip every ``PRINT_S``."""
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ def row(v: dict) -> list[str]:
         link = "failed"
     return [
         v["name"], link, _fmt(v["cadence_spm"], "{:.0f}"), _fmt(v["impact_g"], "{:.2f}"),
-        _fmt(v["rotation_deg"], "{:.1f}"), f"{cue['reason']} ({cue['played']})" if cue else "-",
+        _fmt(v["rotation_deg"], "{:.1f}"), v["fatigue"] + (f" ({v['fatigue_index']:.2f})" if v["fatigue_index"] is not None else ""),
+        f"{cue['reason']} ({cue['played']})" if cue else "-",
         f"{v['loss_pct']:.2f}", _fmt(v["rtt_ms"], "{:.0f}"), _fmt(v["rssi_dbm"], "{:d}"),
         _fmt(v["battery_pct"], "{:d}"), f"{v['gaps'] - v['open_gaps']}/{v['gaps']}", str(v["reconnects"]),
     ]
 
 
-HEADERS = ["clip", "link", "cadence spm", "impact g", "rotation deg", "last cue", "loss %", "rtt ms", "RSSI dBm",
+HEADERS = ["clip", "link", "cadence spm", "impact g", "rotation deg", "fatigue", "last cue", "loss %", "rtt ms", "RSSI dBm",
            "battery %", "gaps filled", "reconnects"]
 
 

@@ -15,6 +15,7 @@ from clipcore import protocol as P
 from strideclip import cueconfig
 from strideclip.cue_outcomes import cue_outcomes
 from strideclip.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
+from strideclip.fatigue import FatigueTracker
 from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine
 from strideclip.steps import StepDetector
 
@@ -52,6 +53,8 @@ class Session:
     cue_state: object = None
     metrics: MetricsEngine | None = None
     metric_rows: list = field(default_factory=list)  # STEP_METRICS_DTYPE arrays, one step each, in order
+    fatigue: FatigueTracker = field(default_factory=FatigueTracker)
+    fatigue_changes: list = field(default_factory=list)  # dicts: t_s, state, index, evidence
 
     @property
     def rate_hz(self) -> int:
@@ -77,6 +80,7 @@ class Session:
                 self.restarts.append({"t_ms": out.t_ms, "old_session": out.old_session, "new_session": out.new_session})
                 self.detector = None  # sample indices start again: so do the detector and the metrics
                 self.metrics = None
+                self.fatigue = FatigueTracker()
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
         return outputs
@@ -99,6 +103,7 @@ class Session:
             rows = self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & 2), bool(ev["flags"] & 1))
             if len(rows):
                 self.metric_rows.append(rows)
+                self._fatigue(rows)
             # the same cue policy the clip runs on its own (clipcore.cues)
             reason = cue_policy.on_step(self.cue_config, self.cue_state, int(ev["ic_idx"]), int(ev["step_samples"]),
                                         bool(ev["flags"] & 2), int(ev["rotation_units"]))
@@ -106,6 +111,14 @@ class Session:
                 self.cues.append(self.cue_dict(P.Cue(int(ev["ic_idx"]), P.CUE_METRONOME_START, reason, P.SOURCE_HOST,
                                                      self.cue_state[cue_policy.TEMPO_SPM],
                                                      self.cue_state[cue_policy.CUE_S])))
+
+    def _fatigue(self, rows) -> None:
+        for row in rows:
+            before = self.fatigue.state
+            reading = self.fatigue.add_step(row)
+            if reading.state != before:
+                self.fatigue_changes.append({"t_s": round(float(row["ic_idx"]) / self.rate_hz, 1), "state": reading.state,
+                                             "index": reading.index, "evidence": reading.evidence})
 
     def _step_record(self, ev) -> StepRecord:
         rate = self.rate_hz
@@ -165,6 +178,7 @@ class Session:
             "restarts": self.restarts,
             "cues": self.cues,
             "cue_outcomes": cue_outcomes(self.step_table(), self.cues, self.rate_hz),
+            "fatigue": self.fatigue_changes,
             "clip_steps": self.clip_steps,
             "steps": len(self.steps),
             "detector_resyncs": self.resyncs,
@@ -185,6 +199,7 @@ class Session:
             "impact_g": recent("peak_vertical_g"), "vgrf_bw": recent("peak_vgrf_bw"),
             "rotation_deg": recent("pelvic_rotation_deg"), "drop_deg": recent("pelvic_drop_deg"),
             "contact_ms": recent("contact_ms"), "loss_pct": self.decoder.stats.loss_pct,
+            "fatigue": self.fatigue.last.state, "fatigue_index": self.fatigue.last.index,
             "gaps": len(self.decoder.all_gaps), "open_gaps": len(self.decoder.open_gaps), "cues": list(self.cues[-3:]),
         }
 

@@ -1,0 +1,135 @@
+"""The runner's fatigue state, from the per-step metrics against their own warm-up baseline.
+
+Fatigue shows as form drifting the same way for minutes: cadence down, pelvic rotation and
+drop up, landings harder (Mizrahi et al. 2000, Gait Posture 11:210-216 on fatigue and impact in
+running; Schütte et al. 2015, Med Sci Sports Exerc 47:2436-2445 on trunk and pelvis
+accelerations as fatigue sets in; Strohrmann et al. 2012, IEEE TITB 16:983-990 on wearable
+running-technique changes with fatigue). What else moves these values - a hill, a change of
+pace, a stop - moves them differently:
+
+- Only running steps count, and running time is the clock: stops and walking breaks neither
+  add evidence nor take it away.
+- **Baseline**: medians of each metric over running time 60-240 s (after the first minute).
+- **Now**: medians over the last 60 s of running (at least 30 running steps).
+- **Evidence**, each in units of its threshold: cadence 5 % down, rotation 30 % up, drop 30 %
+  up, impact (peak vertical g) 30 % up. Impact rises steeply downhill and with speed, cadence
+  falls when the runner slows: so a cadence drop only counts while impact is not also down by
+  more than 10 % (slowing down), and an impact rise only counts with another sign of fatigue
+  (it is capped at the largest of the others).
+- **Index**: the mean of the two largest pieces of evidence - two signs agreeing, as fatigue
+  shows - or the largest alone at 80 % of its weight.
+- **State** with hysteresis: ``watch`` at index 0.6; ``fatigued`` once the index held 1.0 for
+  30 s of running; back to ``fresh`` after 60 s under 0.6.
+
+The thresholds follow the coaching rules of the cue policy (docs/cues.md); how the state was
+measured is in docs/cues.md ("Fatigue state").
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+BASELINE_FROM_S, BASELINE_TO_S = 60.0, 240.0
+WINDOW_S = 60.0
+MIN_STEPS = 30
+THRESHOLDS = {"cadence": 0.05, "rotation": 0.30, "drop": 0.30, "impact": 0.30}
+SLOWING_IMPACT_DOWN = 0.10
+WATCH, FATIGUED = 0.6, 1.0
+ENTER_S, LEAVE_S = 30.0, 60.0
+STATES = ("warming up", "fresh", "watch", "fatigued")
+
+_COLUMNS = {"cadence": "cadence_smoothed_spm", "rotation": "pelvic_rotation_deg", "drop": "pelvic_drop_deg",
+            "impact": "peak_vertical_g"}
+
+
+@dataclass
+class FatigueReading:
+    state: str
+    index: float | None
+    evidence: dict  # metric -> evidence units (1.0 = its threshold)
+    running_s: float
+
+
+class FatigueTracker:
+    def __init__(self):
+        self.running_s = 0.0
+        self.recent: deque = deque()  # (running_s, {metric: value})
+        self.baseline_rows: list = []
+        self.baseline: dict | None = None
+        self.state = STATES[0]
+        self._above_since: float | None = None
+        self._below_since: float | None = None
+        self.entered_s: list = []  # running time at each entry into "fatigued"
+        self.last = FatigueReading(self.state, None, {}, 0.0)
+
+    def add_step(self, row) -> FatigueReading:
+        """One completed step (a STEP_METRICS_DTYPE row)."""
+        if not row["running"] or not np.isfinite(row["step_time_s"]):
+            return self.last
+        self.running_s += float(row["step_time_s"])
+        values = {m: float(row[c]) for m, c in _COLUMNS.items()}
+        if self.baseline is None:
+            if self.running_s >= BASELINE_FROM_S:
+                self.baseline_rows.append(values)
+            if self.running_s >= BASELINE_TO_S:
+                self.baseline = {m: _median([r[m] for r in self.baseline_rows]) for m in _COLUMNS}
+                self.state = "fresh"
+            return self._reading(None, {})
+        self.recent.append((self.running_s, values))
+        while self.recent and self.recent[0][0] < self.running_s - WINDOW_S:
+            self.recent.popleft()
+        if len(self.recent) < MIN_STEPS:
+            return self._reading(None, {})
+        now = {m: _median([v[m] for _t, v in self.recent]) for m in _COLUMNS}
+        evidence = self._evidence(now)
+        index = _index(evidence)
+        self._advance(index)
+        return self._reading(index, evidence)
+
+    def _evidence(self, now: dict) -> dict:
+        b = self.baseline
+        change = {m: (now[m] - b[m]) / b[m] if b[m] and np.isfinite(b[m]) and np.isfinite(now[m]) else 0.0
+                  for m in _COLUMNS}
+        ev = {"cadence": max(0.0, -change["cadence"]) / THRESHOLDS["cadence"],
+              "rotation": max(0.0, change["rotation"]) / THRESHOLDS["rotation"],
+              "drop": max(0.0, change["drop"]) / THRESHOLDS["drop"]}
+        if change["impact"] < -SLOWING_IMPACT_DOWN:
+            ev["cadence"] = 0.0  # slowing down (or climbing): cadence falls with impact
+        ev["impact"] = min(max(0.0, change["impact"]) / THRESHOLDS["impact"], max(ev.values()))
+        return {m: round(v, 2) for m, v in ev.items()}
+
+    def _advance(self, index: float) -> None:
+        t = self.running_s
+        if index >= FATIGUED:
+            self._above_since = t if self._above_since is None else self._above_since
+        else:
+            self._above_since = None
+        if index < WATCH:
+            self._below_since = t if self._below_since is None else self._below_since
+        else:
+            self._below_since = None
+        if self.state != "fatigued":
+            if self._above_since is not None and t - self._above_since >= ENTER_S:
+                self.state = "fatigued"
+                self.entered_s.append(t)
+            else:
+                self.state = "watch" if index >= WATCH else "fresh"
+        elif self._below_since is not None and t - self._below_since >= LEAVE_S:
+            self.state = "fresh"
+
+    def _reading(self, index, evidence) -> FatigueReading:
+        self.last = FatigueReading(self.state, None if index is None else round(index, 2), evidence, self.running_s)
+        return self.last
+
+
+def _index(evidence: dict) -> float:
+    top = sorted(evidence.values(), reverse=True)
+    return max((top[0] + top[1]) / 2, 0.8 * top[0])
+
+
+def _median(values) -> float:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else float("nan")
