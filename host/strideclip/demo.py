@@ -73,9 +73,8 @@ def _print_summary(s: dict, folder: Path) -> None:
     click.echo(f"  cues: {len(s['cues'])}" + (f" (fatigue set in at {fat / 60:.1f} min)" if fat else ""))
     for c in s["cues"]:
         click.echo(f"    {c['t_s'] / 60:5.1f} min  metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s ({c['reason']})")
-    for f in s["fatigue"]:
-        if f["state"] in ("watch", "fatigued"):
-            click.echo(f"    {f['t_s'] / 60:5.1f} min  fatigue state: {f['state']} (index {f['index']})")
+    for f in s["fatigue"][1:]:  # after the warm-up
+        click.echo(f"    {f['t_s'] / 60:5.1f} min  fatigue state: {f['state']} (index {f['index']})")
     click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
 
