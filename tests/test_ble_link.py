@@ -11,16 +11,14 @@ import asyncio
 import numpy as np
 import pytest
 
-pytest.importorskip("bumble", reason="bumble provides the virtual Bluetooth controllers")
-
-from blesim.clip import SimClip  # noqa: E402
-from blesim.radio import Radio  # noqa: E402
-from clipcore import protocol as P  # noqa: E402
-from strideclip.live import run_live  # noqa: E402
-from strideclip.sclog import load_log  # noqa: E402
-from strideclip.sim import simulate, steady_run  # noqa: E402
-from strideclip.transports import TransportError  # noqa: E402
-from strideclip.transports.ble import BleTransport, CommandError, CommandTimeout, scan  # noqa: E402
+from blesim.clip import SimClip
+from blesim.radio import Radio
+from clipcore import protocol as P
+from strideclip.live import run_live
+from strideclip.sclog import load_log
+from strideclip.sim import simulate, steady_run
+from strideclip.transports import CommandError, CommandTimeout, TransportError
+from strideclip.transports.ble import BleTransport, scan
 
 
 def sim_run(minutes: float, seed: int):

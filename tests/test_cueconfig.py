@@ -71,7 +71,6 @@ def test_replay_uses_the_settings_and_reports_what_the_cues_did(tmp_path):
 
 
 def test_live_sends_the_settings_to_the_clip(tmp_path):
-    pytest.importorskip("bumble", reason="bumble provides the virtual Bluetooth controllers")
     from blesim.clip import SimClip
     from blesim.radio import Radio
     from strideclip.live import run_live

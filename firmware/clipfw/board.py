@@ -17,7 +17,6 @@ from clipfw.haptics import Haptics
 from clipfw.imu import open_imu
 
 
-
 def load_config(path):
     """The config file, or the defaults if it is refused (the reason is kept on flash). The
     config module is unloaded afterwards: it is needed at boot only."""
@@ -65,7 +64,8 @@ def run(config_path="/config.json"):
     imu = open_imu(i2c, cfg["imu_address"], cfg["imu"])
     haptics = Haptics(cfg["haptic_pin"], cfg["haptic_pwm_hz"], cfg["haptic_intensity_pct"])
     if cfg["link"] == "usb":
-        
+        from clipfw.serial_link import SerialLink
+
         poller = select.poll()
         poller.register(sys.stdin, select.POLLIN)
         link = SerialLink(sys.stdout.buffer, sys.stdin.buffer, poller)

@@ -27,7 +27,7 @@ import numpy as np
 
 from clipcore import protocol as P
 from strideclip.clock import SampleClock
-from strideclip.decode import BadPacket, SampleBlock
+from strideclip.decode import SampleBlock
 from strideclip.pipeline import Session
 from strideclip.recorder import backfill_ranges, record_packet
 from strideclip.sclog import SessionLogWriter

@@ -3,7 +3,6 @@ through the pipeline, with what the host noticed (gaps, cues) logged as host eve
 and `strideclip record` both record this way."""
 from __future__ import annotations
 
-from clipcore import protocol as P
 from strideclip.decode import Gap
 from strideclip.pipeline import Session
 from strideclip.sclog import SessionLogWriter
