@@ -108,7 +108,9 @@ class LiveClip:
         self.last_packet_s = time.monotonic()
         self._tasks: set = set()
         self._next_clock_log_idx = 0
-        self.step_times: list = []  # (packet seq, received s, processed s, steps) for packets that completed steps
+        # (packet seq, received s, processed s, steps) for the recent packets that completed steps:
+        # the notify -> step latency the bench reports
+        self.step_times: deque = deque(maxlen=20000)
 
     # -- packets ------------------------------------------------------------------------------
     def _on_sent(self, pkt: bytes) -> None:
