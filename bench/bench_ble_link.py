@@ -38,18 +38,22 @@ async def measure(n_clips: int, minutes: float, speed: float, out: Path) -> dict
     adverts = await scan(0.5, backend=radio.scanner_backend)
     stop = asyncio.Event()
     wall = {}
+    following: list = []
 
     async def stream():
         while any(not c.host_listening for c in clips):
             await asyncio.sleep(0.02)
         cpu0, t0 = time.process_time(), time.monotonic()
         await asyncio.gather(*(c.stream() for c in clips))
-        await asyncio.sleep(0.5)
+        total = {c.name: len(c.counts) for c in clips}
+        while not (following and all(lc.session.decoder.next_idx == total[lc.name] for lc in following)):
+            await asyncio.sleep(0.05)  # until the host has every sample
         wall["s"], wall["cpu_s"] = time.monotonic() - t0, time.process_time() - cpu0
         stop.set()
 
     task = asyncio.ensure_future(stream())
-    live = await run_live(adverts, out, backend=radio.client_backend, stop=stop)
+    live = await run_live(adverts, out, backend=radio.client_backend, stop=stop,
+                          on_update=lambda now: following[:] or following.extend(now))
     await task
     by_name = {c.name: c for c in clips}
     lat_ms, samples, lost = [], 0, 0
