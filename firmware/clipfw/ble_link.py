@@ -34,8 +34,52 @@ _ADV_INTERVAL_US = const(100_000)
 _IO_NO_INPUT_OUTPUT = const(3)
 
 
+MAX_SECRETS = const(24)  # a few bonded hosts (each bond stores several keys)
+
+
+def load_secrets(path):
+    """Bonding keys from their file: records of type u8, key length u8, key, value length u8,
+    value. A missing or damaged file gives what it holds intact (hosts pair again)."""
+    out = {}
+    if path is None:
+        return out
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return out
+    i = 0
+    while i + 2 <= len(data):
+        t, kn = data[i], data[i + 1]
+        if i + 3 + kn > len(data) or i + 3 + kn + data[i + 2 + kn] > len(data):
+            break
+        key = data[i + 2 : i + 2 + kn]
+        vn = data[i + 2 + kn]
+        out[(t, key)] = data[i + 3 + kn : i + 3 + kn + vn]
+        i += 3 + kn + vn
+    return out
+
+
+def save_secrets(path, secrets):
+    """Rewrite the file (pairing is rare) through a temporary one, so a power cut leaves the
+    old file or the new, never half of one."""
+    if path is None:
+        return
+    import os
+
+    tmp = path + ".new"
+    with open(tmp, "wb") as f:
+        for (t, key), value in secrets.items():
+            f.write(bytes((t, len(key))) + key + bytes((len(value),)) + value)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # a file system that will not rename over a file (FAT)
+        os.remove(path)
+        os.rename(tmp, path)
+
+
 class BleLink:
-    def __init__(self, name, clip_id, fw_version, ble=None):
+    def __init__(self, name, clip_id, fw_version, ble=None, secrets_path=None):
         self.ble = ble or bluetooth.BLE()
         self.ble.active(True)
         self.ble.config(gap_name=name, mtu=P.BLE_MTU)
@@ -68,7 +112,8 @@ class BleLink:
         self.mtu = 23
         self.write_buf = bytearray(64)  # the control write the IRQ copied, made once
         self.write_len = 0
-        self.secrets = {}  # bonding keys (kept in RAM here; the board may persist them)
+        self.secrets_path = secrets_path  # bonding keys survive a reboot there (None: RAM only)
+        self.secrets = load_secrets(secrets_path)
         self.views = Views()
         self.out = bytearray(0)
         self.greet = False
@@ -112,7 +157,11 @@ class BleLink:
             if value is None:
                 self.secrets.pop((sec_type, bytes(key)), None)
             else:
-                self.secrets[(sec_type, bytes(key))] = bytes(value)
+                k = (sec_type, bytes(key))
+                if k not in self.secrets and len(self.secrets) >= MAX_SECRETS:
+                    self.secrets.pop(next(iter(self.secrets)))  # room for a new bond: forget one
+                self.secrets[k] = bytes(value)
+            save_secrets(self.secrets_path, self.secrets)
             return True
         return None
 

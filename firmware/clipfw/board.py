@@ -72,7 +72,7 @@ def run(config_path="/config.json"):
     else:
         from clipfw.ble_link import BleLink
 
-        link = BleLink(cfg["clip_name"], clip_id, FW_VERSION)
+        link = BleLink(cfg["clip_name"], clip_id, FW_VERSION, secrets_path="/bonds.bin")
     log = FlashLog(cfg["log_dir"], clip_id, session, FW_VERSION, time.ticks_ms)
     from clipfw.battery import Battery
 
