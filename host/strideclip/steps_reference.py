@@ -116,7 +116,7 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
             lo = max(tr_i, i - C.MASK + 1)
             if cross is None and yi >= level:
                 cross = _cross_back(y, level, lo, i)
-            if cross is None and pk_v - yi >= prom * C.FALL_FRAC_Q8 / 256:
+            if cross is None and pk_v - yi >= prom * C.TOP_FRAC_Q8 / 256:  # smaller than expected
                 f = (C.F_RUN_Q8 + (C.F_WALK_Q8 - C.F_RUN_Q8) * mode) / 256
                 cross = _cross_back(y, tr_v + f * (pk_v - tr_v), lo, i)
             if cross is not None:

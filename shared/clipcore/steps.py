@@ -52,6 +52,8 @@ PROM_FRAC_Q8 = const(128)  # ... and 50 % of the recent step height;
 PROM_RHY_MIN_MG = const(80)  # within 1.5 step periods of the last contact (the rhythm expects a
 # step) this much suffices: a walk's first hump, a weight shift before the first contact, is smaller
 FALL_FRAC_Q8 = const(64)  # the hump has passed when |a| fell 25 % of the prominence
+TOP_FRAC_Q8 = const(16)  # a hump that tops out below the expected level is timed (at its own
+# fraction) once |a| fell 6 % of the prominence from its top, not 25 %: sooner emitted
 REFRACTORY_Q8 = const(150)  # no new hump within 59 % of a step period
 F_RUN_Q8 = const(51)  # contact at 20 % of the rise after a flight phase ...
 F_WALK_Q8 = const(179)  # ... 70 % without one
@@ -360,6 +362,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     if prom < PROM_MIN_MG * 2:
         prom = PROM_MIN_MG * 2
     fall = (prom * FALL_FRAC_Q8) >> 8
+    top = (prom * TOP_FRAC_Q8) >> 8
     idle_q4 = (period_q4 * 3) >> 1
     refractory = (period_q4 * REFRACTORY_Q8) >> 12
     n_ev = 0
@@ -511,6 +514,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                     if prom < PROM_MIN_MG * 2:
                         prom = PROM_MIN_MG * 2
                     fall = (prom * FALL_FRAC_Q8) >> 8
+                    top = (prom * TOP_FRAC_Q8) >> 8
             if y < tr_v:
                 tr_v = y
                 tr_i = idx
@@ -543,7 +547,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
             lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
             if cross_q4 < 0 and y >= level:
                 cross_q4 = _cross_back(ring_y, level, lo, idx)
-            if cross_q4 < 0 and pk_v - y >= fall:
+            if cross_q4 < 0 and pk_v - y >= top:
                 # smaller than expected: cross at the same fraction of its own height
                 f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
                 cross_q4 = _cross_back(ring_y, tr_v + ((f * (pk_v - tr_v)) >> 8), lo, idx)
@@ -572,6 +576,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                 if prom < PROM_MIN_MG * 2:
                     prom = PROM_MIN_MG * 2
                 fall = (prom * FALL_FRAC_Q8) >> 8
+                top = (prom * TOP_FRAC_Q8) >> 8
                 state = 0
                 tr_v = y
                 tr_i = idx
