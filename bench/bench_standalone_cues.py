@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from clipcore import protocol as P  # noqa: E402
 from strideclip import clipbuild  # noqa: E402
-from strideclip.cues_eval import IN_TIME_S, cues_of, fatigue_scenario, step_events  # noqa: E402
+from strideclip.cues_eval import IN_TIME_S, cues_of, fatigue_scenario, step_events, threshold_s  # noqa: E402
 from strideclip.sim import simulate  # noqa: E402
 from test_firmware import decoded, run_clip  # noqa: E402
 
@@ -38,7 +38,7 @@ def main() -> None:
             clip = [(e.sample_idx / run.rate_hz, P.REASON_NAMES[e.reason]) for e in events if isinstance(e, P.Cue)]
             host = cues_of(step_events(run), run.rate_hz)
             truth = run.fatigue_truth()
-            due_s = min(truth.get("cadence_drop_5pct_s", 1e9), truth.get("rotation_rise_30pct_s", 1e9))
+            due_s = threshold_s(truth)
             after = [c for c in clip if c[0] >= truth["onset_s"]]
             ok = bool(after and after[0][0] <= due_s + IN_TIME_S and not [c for c in clip if c[0] < truth["onset_s"]])
             same += clip == host

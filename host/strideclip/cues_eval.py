@@ -21,6 +21,7 @@ from clipcore import cues as C
 from clipcore import protocol as P
 from strideclip.fatigue import FatigueTracker
 from strideclip.metrics import metrics_for_counts
+from strideclip.pipeline import cue_for_step
 from strideclip.sim import Fatigue, Runner, Scenario, Segment, Sensor, simulate
 from strideclip.steps import StepDetector
 
@@ -73,6 +74,11 @@ def steady_scenario(seed: int, rate_hz: int = 208) -> Scenario:
                     name="steady")
 
 
+def threshold_s(truth: dict) -> float:
+    """When a fatigue run reached a coaching threshold: cadence 5 % down or rotation 30 % up."""
+    return min(truth.get("cadence_drop_5pct_s", np.inf), truth.get("rotation_rise_30pct_s", np.inf))
+
+
 def step_events(run) -> np.ndarray:
     """The clip's step detector over the run's raw counts."""
     h = run.hello
@@ -86,8 +92,7 @@ def cues_of(events: np.ndarray, rate_hz: int, config: dict | None = None) -> lis
         cfg[key] = value
     out = []
     for ev in events:
-        reason = C.on_step(cfg, st, int(ev["ic_idx"]), int(ev["step_samples"]), bool(ev["flags"] & 2),
-                           int(ev["rotation_units"]))
+        reason = cue_for_step(cfg, st, ev)
         if reason:
             out.append((float(ev["ic_idx"]) / rate_hz, P.REASON_NAMES[reason]))
     return out
@@ -125,7 +130,7 @@ def score_fatigue_state(runs: dict) -> dict:
     on fatigue runs, never without fatigue."""
     in_time, lags, false, hours = [], [], 0, 0.0
     for seed, _events, truth, _dur in runs["fatigue"]:
-        due_s = min(truth.get("cadence_drop_5pct_s", np.inf), truth.get("rotation_rise_30pct_s", np.inf))
+        due_s = threshold_s(truth)
         entries = runs["entries"]["fatigue", seed]
         after = [t for t in entries if t >= truth["onset_s"]]
         false += len(entries) - len(after)
@@ -146,7 +151,7 @@ def score(runs: dict, config: dict | None = None) -> dict:
     rate = runs["rate_hz"]
     fatigue_runs, steady_runs = [], []
     for seed, events, truth, _dur in runs["fatigue"]:
-        due_s = min(truth.get("cadence_drop_5pct_s", np.inf), truth.get("rotation_rise_30pct_s", np.inf))
+        due_s = threshold_s(truth)
         cues = cues_of(events, rate, config)
         early = [c for c in cues if c[0] < truth["onset_s"]]
         after = [c for c in cues if c[0] >= truth["onset_s"]]

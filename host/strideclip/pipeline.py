@@ -19,7 +19,13 @@ from strideclip.fatigue import FatigueTracker
 from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine
 from strideclip.steps import StepDetector
 
-CADENCE_WINDOW_STEPS = 8  # the smoothed cadence is the median over this many steps
+CADENCE_WINDOW_STEPS = 8
+
+
+def cue_for_step(cfg, state, ev) -> int:
+    """The clip's cue policy (clipcore.cues) for one detector event: a REASON_* code or NO_CUE."""
+    return cue_policy.on_step(cfg, state, int(ev["ic_idx"]), int(ev["step_samples"]), bool(ev["flags"] & 2),
+                              int(ev["rotation_units"]))  # the smoothed cadence is the median over this many steps
 
 
 @dataclass
@@ -105,8 +111,7 @@ class Session:
                 self.metric_rows.append(rows)
                 self._fatigue(rows)
             # the same cue policy the clip runs on its own (clipcore.cues)
-            reason = cue_policy.on_step(self.cue_config, self.cue_state, int(ev["ic_idx"]), int(ev["step_samples"]),
-                                        bool(ev["flags"] & 2), int(ev["rotation_units"]))
+            reason = cue_for_step(self.cue_config, self.cue_state, ev)
             if reason:
                 self.cues.append(self.cue_dict(P.Cue(int(ev["ic_idx"]), P.CUE_METRONOME_START, reason, P.SOURCE_HOST,
                                                      self.cue_state[cue_policy.TEMPO_SPM],
