@@ -1,6 +1,7 @@
 """Compile what runs on the clip (firmware/ and shared/clipcore) to .mpy files with mpy-cross,
-laid out as on the clip's filesystem. Used by the firmware tests, the clip-loop benchmark and,
-with -march=xtensawin, by the deploy steps in firmware/README.md.
+laid out as on the clip's filesystem. Used by the firmware tests and the clip-loop benchmark
+(-march=x64, for the unix port) and, with -march=xtensawin, by the deploy steps in
+firmware/README.md.
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP_SOURCES = (("firmware", "fw"), ("shared", "shared"))
+# The step detector is viper code, native to one architecture: the ESP32 is xtensawin, the
+# MicroPython unix port the tests and benchmarks run on (PyPI, x86-64 only) is x64.
+UNIX_PORT_MARCH = "x64"
 
 
 def mpy_cross() -> str:
@@ -21,14 +25,14 @@ def mpy_cross() -> str:
     return exe
 
 
-def compile_tree(src: Path, dest: Path, march: str | None = None) -> list[Path]:
+def compile_tree(src: Path, dest: Path, march: str = UNIX_PORT_MARCH) -> list[Path]:
     """Every .py under src compiled to dest/<same path>.mpy; returns the files written."""
     exe = mpy_cross()
     written = []
     for py in sorted(src.rglob("*.py")):
         out = dest / py.relative_to(src).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [exe, *([f"-march={march}"] if march else []), "-o", str(out), str(py)]
+        cmd = [exe, f"-march={march}", "-o", str(out), str(py)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"mpy-cross rejects {py}:\n{done.stderr}")
@@ -36,7 +40,7 @@ def compile_tree(src: Path, dest: Path, march: str | None = None) -> list[Path]:
     return written
 
 
-def build(dest: Path, march: str | None = None) -> Path:
+def build(dest: Path, march: str = UNIX_PORT_MARCH) -> Path:
     """dest/fw (firmware/) and dest/shared (shared/) as .mpy files."""
     for src, sub in CLIP_SOURCES:
         compile_tree(REPO / src, dest / sub, march)

@@ -19,10 +19,13 @@ right one anticlockwise (measured on Voisard's 3746 labelled contacts), and thes
 alternate with the steps, settle which step is which. Per stride the yaw
 range is reported (a pelvic rotation proxy for the clip's own cues).
 
-Formats (integers only; ranges hold for any int16 input, so no value reaches 2^30, the
-MicroPython small-int limit on the ESP32, and nothing allocates):
-  accel                 mg: |x| <= 16 000 at +-16 g (counts x K_ACC >> 10)
-  |a|                   mg, <= 27 713; clamped to 8191 before the low-pass
+On the clip the per-sample code is MicroPython viper (machine words, direct array access; ~12x
+faster than bytecode); under CPython the same source runs as plain Python.
+
+Formats (integers only; ranges hold for any int16 input, so no value reaches 2^30, neither the
+ESP32's 32-bit viper words nor its small ints overflow, and nothing allocates):
+  accel                 mg: |x| <= 16 000 at +-16 g (counts x K_ACC >> 10), clamped to +-16 383
+  |a|                   mg, <= 28 376; clamped to 8191 before the low-pass
   filtered |a|          y, mg x 2 (Q1), <= 16 382
   filter coefficients   Q14 (steps_table.py); products <= 2^29, sums <= 8.1e8
   smoothed |a| slope    d = sum of W newest minus W previous |a|, mg x W
@@ -35,11 +38,28 @@ import array
 from clipcore.steps_table import FC_MIN_Q4, FC_ROWS, FC_STEP_Q4, TABLES
 
 try:
+    import micropython
+    import sys
     from micropython import const
-except ImportError:  # CPython
+
+    # viper's ptr32 loads zero-extend on a 64-bit port (the test runtime): shifting left and back
+    # by _SX sign-extends them; on the clip's 32-bit words _SX is 0
+    _SX = 32 if sys.maxsize > 0x7FFFFFFF else 0
+except ImportError:  # CPython: the viper functions run as plain Python on the same arrays
+
+    class micropython:
+        @staticmethod
+        def viper(f):
+            return f
 
     def const(x):
         return x
+
+    def ptr32(buf):
+        return buf
+
+    ptr16 = ptr32
+    _SX = 0
 
 
 RATES_HZ = (104, 208, 416)
@@ -73,6 +93,7 @@ YAW_LEAK_SHIFT = const(9)  # leaky yaw integrator (~2.5 s at 208 Hz): turns and 
 SIDE_MIN = const(40)  # yaw change below this gives no side evidence
 SIDE_WINDOW_MS = const(150)  # the yaw change over this long before the contact
 CLAMP_MG = const(8191)
+ACC_MAX_MG = const(16383)  # accel components are clamped here (+-16 g is the widest full-scale)
 RING = const(256)  # history of |a|, its slope and the filtered |a| (1.2 s at 208 Hz)
 MASK = const(255)
 
@@ -239,8 +260,9 @@ def filter_row(period_q4, rate_hz):
     return row
 
 
-def isqrt(n, guess):
-    """floor(sqrt(n)) for 0 <= n < 2^30 by Newton's method from above. Allocates nothing."""
+@micropython.viper
+def _isqrt(n: int, guess: int) -> int:
+    """floor(sqrt(n)) for 0 <= n < 2^30 by Newton's method from above."""
     if n <= 0:
         return 0
     y = guess
@@ -253,34 +275,41 @@ def isqrt(n, guess):
         y = z
 
 
-def _cross_back(ring_y, level, lo, hi):
+@micropython.viper
+def _cross_back(ring_y, level: int, lo: int, hi: int) -> int:
     """Where the filtered |a| last rose through level between samples lo and hi (x 16);
     lo x 16 if it was already above it at lo."""
+    ry = ptr32(ring_y)
+    sx = int(_SX)
     j = hi
-    while j > lo and ring_y[(j - 1) & MASK] >= level:
+    while j > lo and ((ry[(j - 1) & MASK] << sx) >> sx) >= level:
         j -= 1
     if j == lo:
         return lo << 4
-    y0 = ring_y[(j - 1) & MASK]
-    y1 = ring_y[j & MASK]
+    y0 = (ry[(j - 1) & MASK] << sx) >> sx
+    y1 = (ry[j & MASK] << sx) >> sx
     return ((j - 1) << 4) + (((level - y0) << 4) // (y1 - y0 if y1 > y0 else 1))
 
 
-def _refine(ring_d, coarse_q4, now, cfg):
+@micropython.viper
+def _refine(ring_d, coarse_q4: int, now: int, before: int, after: int, lag_q4: int) -> int:
     """The first clear rise of the lightly smoothed |a| near a contact estimate (running)."""
-    a = (coarse_q4 >> 4) - cfg[C_REF_BEFORE]
-    b = (coarse_q4 >> 4) + cfg[C_REF_AFTER]
+    rd = ptr32(ring_d)
+    sx = int(_SX)
+    a = (coarse_q4 >> 4) - before
+    b = (coarse_q4 >> 4) + after
     if b > now:
         b = now
     if a < now - MASK + 1:
         a = now - MASK + 1
     if b - a < 2:
         return coarse_q4
-    top = ring_d[a & MASK]
+    top = (rd[a & MASK] << sx) >> sx
     k = a + 1
     while k <= b:
-        if ring_d[k & MASK] > top:
-            top = ring_d[k & MASK]
+        v = (rd[k & MASK] << sx) >> sx
+        if v > top:
+            top = v
         k += 1
     if top <= 0:
         return coarse_q4
@@ -288,76 +317,101 @@ def _refine(ring_d, coarse_q4, now, cfg):
     best = -1
     k = a + 1
     while k < b:
-        v = ring_d[k & MASK]
-        if v >= need and v >= ring_d[(k - 1) & MASK] and v >= ring_d[(k + 1) & MASK]:
+        v = (rd[k & MASK] << sx) >> sx
+        if v >= need and v >= ((rd[(k - 1) & MASK] << sx) >> sx) and v >= ((rd[(k + 1) & MASK] << sx) >> sx):
             best = k
             break
         k += 1
     if best < 0:
         return coarse_q4
     # parabola through the three slopes around the peak: sub-sample position, x 16
-    dm = ring_d[(best - 1) & MASK]
-    dk = ring_d[best & MASK]
-    dp = ring_d[(best + 1) & MASK]
+    dm = (rd[(best - 1) & MASK] << sx) >> sx
+    dk = (rd[best & MASK] << sx) >> sx
+    dp = (rd[(best + 1) & MASK] << sx) >> sx
     curv = dm - 2 * dk + dp
     frac_q4 = ((dm - dp) << 3) // curv if curv < 0 else 0
-    return (best << 4) + frac_q4 - cfg[C_REF_LAG_Q4]
+    return (best << 4) + frac_q4 - lag_q4
 
 
-def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, events, max_events):
+@micropython.viper
+def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ring_y, ring_th, events,
+                 max_events: int) -> int:
     """Feed samples[start*6 : (start+n)*6] (int16 counts ax, ay, az, gx, gy, gz per sample).
 
     Writes up to max_events steps into events (EV_FIELDS ints each) and returns how many. When
     the events are full it stops early: st[S_IDX] tells how far it got; feed the rest after
-    reading the events. No step is ever dropped. The state that changes every sample lives in
-    locals for the whole block (much faster under MicroPython) and is stored back at the end.
+    reading the events. No step is ever dropped. table is rate_table(cfg[C_RATE]).
+
+    On the clip this is viper code: machine-word integers in registers and direct array access.
+    Array loads are sign-extended by hand ((v << sx) >> sx for int32, which a 64-bit port
+    zero-extends; ((v + 0x8000) & 0xFFFF) - 0x8000 for the int16 samples); under CPython the
+    arrays are indexed as they are and the same expressions change nothing.
     """
-    rate = cfg[C_RATE]
-    table = rate_table(rate)
-    k_acc = cfg[C_K_ACC]
-    w = cfg[C_W]
-    w_shift = cfg[C_W_SHIFT]
-    g_shift = cfg[C_G_SHIFT]
-    decay_shift = cfg[C_DECAY_SHIFT]
-    idx = st[S_IDX]
-    gx = st[S_GX]
-    gy = st[S_GY]
-    gz = st[S_GZ]
-    ux = st[S_UX]
-    uy = st[S_UY]
-    uz = st[S_UZ]
-    gnorm = st[S_GNORM_Q2]
-    norm = st[S_NORM]
-    sum1 = st[S_SUM1]
-    sum2 = st[S_SUM2]
-    x1 = st[S_X1]
-    x2 = st[S_X2]
-    y1 = st[S_Y1]
-    y2 = st[S_Y2]
-    err = st[S_ERR]
-    o = 4 * st[S_ROW]
-    b0 = table[o]
-    a1 = table[o + 1]
-    a2 = table[o + 2]
-    delay_q4 = table[o + 3]
-    theta = st[S_THETA]
-    th_min = st[S_TH_MIN]
-    th_max = st[S_TH_MAX]
-    raw_tr = st[S_RAW_TR]
-    peak_mg = st[S_PEAK_MG]
-    pend_q4 = st[S_PEND_Q4]
-    pend_at = st[S_PEND_AT]
-    state = st[S_STATE]
-    amp = st[S_AMP]
-    tr_v = st[S_TR_V]
-    tr_i = st[S_TR_I]
-    pk_v = st[S_PK_V]
-    last_q4 = st[S_LAST_IC_Q4]
-    last_rise = st[S_LAST_RISE]
-    period_q4 = st[S_PERIOD_Q4]
-    level = st[S_LEVEL]
-    cross_q4 = st[S_CROSS_Q4]
-    mode = st[S_MODE_Q8]
+    smp = ptr16(samples)
+    cf = ptr32(cfg)
+    s_ = ptr32(st)
+    tb = ptr32(table)
+    rn = ptr32(ring_n)
+    rdl = ptr32(ring_d)
+    ry = ptr32(ring_y)
+    rth = ptr32(ring_th)
+    ev = ptr32(events)
+    sx = int(_SX)
+    rate = cf[C_RATE]
+    k_acc = cf[C_K_ACC]
+    w = cf[C_W]
+    w_shift = cf[C_W_SHIFT]
+    g_shift = cf[C_G_SHIFT]
+    decay_shift = cf[C_DECAY_SHIFT]
+    d0_run_q4 = (cf[C_D0_RUN_Q4] << sx) >> sx
+    d0_walk_q4 = (cf[C_D0_WALK_Q4] << sx) >> sx
+    ref_before = cf[C_REF_BEFORE]
+    ref_after = cf[C_REF_AFTER]
+    ref_lag_q4 = cf[C_REF_LAG_Q4]
+    min_period = cf[C_MIN_PERIOD]
+    max_period = cf[C_MAX_PERIOD]
+    max_step = cf[C_MAX_STEP]
+    side_win = cf[C_SIDE_WIN]
+    idx = s_[S_IDX]
+    gx = (s_[S_GX] << sx) >> sx
+    gy = (s_[S_GY] << sx) >> sx
+    gz = (s_[S_GZ] << sx) >> sx
+    ux = (s_[S_UX] << sx) >> sx
+    uy = (s_[S_UY] << sx) >> sx
+    uz = (s_[S_UZ] << sx) >> sx
+    gnorm = s_[S_GNORM_Q2]
+    norm = s_[S_NORM]
+    sum1 = (s_[S_SUM1] << sx) >> sx
+    sum2 = s_[S_SUM2]
+    x1 = s_[S_X1]
+    x2 = s_[S_X2]
+    y1 = (s_[S_Y1] << sx) >> sx
+    y2 = (s_[S_Y2] << sx) >> sx
+    err = s_[S_ERR]
+    row = s_[S_ROW]
+    b0 = tb[4 * row]
+    a1 = (tb[4 * row + 1] << sx) >> sx
+    a2 = (tb[4 * row + 2] << sx) >> sx
+    delay_q4 = tb[4 * row + 3]
+    theta = (s_[S_THETA] << sx) >> sx
+    th_min = (s_[S_TH_MIN] << sx) >> sx
+    th_max = (s_[S_TH_MAX] << sx) >> sx
+    raw_tr = s_[S_RAW_TR]
+    peak_mg = s_[S_PEAK_MG]
+    pend_q4 = (s_[S_PEND_Q4] << sx) >> sx
+    pend_at = s_[S_PEND_AT]
+    pend_mode = s_[S_PEND_MODE]
+    state = s_[S_STATE]
+    amp = s_[S_AMP]
+    tr_v = (s_[S_TR_V] << sx) >> sx
+    tr_i = s_[S_TR_I]
+    pk_v = (s_[S_PK_V] << sx) >> sx
+    last_q4 = (s_[S_LAST_IC_Q4] << sx) >> sx
+    last_rise = (s_[S_LAST_RISE] << sx) >> sx
+    period_q4 = s_[S_PERIOD_Q4]
+    level = (s_[S_LEVEL] << sx) >> sx
+    cross_q4 = (s_[S_CROSS_Q4] << sx) >> sx
+    mode = s_[S_MODE_Q8]
     prom = (amp * PROM_FRAC_Q8) >> 8
     if prom < PROM_MIN_MG * 2:
         prom = PROM_MIN_MG * 2
@@ -369,9 +423,14 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
     p = start * 6
     end = (start + n) * 6
     while p < end and n_ev < max_events:
-        ax = (samples[p] * k_acc) >> 10
-        ay = (samples[p + 1] * k_acc) >> 10
-        az = (samples[p + 2] * k_acc) >> 10
+        ax = (((((smp[p] + 0x8000) & 0xFFFF) - 0x8000) * k_acc) >> 10)
+        ay = (((((smp[p + 1] + 0x8000) & 0xFFFF) - 0x8000) * k_acc) >> 10)
+        az = (((((smp[p + 2] + 0x8000) & 0xFFFF) - 0x8000) * k_acc) >> 10)
+        # +-16 g is the widest full-scale: larger values (a coarser sensitivity) are clamped
+        # there, so |a|^2 stays below 2^30 on the clip's 32-bit words
+        ax = ACC_MAX_MG if ax > ACC_MAX_MG else (-ACC_MAX_MG if ax < -ACC_MAX_MG else ax)
+        ay = ACC_MAX_MG if ay > ACC_MAX_MG else (-ACC_MAX_MG if ay < -ACC_MAX_MG else ay)
+        az = ACC_MAX_MG if az > ACC_MAX_MG else (-ACC_MAX_MG if az < -ACC_MAX_MG else az)
         # Gravity (slow low-pass) gives the up vector, renewed every 16 samples, for the yaw.
         gx += ((ax << 4) - gx) >> g_shift
         gy += ((ay << 4) - gy) >> g_shift
@@ -384,16 +443,20 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
             qx = 16383 if qx > 16383 else (-16383 if qx < -16383 else qx)
             qy = 16383 if qy > 16383 else (-16383 if qy < -16383 else qy)
             qz = 16383 if qz > 16383 else (-16383 if qz < -16383 else qz)
-            gnorm = isqrt(qx * qx + qy * qy + qz * qz, 4096)
+            gnorm = int(_isqrt(qx * qx + qy * qy + qz * qz, 4096))
             if gnorm > 1200:  # a dead sensor or free fall (< 0.3 g) has no up
                 ux = (qx << 14) // gnorm
                 uy = (qy << 14) // gnorm
                 uz = (qz << 14) // gnorm
             else:
-                ux = uy = uz = 0
-        theta += ((((samples[p + 3] >> 2) * ux + (samples[p + 4] >> 2) * uy + (samples[p + 5] >> 2) * uz) >> 14)
-                  - (theta >> YAW_LEAK_SHIFT))
-        ring_th[idx & MASK] = theta
+                ux = 0
+                uy = 0
+                uz = 0
+        gyx = (((smp[p + 3] + 0x8000) & 0xFFFF) - 0x8000) >> 2
+        gyy = (((smp[p + 4] + 0x8000) & 0xFFFF) - 0x8000) >> 2
+        gyz = (((smp[p + 5] + 0x8000) & 0xFFFF) - 0x8000) >> 2
+        theta += ((gyx * ux + gyy * uy + gyz * uz) >> 14) - (theta >> YAW_LEAK_SHIFT)
+        rth[idx & MASK] = theta
         if theta < th_min:
             th_min = theta
         elif theta > th_max:
@@ -412,27 +475,27 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                     break
                 norm = z
         if sum1 < 0:  # (re)starting: pretend the past was like this sample
+            y1 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
             j = 0
             while j < RING:
-                ring_n[j] = norm
-                ring_d[j] = 0
-                ring_th[j] = theta
+                rn[j] = norm
+                rdl[j] = 0
+                rth[j] = theta
+                ry[j] = y1
                 j += 1
-            sum1 = sum2 = norm * w
-            x1 = x2 = y1 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
+            sum1 = norm * w
+            sum2 = sum1
+            x1 = y1
+            x2 = y1
             y2 = y1
             err = 0
-            j = 0
-            while j < RING:
-                ring_y[j] = y1
-                j += 1
         # Light smoothing s (~10 ms) and its slope d; the cadence-following low-pass y.
         slot = idx & MASK
-        ring_n[slot] = norm
-        old = ring_n[(idx - w) & MASK]
+        rn[slot] = norm
+        old = rn[(idx - w) & MASK]
         sum1 += norm - old
-        sum2 += old - ring_n[(idx - w - w) & MASK]
-        ring_d[slot] = sum1 - sum2
+        sum2 += old - rn[(idx - w - w) & MASK]
+        rdl[slot] = sum1 - sum2
         s = sum1 >> w_shift
         x0 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
         acc = b0 * (x0 + x1 + x1 + x2) - a1 * y1 - a2 * y2 + err
@@ -442,7 +505,7 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
         x1 = x0
         y2 = y1
         y1 = y
-        ring_y[slot] = y
+        ry[slot] = y
         if s < raw_tr:
             raw_tr = s
         if norm > peak_mg:
@@ -451,54 +514,54 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
         # A contact waiting for the samples it needs is emitted now.
         if pend_q4 >= 0 and idx >= pend_at:
             ic_q4 = pend_q4
-            if st[S_PEND_MODE] < 128:
-                ic_q4 = _refine(ring_d, ic_q4, idx, cfg)
+            if pend_mode < 128:
+                ic_q4 = int(_refine(ring_d, ic_q4, idx, ref_before, ref_after, ref_lag_q4))
             ic = (ic_q4 + 8) >> 4
             e = n_ev * EV_FIELDS
-            events[e + E_IC] = ic
-            events[e + E_IMPACT_MG] = peak_mg
-            events[e + E_EMIT] = idx
-            events[e + E_FLAGS] = st[S_RESYNC] | (2 if st[S_PEND_MODE] < 128 else 0)
+            ev[e + E_IC] = ic
+            ev[e + E_IMPACT_MG] = peak_mg
+            ev[e + E_EMIT] = idx
+            ev[e + E_FLAGS] = s_[S_RESYNC] | (2 if pend_mode < 128 else 0)
             step = ic - ((last_q4 + 8) >> 4) if last_q4 >= 0 else 0
-            events[e + E_STEP_SAMPLES] = step if 0 < step <= cfg[C_MAX_STEP] else 0
-            if cfg[C_MIN_PERIOD] <= step <= cfg[C_MAX_PERIOD]:
+            ev[e + E_STEP_SAMPLES] = step if 0 < step <= max_step else 0
+            if min_period <= step <= max_period:
                 period_q4 += ((step << 4) - period_q4) >> PERIOD_SHIFT
                 idle_q4 = (period_q4 * 3) >> 1
                 refractory = (period_q4 * REFRACTORY_Q8) >> 12
-                r = filter_row(period_q4, rate)
-                if r != st[S_ROW]:
-                    st[S_ROW] = r
-                    o = 4 * r
-                    b0 = table[o]
-                    a1 = table[o + 1]
-                    a2 = table[o + 2]
-                    delay_q4 = table[o + 3]
+                r = int(filter_row(period_q4, rate))
+                if r != row:
+                    row = r
+                    b0 = tb[4 * row]
+                    a1 = (tb[4 * row + 1] << sx) >> sx
+                    a2 = (tb[4 * row + 2] << sx) >> sx
+                    delay_q4 = tb[4 * row + 3]
             # Side: clockwise yaw just before the contact means left; votes accumulate.
-            win = cfg[C_SIDE_WIN]
-            dth = ring_th[ic & MASK] - ring_th[(ic - win) & MASK] if idx - ic < MASK - win else 0
-            score = st[S_SIDE_SCORE]
-            parity = st[S_PARITY]
+            dth = 0
+            if idx - ic < MASK - side_win:
+                dth = ((rth[ic & MASK] << sx) >> sx) - ((rth[(ic - side_win) & MASK] << sx) >> sx)
+            score = (s_[S_SIDE_SCORE] << sx) >> sx
+            parity = s_[S_PARITY]
             if dth < -SIDE_MIN:
                 score += 1 if parity == 0 else -1
             elif dth > SIDE_MIN:
                 score += -1 if parity == 0 else 1
             score = 8 if score > 8 else (-8 if score < -8 else score)
-            st[S_SIDE_SCORE] = score
+            s_[S_SIDE_SCORE] = score
             if score >= 2:
-                events[e + E_SIDE] = SIDE_LEFT if parity == 0 else SIDE_RIGHT
+                ev[e + E_SIDE] = SIDE_LEFT if parity == 0 else SIDE_RIGHT
             elif score <= -2:
-                events[e + E_SIDE] = SIDE_RIGHT if parity == 0 else SIDE_LEFT
+                ev[e + E_SIDE] = SIDE_RIGHT if parity == 0 else SIDE_LEFT
             else:
-                events[e + E_SIDE] = SIDE_UNKNOWN
-            st[S_PARITY] = parity ^ 1
+                ev[e + E_SIDE] = SIDE_UNKNOWN
+            s_[S_PARITY] = parity ^ 1
             if parity == 1:  # a stride ends: its yaw range
-                events[e + E_ROT] = th_max - th_min
+                ev[e + E_ROT] = th_max - th_min
                 th_min = theta
                 th_max = theta
             else:
-                events[e + E_ROT] = 0
-            st[S_RESYNC] = 0
-            st[S_STEPS] += 1
+                ev[e + E_ROT] = 0
+            s_[S_RESYNC] = 0
+            s_[S_STEPS] = s_[S_STEPS] + 1
             last_q4 = ic_q4
             raw_tr = s
             peak_mg = norm
@@ -539,37 +602,38 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                         if sym > expect:
                             expect = sym
                     level = tr_v + ((f * expect) >> 8)
-                    lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
-                    cross_q4 = _cross_back(ring_y, level, lo, idx) if y >= level else -1
+                    cross_q4 = -1
+                    if y >= level:
+                        cross_q4 = int(_cross_back(ring_y, level, tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1,
+                                                   idx))
         if state == 1:
             if y > pk_v:
                 pk_v = y
             lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
             if cross_q4 < 0 and y >= level:
-                cross_q4 = _cross_back(ring_y, level, lo, idx)
+                cross_q4 = int(_cross_back(ring_y, level, lo, idx))
             if cross_q4 < 0 and pk_v - y >= top:
                 # smaller than expected: cross at the same fraction of its own height
                 f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
-                cross_q4 = _cross_back(ring_y, tr_v + ((f * (pk_v - tr_v)) >> 8), lo, idx)
+                cross_q4 = int(_cross_back(ring_y, tr_v + ((f * (pk_v - tr_v)) >> 8), lo, idx))
             if cross_q4 >= 0:
-                d0_q4 = cfg[C_D0_RUN_Q4] + (((cfg[C_D0_WALK_Q4] - cfg[C_D0_RUN_Q4]) * mode) >> 8)
-                coarse_q4 = cross_q4 - delay_q4 - d0_q4
+                coarse_q4 = cross_q4 - delay_q4 - (d0_run_q4 + (((d0_walk_q4 - d0_run_q4) * mode) >> 8))
                 pend_at = idx
                 if mode < 128:  # running: wait for the samples the landing search needs
-                    pend_at = (coarse_q4 >> 4) + cfg[C_REF_AFTER] + 1
+                    pend_at = (coarse_q4 >> 4) + ref_after + 1
                     if pend_at < idx:
                         pend_at = idx
                 pend_q4 = coarse_q4 if coarse_q4 > 0 else 0
-                st[S_PEND_MODE] = mode
+                pend_mode = mode
                 state = 2
         if state == 2:
             if y > pk_v:
                 pk_v = y
             elif pk_v - y >= fall:
                 height = pk_v - tr_v
-                if st[S_FIRST_AMP]:
+                if s_[S_FIRST_AMP]:
                     amp = height
-                    st[S_FIRST_AMP] = 0
+                    s_[S_FIRST_AMP] = 0
                 else:
                     amp += (height - amp) >> AMP_SHIFT
                 prom = (amp * PROM_FRAC_Q8) >> 8
@@ -582,40 +646,42 @@ def detect_block(samples, start, n, cfg, st, ring_n, ring_d, ring_y, ring_th, ev
                 tr_i = idx
         idx += 1
         p += 6
-    st[S_IDX] = idx
-    st[S_GX] = gx
-    st[S_GY] = gy
-    st[S_GZ] = gz
-    st[S_UX] = ux
-    st[S_UY] = uy
-    st[S_UZ] = uz
-    st[S_GNORM_Q2] = gnorm
-    st[S_NORM] = norm
-    st[S_SUM1] = sum1
-    st[S_SUM2] = sum2
-    st[S_X1] = x1
-    st[S_X2] = x2
-    st[S_Y1] = y1
-    st[S_Y2] = y2
-    st[S_ERR] = err
-    st[S_THETA] = theta
-    st[S_TH_MIN] = th_min
-    st[S_TH_MAX] = th_max
-    st[S_RAW_TR] = raw_tr
-    st[S_PEAK_MG] = peak_mg
-    st[S_PEND_Q4] = pend_q4
-    st[S_PEND_AT] = pend_at
-    st[S_STATE] = state
-    st[S_AMP] = amp
-    st[S_TR_V] = tr_v
-    st[S_TR_I] = tr_i
-    st[S_PK_V] = pk_v
-    st[S_LAST_IC_Q4] = last_q4
-    st[S_LAST_RISE] = last_rise
-    st[S_PERIOD_Q4] = period_q4
-    st[S_LEVEL] = level
-    st[S_CROSS_Q4] = cross_q4
-    st[S_MODE_Q8] = mode
+    s_[S_IDX] = idx
+    s_[S_GX] = gx
+    s_[S_GY] = gy
+    s_[S_GZ] = gz
+    s_[S_UX] = ux
+    s_[S_UY] = uy
+    s_[S_UZ] = uz
+    s_[S_GNORM_Q2] = gnorm
+    s_[S_NORM] = norm
+    s_[S_SUM1] = sum1
+    s_[S_SUM2] = sum2
+    s_[S_X1] = x1
+    s_[S_X2] = x2
+    s_[S_Y1] = y1
+    s_[S_Y2] = y2
+    s_[S_ERR] = err
+    s_[S_ROW] = row
+    s_[S_THETA] = theta
+    s_[S_TH_MIN] = th_min
+    s_[S_TH_MAX] = th_max
+    s_[S_RAW_TR] = raw_tr
+    s_[S_PEAK_MG] = peak_mg
+    s_[S_PEND_Q4] = pend_q4
+    s_[S_PEND_AT] = pend_at
+    s_[S_PEND_MODE] = pend_mode
+    s_[S_STATE] = state
+    s_[S_AMP] = amp
+    s_[S_TR_V] = tr_v
+    s_[S_TR_I] = tr_i
+    s_[S_PK_V] = pk_v
+    s_[S_LAST_IC_Q4] = last_q4
+    s_[S_LAST_RISE] = last_rise
+    s_[S_PERIOD_Q4] = period_q4
+    s_[S_LEVEL] = level
+    s_[S_CROSS_Q4] = cross_q4
+    s_[S_MODE_Q8] = mode
     return n_ev
 
 
@@ -644,14 +710,14 @@ class StepDetector:
         self.cfg = make_config(rate_hz, accel_ug_per_lsb)
         self.state = make_state(rate_hz)
         self.consumed = 0
-        rate_table(rate_hz)  # made now, with the other buffers, not on the first sample
+        self.table = rate_table(rate_hz)  # made now, with the other buffers, not on the first sample
 
     def feed(self, samples, start, n):
         """Feed up to n samples from a flat int16 array; return the number of steps now in
         self.events. self.consumed says how many samples were used: fewer than n when the
         events filled up, and then the caller feeds the rest after reading them."""
         before = self.state[S_IDX]
-        n_ev = detect_block(samples, start, n, self.cfg, self.state, self.ring_n, self.ring_d, self.ring_y,
+        n_ev = detect_block(samples, start, n, self.cfg, self.state, self.table, self.ring_n, self.ring_d, self.ring_y,
                             self.ring_th, self.events, self.max_events)
         self.consumed = self.state[S_IDX] - before
         return n_ev
