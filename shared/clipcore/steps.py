@@ -39,27 +39,14 @@ from clipcore.steps_table import FC_MIN_Q4, FC_ROWS, FC_STEP_Q4, TABLES
 
 try:
     import micropython
-    import sys
     from micropython import const
-
-    # viper's ptr32 loads zero-extend on a 64-bit port (the test runtime): shifting left and back
-    # by _SX sign-extends them; on the clip's 32-bit words _SX is 0
-    _SX = 32 if sys.maxsize > 0x7FFFFFFF else 0
-except ImportError:  # CPython: the viper functions run as plain Python on the same arrays
-
-    class micropython:
-        @staticmethod
-        def viper(f):
-            return f
+except ImportError:  # CPython: the viper functions run as plain Python (clipcore.viper)
+    from clipcore.viper import micropython, ptr16, ptr32
 
     def const(x):
         return x
 
-    def ptr32(buf):
-        return buf
-
-    ptr16 = ptr32
-    _SX = 0
+from clipcore.viper import SX
 
 
 RATES_HZ = (104, 208, 416)
@@ -280,7 +267,7 @@ def _cross_back(ring_y, level: int, lo: int, hi: int) -> int:
     """Where the filtered |a| last rose through level between samples lo and hi (x 16);
     lo x 16 if it was already above it at lo."""
     ry = ptr32(ring_y)
-    sx = int(_SX)
+    sx = int(SX)
     j = hi
     while j > lo and ((ry[(j - 1) & MASK] << sx) >> sx) >= level:
         j -= 1
@@ -295,7 +282,7 @@ def _cross_back(ring_y, level: int, lo: int, hi: int) -> int:
 def _refine(ring_d, coarse_q4: int, now: int, before: int, after: int, lag_q4: int) -> int:
     """The first clear rise of the lightly smoothed |a| near a contact estimate (running)."""
     rd = ptr32(ring_d)
-    sx = int(_SX)
+    sx = int(SX)
     a = (coarse_q4 >> 4) - before
     b = (coarse_q4 >> 4) + after
     if b > now:
@@ -356,7 +343,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     ry = ptr32(ring_y)
     rth = ptr32(ring_th)
     ev = ptr32(events)
-    sx = int(_SX)
+    sx = int(SX)
     rate = cf[C_RATE]
     k_acc = cf[C_K_ACC]
     w = cf[C_W]

@@ -12,8 +12,10 @@ import struct
 from clipcore.crc import crc16
 
 try:
+    import micropython
     from micropython import const
-except ImportError:  # CPython
+except ImportError:  # CPython (clipcore.viper)
+    from clipcore.viper import micropython, ptr8, ptr16
 
     def const(x):
         return x
@@ -239,21 +241,11 @@ class SampleBatcher:
 
     def fill(self, samples, start, n):
         """Copy up to n samples from a flat int16 array (6 per sample, from sample start) into
-        the packet; return how many were taken (fewer when it filled up). Byte by byte: several
-        times faster on the clip than struct.pack_into per sample, and allocates nothing."""
+        the packet; return how many were taken (fewer when it filled up). Allocates nothing."""
         k = self.capacity - self.count
         if n < k:
             k = n
-        buf = self.buf
-        o = SAMPLES_HEADER_BYTES + SAMPLE_BYTES * self.count
-        i = 6 * start
-        end = 6 * (start + k)
-        while i < end:
-            v = samples[i]
-            buf[o] = v & 0xFF
-            buf[o + 1] = (v >> 8) & 0xFF
-            o += 2
-            i += 1
+        _copy_le16(self.buf, SAMPLES_HEADER_BYTES + SAMPLE_BYTES * self.count, samples, 6 * start, 6 * (start + k))
         self.count += k
         return k
 
@@ -268,6 +260,20 @@ class SampleBatcher:
         self.first_idx = (self.first_idx + self.count) & 0xFFFFFFFF
         self.seq = (self.seq + 1) & 0xFFFF
         self.count = 0
+
+
+@micropython.viper
+def _copy_le16(buf, o: int, values, i: int, end: int):
+    """values[i:end] (int16) into buf from byte o, little-endian. Viper on the clip: every
+    sample goes through here."""
+    b = ptr8(buf)
+    v16 = ptr16(values)
+    while i < end:
+        v = v16[i]
+        b[o] = v & 0xFF
+        b[o + 1] = (v >> 8) & 0xFF
+        o += 2
+        i += 1
 
 
 def pack_samples_header(buf, ptype, seq, first_idx, count):
