@@ -333,3 +333,57 @@ def test_the_hosts_cue_is_played_on_the_clip(tmp_path):
     assert played and played[0] == (cues[0]["tempo_spm"], cues[0]["duration_s"])
     events = [e for _t, e in load_log(live[0].log_path).host_events]
     assert any(e["event"] == "cue_delivered" and e["reason"] == "cadence_drop" for e in events)
+
+
+def _clip_flash(path, seeds=(21, 22)) -> dict:
+    """Session logs as a clip writes them while no host listens (clipfw.flashlog's header)."""
+    from strideclip.sclog import SessionLogWriter
+
+    path.mkdir(parents=True)
+    logs = {}
+    for session, seed in enumerate(seeds, start=3):
+        run = sim_run(0.5, seed)
+        name = "clip-000051a0-%05d.sclog" % session
+        with SessionLogWriter(path / name, header={"source": "clip", "clip_id": 0x51A0, "session_id": session,
+                                                   "fw_version": "0.2.0"}) as w:
+            w.clip_packet(bytes(run.link.packets[0][1]), t_ms=0)
+            for t_ms, pkt in run.link.packets:
+                w.clip_packet(pkt, t_ms=t_ms)
+        logs[name] = (path / name).read_bytes()
+    return logs
+
+
+def test_flash_logs_sync_over_ble_whole_despite_lost_pieces_then_leave_the_clip(tmp_path):
+    from strideclip.logsync import sync_ble
+
+    flash = tmp_path / "clip_flash"
+    originals = _clip_flash(flash)
+
+    async def main():
+        radio = Radio()
+        (clip,) = await start_clips(radio, [sim_run(0.2, 23)], speed=1.0, log_dir=str(flash), lose_log_every=9)
+        said = []
+        got = await sync_ble(clip.address, tmp_path / "runs", delete=True, backend=radio.client_backend,
+                             echo=said.append)
+        again = await sync_ble(clip.address, tmp_path / "runs", backend=radio.client_backend, echo=said.append)
+        return clip, got, again, said
+
+    clip, got, again, said = asyncio.run(main())
+    assert sorted(p.name for p in got) == sorted(originals)  # named after the clip and session
+    for p in got:
+        assert p.read_bytes() == originals[p.name]  # every byte, though every 9th piece was lost on the air
+        assert load_log(p).report.clean
+    assert clip.log_packets > sum(-(-len(b) // P.LOG_CHUNK_BYTES) for b in originals.values())  # asked again
+    assert not list(flash.glob("*.sclog")) and again == []  # removed once safe: nothing left to fetch
+    assert said[-1] == "no logs on the clip" and sum("removed from the clip" in s for s in said) == 2
+
+
+def test_cli_sync_fetches_a_named_clips_logs_over_ble(tmp_path):
+    originals = _clip_flash(tmp_path / "flash", seeds=(24,))
+    r = _cli(["sync", "--clip", "clip-1", "--out", "runs"], tmp_path, BLESIM_LOG_DIR=tmp_path / "flash")
+    assert r.returncode == 0, r.stderr
+    (name, data), = originals.items()
+    assert (tmp_path / "runs" / name).read_bytes() == data and (tmp_path / "flash" / name).exists()  # kept: no --delete
+    assert f"{name}:" in r.stdout and "1 log(s) in runs" in r.stdout
+    r = _cli(["sync", "--clip", "clip-7", "--out", "runs"], tmp_path)
+    assert r.returncode == 1 and "no clip named 'clip-7' found" in r.stderr and "Traceback" not in r.stderr

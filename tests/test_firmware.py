@@ -462,3 +462,58 @@ def test_bonding_keys_survive_a_reboot_within_a_bound(clip_lib, tmp_path):
     assert lines[0] == "b'key-a' b'irk-a' None"  # kept across the reboot; the deleted one stays deleted
     assert lines[1] == "True True"  # never more than MAX_SECRETS, on flash too
     assert lines[2] == "True"  # a damaged tail loses only itself
+
+
+def test_ble_log_sync_lists_reads_and_deletes_the_flash_logs(clip_lib, tmp_path):
+    """A host fetches the clip's flash logs over BLE (LOG_LIST, LOG_READ, LOG_DELETE) while the
+    run streams on: every byte, in place; the log being written is readable, not deletable."""
+    run = simulate(steady_run(1, seed=13))
+    logs = tmp_path / "flash" / "logs"
+    logs.mkdir(parents=True)
+    earlier = np.random.default_rng(13).integers(0, 256, 20_011, dtype=np.uint8).tobytes()  # not whole chunks
+    (logs / "clip-000051a0-00000.sclog").write_bytes(earlier)  # a run from before this boot
+    everything = 0xFFFFFFFF
+    central = [
+        (5, CONNECT, b""), (5.1, MTU, struct.pack("<H", 247)),
+        (6, WRITE, _pkt(1, P.OP_LOG_LIST)),  # before pairing: refused
+        (7, ENCRYPT, b"\x01"),
+        (8, WRITE, _pkt(2, P.OP_LOG_LIST)),
+        (9, WRITE, _pkt(3, P.OP_LOG_READ, 0, 0, 0)),  # its size only
+        (10, WRITE, _pkt(4, P.OP_LOG_READ, 0, 0, everything)),
+        (20, WRITE, _pkt(5, P.OP_LOG_READ, 1, 0, everything)),  # this boot's log, so far
+        (30, WRITE, _pkt(6, P.OP_LOG_DELETE, 1, 0)),  # being written: busy
+        (31, WRITE, _pkt(7, P.OP_LOG_DELETE, 0, len(earlier) - 1)),  # not the size fetched: refused
+        (32, WRITE, _pkt(8, P.OP_LOG_DELETE, 0, len(earlier))),
+        (33, WRITE, _pkt(9, P.OP_LOG_LIST)),
+        (34, WRITE, _pkt(10, P.OP_LOG_READ, 1, 0, 1)),  # no log 1 any more
+        (35, WRITE, _pkt(11, P.OP_LOG_READ, 0, 100, 500)),  # a part, from an offset
+    ]
+    summary, notes = run_clip_ble(clip_lib, tmp_path, run.counts, central, flash_log=str(logs))
+    assert summary["samples"] == len(run.counts)
+    log_data = [(h, P.decode(p)) for h, p in notes if p[0] & 0x0F == P.T_LOG_DATA]
+    assert log_data and all(h == H_SAMPLES for h, _ in log_data)  # bulk rides with the samples
+    dec, blocks, gaps, events = decoded([p for _, p in notes if p[0] & 0x0F != P.T_LOG_DATA])
+    results = {r.cmd_id: (r.code, r.detail) for r in events if isinstance(r, P.Result)}
+    own = next(logs.glob("clip-000051a0-00001.sclog"))
+    assert results[1][0] == P.RESULT_NOT_AUTHENTICATED
+    assert results[2] == (P.RESULT_OK, 2) and results[3] == (P.RESULT_OK, len(earlier))
+    assert results[4] == (P.RESULT_OK, len(earlier))
+    assert results[6][0] == P.RESULT_BUSY
+    assert results[7] == (P.RESULT_UNAVAILABLE, len(earlier)) and results[8] == (P.RESULT_OK, len(earlier))
+    assert results[9] == (P.RESULT_OK, 1) and results[10][0] == P.RESULT_OUT_OF_RANGE
+
+    def fetched(log_no, offset, packets):
+        got = bytearray()
+        for _, d in packets:
+            assert d.log_no == log_no and d.offset == offset + len(got)  # in order, no hole
+            got += d.data
+        return bytes(got)
+
+    n_earlier = -(-len(earlier) // P.LOG_CHUNK_BYTES)
+    own_size = results[5][1]
+    n_own = -(-own_size // P.LOG_CHUNK_BYTES)
+    assert len(log_data) == n_earlier + n_own + 3  # and 500 bytes from offset 100: 3 packets
+    assert fetched(0, 0, log_data[:n_earlier]) == earlier  # every byte, in order
+    assert fetched(1, 0, log_data[n_earlier:n_earlier + n_own]) == own.read_bytes()[:own_size]  # on flash then
+    assert fetched(0, 100, log_data[n_earlier + n_own:]) == own.read_bytes()[100:600]  # log 0 is now this boot's
+    assert not (logs / "clip-000051a0-00000.sclog").exists() and load_log(own).report.clean

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from clipcore import protocol as P
 from clipcore.crc import crc16, crc16_table
 from strideclip import errors
-from strideclip.packets import decode_packet, encode_samples, samples_array
+from strideclip.packets import decode_packet, encode_packet, encode_samples, samples_array
 
 int16 = st.integers(-32768, 32767)
 sample = st.tuples(int16, int16, int16, int16, int16, int16)
@@ -205,9 +205,11 @@ def test_fuzz_decoder_raises_only_documented_errors(data):
     except P.ProtocolError:
         return
     # Whatever decodes must re-encode to the same bytes: the decoder never invents fields.
-    assert type(msg).__name__ in {"Samples", "Hello", "Step", "Cue", "Status", "Command", "Result"}
+    assert type(msg).__name__ in {"Samples", "Hello", "Step", "Cue", "Status", "Command", "Result", "LogData"}
     if isinstance(msg, P.Samples):
         assert len(data) == 8 + 12 * msg.count
+    if isinstance(msg, P.LogData):
+        assert encode_packet(msg) == data
 
 
 @given(st.lists(st.binary(min_size=1, max_size=244), min_size=1, max_size=20), st.randoms(use_true_random=False))

@@ -22,6 +22,8 @@ def _fields(msg) -> dict:
     d = msg._asdict()
     if isinstance(msg, P.Samples):
         d["data"] = np.frombuffer(bytes(msg.data), "<i2").reshape(-1, 6).tolist()
+    if isinstance(msg, P.LogData):
+        d["data"] = msg.data.hex(" ")
     return json.loads(json.dumps(d))  # tuples -> lists, as in the page
 
 

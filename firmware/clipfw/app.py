@@ -65,6 +65,7 @@ class App:
         self.backlog = 0
         self.streaming = True
         self.log = log  # clipfw.flashlog.FlashLog: the run goes to flash while no host listens
+        self.logs = None  # clipfw.logsync.LogServer, made on the first log command
         self.battery = battery  # clipfw.battery.Battery, or None
         self.battery_pct = P.BATTERY_UNKNOWN
         self.next_battery_ms = ticks_ms()
@@ -99,6 +100,8 @@ class App:
             self._samples(n)
             self._detect(n)
         self.link.poll(self)
+        if self.logs is not None:
+            self.logs.pump(self.link)
         if self.battery and time.ticks_diff(now, self.next_battery_ms) >= 0:
             self.battery.report(self, now)
         if self.haptics:
@@ -202,6 +205,12 @@ class App:
             sent = self.backfill.send(first_idx, count, self.send_packet)
             self._status(P.STATUS_BACKFILL_DONE, sent)
             return P.RESULT_OK, sent
+        elif op == P.OP_LOG_LIST or op == P.OP_LOG_READ or op == P.OP_LOG_DELETE:
+            if self.logs is None:
+                from clipfw.logsync import LogServer
+
+                self.logs = LogServer(self.log.dir if self.log else self.cfg["log_dir"], self.log)
+            return self.logs.command(op, args)
         elif op in (P.OP_BUZZ, P.OP_METRONOME_START, P.OP_METRONOME_STOP):
             if self.haptics is None:
                 return P.RESULT_UNAVAILABLE, 0

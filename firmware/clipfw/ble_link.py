@@ -187,7 +187,9 @@ class BleLink:
             for i in range(n):
                 out[i] = pkt[i]
         ptype = pkt[0] & 0x0F
-        handle = self.h_samples if ptype == P.T_SAMPLES or ptype == P.T_BACKFILL else self.h_events
+        # bulk (samples, their backfill, log transfers) on one characteristic, the rest on events
+        handle = self.h_samples if ptype == P.T_SAMPLES or ptype == P.T_BACKFILL or ptype == P.T_LOG_DATA \
+            else self.h_events
         if ptype == P.T_RESULT:
             handle = self.h_control
         try:

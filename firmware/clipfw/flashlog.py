@@ -4,7 +4,7 @@ One session log per boot, ``<log_dir>/clip-<clip_id>-<session>.sclog``: the log 
 record (JSON: source, clip, session, firmware) and then every packet the clip sends (HELLO,
 SAMPLES, STEP, CUE, STATUS) as a CLIP record stamped with ticks_ms since the log started: the
 same format the host writes, so `strideclip replay` reads it as it is. `strideclip sync` fetches
-the logs later over USB serial.
+the logs later, over BLE (clipfw.logsync) or USB serial.
 
 Writes go through a buffer made once; a full flash (OSError, or ``max_bytes`` reached) stops the
 log and says so once (``full``), and never stops the run.
@@ -24,6 +24,7 @@ class FlashLog:
             os.mkdir(log_dir)
         except OSError:
             pass  # already there
+        self.dir = log_dir
         self.path = "%s/clip-%08x-%05d.sclog" % (log_dir, clip_id, session_id)
         self.ticks_ms = ticks_ms
         self.t0_ms = ticks_ms()

@@ -389,16 +389,35 @@ def flash(port, config_path, dry_run, no_reset):
 
 
 @cli.command()
-@click.option("--port", required=True, help="The clip's USB serial port, e.g. /dev/ttyUSB0.")
+@click.option("--port", help="The clip's USB serial port, e.g. /dev/ttyUSB0 (fetched with mpremote).")
+@click.option("--clip", "clip_name", help="The clip's BLE name or address (fetched over BLE).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder for the fetched session logs.")
 @click.option("--delete", is_flag=True, help="Remove each log from the clip once its copy reads cleanly.")
-def sync(port, out_dir, delete):
+@click.option("--ble-backend", hidden=True, help="module:function giving bleak backends (tests).")
+def sync(port, clip_name, out_dir, delete, ble_backend):
     """Fetch the runs the clip logged to its flash while no host was listening."""
-    from strideclip.flash import sync as run_sync
+    if bool(port) == bool(clip_name):
+        raise click.UsageError("give the clip's --port (USB) or its --clip name (BLE)")
+    if port:
+        from strideclip.flash import sync as run_sync
 
-    got = run_sync(port, out_dir, delete=delete, echo=click.echo)
+        got = run_sync(port, out_dir, delete=delete, echo=click.echo)
+    else:
+        got = _run_ble(_sync_ble_main(clip_name, out_dir, delete, ble_backend))
     click.echo(f"{len(got)} log(s) in {out_dir}")
+
+
+async def _sync_ble_main(clip_name, out_dir, delete, backend_spec):
+    from strideclip.logsync import sync_ble
+    from strideclip.transports.ble import pick
+    from strideclip.transports.ble import scan as ble_scan
+
+    backend = await _ble_backend(backend_spec)
+    (clip,) = pick(await ble_scan(3.0, backend=backend and backend.scanner_backend), [clip_name])
+    click.echo(f"fetching the logs of {clip.name} ({clip.address})")
+    return await sync_ble(clip.address, out_dir, delete=delete, backend=backend and backend.client_backend,
+                          echo=click.echo)
 
 
 def _not_built_command(name: str, summary: str, issue: int) -> click.Command:

@@ -80,6 +80,10 @@ def encode_packet(msg) -> bytes:
             raise host_error(e) from e
     elif isinstance(msg, P.Result):
         n = P.pack_result(buf, *msg)
+    elif isinstance(msg, P.LogData):
+        n = P.pack_log_data_header(buf, msg.log_no, msg.offset)
+        buf[n:n + len(msg.data)] = msg.data
+        n += len(msg.data)
     else:
         raise TypeError(f"not a clipcore.protocol message: {msg!r}")
     return bytes(buf[:n])

@@ -31,7 +31,8 @@ from clipcore.wire import *  # noqa: F401,F403  (the clip's part of the protocol
 from clipcore.wire import (BATTERY_UNKNOWN, COMMAND_ARG_BYTES, COMMAND_HEADER_BYTES, COMMAND_LAYOUTS, CUE_BYTES,
                            FRAME_OVERHEAD_BYTES, HELLO_BYTES, RESULT_BYTES, SAMPLE_BYTES, SAMPLES_HEADER_BYTES,
                            SIDE_LEFT, SIDE_RIGHT, SIDE_UNKNOWN, SOURCE_CLIP, SOURCE_HOST, STATUS_BYTES, STEP_BYTES,
-                           T_BACKFILL, T_COMMAND, T_CUE, T_HELLO, T_RESULT, T_SAMPLES, T_STATUS, T_STEP, BadValue,
+                           T_BACKFILL, T_COMMAND, T_CUE, T_HELLO, T_LOG_DATA, T_RESULT, T_SAMPLES, T_STATUS, T_STEP,
+                           BadValue, LOG_DATA_HEADER_BYTES,
                            LengthMismatch, TruncatedPacket, check_command_args, frame_into, header_byte, i16,
                            packet_type, parse_command, pack_samples_header, u16, u32)
 
@@ -44,6 +45,7 @@ TYPE_NAMES = {
     T_STATUS: "status",
     T_COMMAND: "command",
     T_RESULT: "result",
+    T_LOG_DATA: "log_data",
 }
 
 IMU_NAMES = {
@@ -89,6 +91,9 @@ OPCODE_NAMES = {
     OP_METRONOME_STOP: "metronome_stop",
     OP_BACKFILL: "backfill",
     OP_HELLO: "hello",
+    OP_LOG_LIST: "log_list",
+    OP_LOG_READ: "log_read",
+    OP_LOG_DELETE: "log_delete",
 }
 
 RESULT_NAMES = {
@@ -126,6 +131,7 @@ Cue = namedtuple("Cue", ("sample_idx", "kind", "reason", "source", "tempo_spm", 
 Status = namedtuple("Status", ("sample_idx", "code", "value"))
 Command = namedtuple("Command", ("cmd_id", "opcode", "args"))
 Result = namedtuple("Result", ("cmd_id", "opcode", "code", "detail"))
+LogData = namedtuple("LogData", ("log_no", "offset", "data"))
 
 
 
@@ -197,6 +203,10 @@ def decode(pkt):
         if pkt[3] not in RESULT_NAMES:
             raise BadValue("result code %d" % pkt[3], 3)
         return Result(pkt[1], pkt[2], pkt[3], i32(pkt, 4))
+    if ptype == T_LOG_DATA:
+        if n <= LOG_DATA_HEADER_BYTES:
+            raise TruncatedPacket("log data needs more than 6 bytes, got %d" % n, n)
+        return LogData(pkt[1], u32(pkt, 2), bytes(pkt[LOG_DATA_HEADER_BYTES:n]))
     # T_COMMAND
     return Command(*parse_command(pkt))
 

@@ -32,6 +32,7 @@ T_CUE = const(0x5)  # cue played by the clip
 T_STATUS = const(0x6)  # status or error code
 T_COMMAND = const(0x7)  # host -> clip control command
 T_RESULT = const(0x8)  # clip -> host result of a command
+T_LOG_DATA = const(0x9)  # clip -> host: a piece of a session log on the clip's flash
 
 
 SAMPLES_HEADER_BYTES = const(8)
@@ -42,6 +43,8 @@ CUE_BYTES = const(12)
 STATUS_BYTES = const(10)
 COMMAND_HEADER_BYTES = const(3)
 RESULT_BYTES = const(8)
+LOG_DATA_HEADER_BYTES = const(6)  # header, log_no u8, offset u32
+LOG_CHUNK_BYTES = const(224)  # log bytes per LOG_DATA packet (fits an MTU of 233 or more)
 
 # BLE: an ATT notification carries at most MTU - 3 bytes.
 ATT_OVERHEAD_BYTES = const(3)
@@ -101,6 +104,9 @@ OP_METRONOME_START = const(5)  # tempo_spm u16, duration_s u16
 OP_METRONOME_STOP = const(6)  # no args
 OP_BACKFILL = const(7)  # first_idx u32, count u32
 OP_HELLO = const(8)  # no args: ask the clip to send its HELLO
+OP_LOG_LIST = const(9)  # no args: how many session logs the clip holds
+OP_LOG_READ = const(10)  # log_no u8, offset u32, count u32: send that part as LOG_DATA (0: size only)
+OP_LOG_DELETE = const(11)  # log_no u8, size u32: remove the log if it still has that size
 # Argument layout of each opcode: struct format and number of arguments.
 COMMAND_LAYOUTS = {
     OP_START_STREAM: ("", 0),
@@ -111,6 +117,9 @@ COMMAND_LAYOUTS = {
     OP_METRONOME_STOP: ("", 0),
     OP_BACKFILL: ("<II", 2),
     OP_HELLO: ("", 0),
+    OP_LOG_LIST: ("", 0),
+    OP_LOG_READ: ("<BII", 3),
+    OP_LOG_DELETE: ("<BI", 2),
 }
 COMMAND_ARG_BYTES = {op: (struct.calcsize(fmt) if fmt else 0) for op, (fmt, _) in COMMAND_LAYOUTS.items()}
 
@@ -326,6 +335,12 @@ def pack_result(buf, cmd_id, opcode, code, detail):
     return RESULT_BYTES
 
 
+def pack_log_data_header(buf, log_no, offset):
+    """The header of a LOG_DATA packet; the caller puts the log's bytes after it."""
+    struct.pack_into("<BBI", buf, 0, header_byte(T_LOG_DATA), log_no, offset)
+    return LOG_DATA_HEADER_BYTES
+
+
 def check_command_args(opcode, args):
     """Result code for a command's arguments: RESULT_OK or why the clip must refuse it."""
     if opcode not in COMMAND_LAYOUTS:
@@ -349,6 +364,10 @@ def check_command_args(opcode, args):
         first_idx, count = args
         if not (0 <= first_idx <= 0xFFFFFFFF and 1 <= count <= 0xFFFFFFFF):
             return RESULT_OUT_OF_RANGE
+    elif opcode == OP_LOG_READ or opcode == OP_LOG_DELETE:
+        for i in range(len(args)):  # log_no u8, then u32s: offset and count, or size
+            if not 0 <= args[i] <= (255 if i == 0 else 0xFFFFFFFF):
+                return RESULT_OUT_OF_RANGE
     return RESULT_OK
 
 
@@ -363,7 +382,7 @@ def packet_type(pkt, n):
     if version != PROTOCOL_VERSION:
         raise UnknownVersion("protocol version %d, this code speaks %d" % (version, PROTOCOL_VERSION))
     ptype = pkt[0] & 0x0F
-    if not T_SAMPLES <= ptype <= T_RESULT:
+    if not T_SAMPLES <= ptype <= T_LOG_DATA:
         raise UnknownType("unknown packet type 0x%x" % ptype)
     return ptype
 

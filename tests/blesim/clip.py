@@ -8,12 +8,16 @@ the last ``store_s`` seconds are kept for BACKFILL, sent before the command's RE
 writes are refused ``not_authenticated`` until the link is encrypted; a HELLO goes out after
 the MTU exchange and on request. Faults for tests: ``drop_link`` (out of range for a while),
 ``answer_commands=False`` (a clip that never answers), ``garbage=True`` (our UUID, nonsense).
+With ``log_dir`` it holds session logs on a "flash" and serves them with the firmware's own
+clipfw.logsync; ``lose_log_every=k`` loses every k-th LOG_DATA notification on the air.
 """
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 from bumble import gatt
@@ -25,6 +29,9 @@ from clipcore import protocol as P
 from strideclip.packets import encode_packet, encode_samples
 from blesim.radio import Radio, make_device
 
+sys.path.append(str(Path(__file__).resolve().parents[2] / "firmware"))
+from clipfw.logsync import LogServer  # noqa: E402  (the clip's own code serves its flash logs)
+
 SERVICE_BATTERY = 0x180F
 CHAR_BATTERY_LEVEL = 0x2A19
 
@@ -32,7 +39,7 @@ CHAR_BATTERY_LEVEL = 0x2A19
 class SimClip:
     def __init__(self, radio: Radio, index: int, name: str, counts: np.ndarray, hello: P.Hello, *,
                  speed: float = 1.0, store_s: float = 120.0, answer_commands: bool = True, garbage: bool = False,
-                 battery_pct: int = 87, spp: int = 19):
+                 battery_pct: int = 87, spp: int = 19, log_dir: str | None = None, lose_log_every: int = 0):
         self.radio = radio
         self.name = name
         self.address = radio.address_for(index)
@@ -59,6 +66,10 @@ class SimClip:
         self._next_seq = 0
         self._next_idx = 0
         self._streaming = True
+        self.logs = LogServer(log_dir) if log_dir else None
+        self.lose_log_every = lose_log_every
+        self.log_packets = 0
+        self._log_out: list[bytes] = []
         self._build_gatt()
         radio.clips.append(self)
 
@@ -81,6 +92,8 @@ class SimClip:
         self.device.on("connection", self._on_connection)
         await self.device.power_on()
         await self._advertise()
+        if self.logs is not None:
+            self._later(self._serve_logs())
 
     async def _advertise(self) -> None:
         # The clip advertises the UUID and answers scans with its name and battery (both built
@@ -167,6 +180,28 @@ class SimClip:
             return False
         return True
 
+    # -- flash logs (clipfw.logsync, as on the clip's main loop) --------------------------------
+    def host_connected(self) -> bool:
+        return self.connection is not None
+
+    def send(self, pkt, n: int) -> bool:
+        """The link as LogServer.pump sees it: pieces queued here, notified right after."""
+        if self.connection is None:
+            return False
+        self._log_out.append(bytes(pkt[:n]))
+        return True
+
+    async def _serve_logs(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.logs.pump(self)
+            out, self._log_out = self._log_out, []
+            for pkt in out:
+                self.log_packets += 1
+                if self.lose_log_every and self.log_packets % self.lose_log_every == 0:
+                    continue  # lost on the air
+                await self._notify(self.samples_char, pkt)
+
     async def _send_event(self, pkt: bytes) -> None:
         await self._notify(self.events_char, pkt)
 
@@ -219,6 +254,10 @@ class SimClip:
             if first_idx < oldest or first_idx + count > self._next_idx:
                 return P.RESULT_UNAVAILABLE, oldest
             return P.RESULT_OK, await self._backfill(first_idx, first_idx + count)
+        elif opcode in (P.OP_LOG_LIST, P.OP_LOG_READ, P.OP_LOG_DELETE):
+            if self.logs is None:
+                return P.RESULT_UNAVAILABLE, 0
+            return self.logs.command(opcode, args)
         elif opcode == P.OP_STOP_STREAM:
             self._streaming = False
         elif opcode == P.OP_START_STREAM:

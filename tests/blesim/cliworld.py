@@ -1,6 +1,7 @@
 """A virtual radio with simulated clips for tests of the command line (``--ble-backend
 blesim.cliworld:world``). The clips stream once the host listens; ``BLESIM_CLIPS`` (count),
-``BLESIM_MINUTES`` and ``BLESIM_SPEED`` shape them."""
+``BLESIM_MINUTES`` and ``BLESIM_SPEED`` shape them; with ``BLESIM_LOG_DIR`` they hold the
+session logs there on their "flash"."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,8 @@ async def world() -> Radio:
     speed = float(os.environ.get("BLESIM_SPEED", "10"))
     for i in range(int(os.environ.get("BLESIM_CLIPS", "1"))):
         run = simulate(steady_run(minutes, seed=60 + i))
-        clip = SimClip(radio, i + 1, f"clip-{i + 1}", run.counts, run.hello, speed=speed)
+        clip = SimClip(radio, i + 1, f"clip-{i + 1}", run.counts, run.hello, speed=speed,
+                       log_dir=os.environ.get("BLESIM_LOG_DIR"))
         await clip.start()
         asyncio.get_running_loop().create_task(_stream_when_heard(clip))
     return radio
