@@ -88,6 +88,8 @@ def test_streams_ten_minutes_every_sample_in_order_within_96k_and_coaches_alone(
     assert not gaps and dec.stats.lost_packets == 0
     live = np.concatenate([b.counts for b in blocks if not b.backfill])
     assert blocks[0].first_idx == 0 and np.array_equal(live, run.counts)  # every sample, in order
+    # The FIFO is read in bursts: ~21 samples (42 words) a pass take a handful of I2C reads.
+    assert summary["fifo_words"] == 2 * len(run.counts) and summary["fifo_reads"] * 5 < summary["fifo_words"]
     # The clip's steps are the host's: the same clipcore detector on the same samples.
     host = StepDetector(sampling_rate_hz=208, accel_ug_per_lsb=dec.hello.accel_ug_per_lsb).detect(run.counts).events_
     clip_steps = [e.sample_idx for e in events if isinstance(e, P.Step)]

@@ -17,6 +17,8 @@ class FakeLSM6DSOX:
         self.sample = bytearray(12)  # one sample being pushed
         self.pushed = 0
         self.gyro_first = True  # the order of the two words alternates, as it may on the chip
+        self.reads = 0  # words read
+        self.bursts = 0  # FIFO read transactions
 
     def write(self, reg, buf):
         self.regs[reg] = buf[0]
@@ -52,16 +54,19 @@ class FakeLSM6DSOX:
             if len(buf) > 1:
                 buf[1] = ((self.count >> 8) & 0x03) | (0x08 if self.overrun else 0)
                 self.overrun = False  # the latch clears when read
-        elif reg == 0x78:  # FIFO_DATA_OUT_TAG ..Z_H: one word
-            if self.count == 0:
-                for i in range(len(buf)):
-                    buf[i] = 0
-                return
-            w = 7 * self.head
-            for i in range(7):
-                buf[i] = self.fifo[w + i]
-            self.head = (self.head + 1) % FIFO_WORDS
-            self.count -= 1
+        elif reg == 0x78:  # FIFO_DATA_OUT_TAG ..Z_H, rolling back to the tag: word after word
+            self.bursts += 1
+            for o in range(0, len(buf) - 6, 7):
+                if self.count == 0:
+                    for i in range(7):
+                        buf[o + i] = 0
+                    continue
+                w = 7 * self.head
+                for i in range(7):
+                    buf[o + i] = self.fifo[w + i]
+                self.head = (self.head + 1) % FIFO_WORDS
+                self.count -= 1
+                self.reads += 1
         else:
             for i in range(len(buf)):
                 buf[i] = self.regs[reg + i]

@@ -160,6 +160,7 @@ def run_loop():
 
 
 produced, locked_polls = run_loop()
+fifo_words, fifo_reads = getattr(chip, "reads", 0), getattr(chip, "bursts", 0)
 del src, chip  # the test's own buffers: the report below needs a little heap
 gc.collect()
 
@@ -170,7 +171,8 @@ def report():
     values = (("samples", app.idx), ("produced", produced), ("packets", app.packets), ("steps", app.steps),
               ("cues", app.cues), ("overruns", imu.overruns), ("dropped_words", imu.dropped_words),
               ("beats", haptics.beats), ("locked_polls", locked_polls), ("mem_free", gc.mem_free()),
-              ("mem_alloc", gc.mem_alloc()), ("streaming", int(app.streaming)))
+              ("mem_alloc", gc.mem_alloc()), ("streaming", int(app.streaming)), ("fifo_words", fifo_words),
+              ("fifo_reads", fifo_reads))
     for key, value in values:
         print(key, value)
     for key, arr, n in (("cue_cfg", app.cue_cfg, len(app.cue_cfg)), ("pwm_log_ms", haptics.pwm.log_ms, haptics.pwm.n_log),
