@@ -20,6 +20,11 @@ sys.path[:0] = [lib + "/test/shims", lib + "/test", lib + "/fw", lib + "/shared"
 import gc  # noqa: E402
 import time  # noqa: E402
 
+# What the stand-ins hold of the heap (this script and its options, the shims, the emulated chip,
+# scripted hosts), measured as they load: the clip's own part is the heap less this.
+gc.collect()
+mark = gc.mem_alloc()
+standin = mark - opts.get("bare_bytes", 0)
 import machine  # noqa: E402  (the shim)
 import micropython  # noqa: E402
 
@@ -32,6 +37,8 @@ else:
 chip = Chip()
 src = bytearray(12 * CHUNK)
 f = open(counts_path, "rb")
+gc.collect()
+standin += gc.mem_alloc() - mark
 
 import clipfw  # noqa: E402
 from clipfw import config  # noqa: E402
@@ -61,15 +68,23 @@ else:
     out = open(out_path, "wb")
 central = None
 if "central_file" in opts:  # BLE: notifications go to out, a scripted central connects and writes
+    gc.collect()
+    mark = gc.mem_alloc()
     import bluetooth  # noqa: E402  (the shim)
+    from scripted import ScheduledCentral  # noqa: E402
+
+    gc.collect()
+    standin += gc.mem_alloc() - mark
     from clipfw import FW_VERSION  # noqa: E402
     from clipfw.ble_link import BleLink  # noqa: E402
 
     bluetooth.NOTIFY_FILE = out
     link = BleLink(cfg["clip_name"], 0x51A0, FW_VERSION)
-    from scripted import ScheduledCentral  # noqa: E402
-
+    gc.collect()
+    mark = gc.mem_alloc()
     central = ScheduledCentral(opts["central_file"], link.ble, link.h_control)
+    gc.collect()
+    standin += gc.mem_alloc() - mark
 else:
     from clipfw.serial_link import SerialLink  # noqa: E402
 
@@ -172,7 +187,7 @@ def report():
               ("cues", app.cues), ("overruns", imu.overruns), ("dropped_words", imu.dropped_words),
               ("beats", haptics.beats), ("locked_polls", locked_polls), ("mem_free", gc.mem_free()),
               ("mem_alloc", gc.mem_alloc()), ("streaming", int(app.streaming)), ("fifo_words", fifo_words),
-              ("fifo_reads", fifo_reads))
+              ("fifo_reads", fifo_reads), ("standin_bytes", standin))
     for key, value in values:
         print(key, value)
     for key, arr, n in (("cue_cfg", app.cue_cfg, len(app.cue_cfg)), ("pwm_log_ms", haptics.pwm.log_ms, haptics.pwm.n_log),
