@@ -34,6 +34,16 @@ def test_score_handles_dont_care_and_windows():
     assert out["f1"] == 1.0 and out["latency_ms_p95"] == pytest.approx(79.5, abs=0.5)
 
 
+def test_detections_in_standing_are_counted_as_phantom_steps():
+    s = Score(0.1)
+    # walking from 2 s to 8 s (scored), contacts also labelled at 10-11 s (a walk back, not scored);
+    # standing: 0-0.5 s, 8-9 s and 12.5-20 s; detections at 0.3 s and 15 s are phantoms, 10.52 s a real step
+    s.add([0.3, 2.0, 3.0, 10.52, 15.0], [2.0, 3.0, 10.5, 11.0], window_s=(2.0, 8.0), duration_s=20.0)
+    out = s.summary()
+    assert out["standing_detections"] == 2
+    assert out["standing_s"] == pytest.approx(0.5 + 1.0 + 7.5, abs=0.15)
+
+
 def _write_recording(tmp_path, *, unit_scale=1.0, header="acc_x,acc_y,acc_z,gyr_x,gyr_y,gyr_z"):
     run = simulate(Scenario((Segment("stand", 3), Segment("run", 40, speed_mps=3.3)), sensor=Sensor(rate_hz=104), seed=9))
     acc = run.counts[:, :3].astype(float) * run.hello.accel_ug_per_lsb / 1e6 * unit_scale

@@ -65,7 +65,7 @@ def evaluate_trials(trials: Iterable[datasets.Trial], rate_hz: int, tolerance_s:
         compute_s += time.perf_counter() - t0
         data_s += len(counts) / rate_hz
         score.add(ic_s, tr.ics_s, emitted_s=emit_s, dont_care_s=tr.dont_care_s, window_s=tr.eval_window_s,
-                  detected_sides=sides, reference_sides=tr.sides)
+                  detected_sides=sides, reference_sides=tr.sides, duration_s=len(counts) / rate_hz)
         ref_in = tr.ics_s if tr.eval_window_s is None else tr.ics_s[(tr.ics_s >= tr.eval_window_s[0]) & (tr.ics_s <= tr.eval_window_s[1])]
         det_in = ic_s if tr.eval_window_s is None else ic_s[(ic_s >= tr.eval_window_s[0]) & (ic_s <= tr.eval_window_s[1])]
         c_ref, c_det = cadence_spm(ref_in), cadence_spm(det_in)

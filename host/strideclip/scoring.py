@@ -34,6 +34,9 @@ def match_events(detected_s: np.ndarray, reference_s: np.ndarray, tolerance_s: f
     return np.array(md, int)[order], np.array(mr, int)[order]
 
 
+STANDING_GAP_S = 1.5  # this far from any labelled contact, outside the scored span: standing
+
+
 @dataclass
 class Score:
     """Accumulates matches over many recordings; ``summary()`` gives the figures of `evaluate`."""
@@ -47,11 +50,15 @@ class Score:
     cadence_errors_spm: list = field(default_factory=list)  # per recording or window
     side_correct: int = 0
     side_known: int = 0
+    standing_s: float = 0.0  # outside the scored span and far from every labelled contact
+    standing_detections: int = 0
 
     def add(self, detected_s, reference_s, *, emitted_s=None, dont_care_s=(), window_s=None,
-            detected_sides=None, reference_sides=None) -> tuple[np.ndarray, np.ndarray]:
+            detected_sides=None, reference_sides=None, duration_s=None) -> tuple[np.ndarray, np.ndarray]:
         """Score one recording. ``window_s`` limits scoring to a span; detections matching a
-        "don't care" reference (a true contact the reference cannot time) count for nothing."""
+        "don't care" reference (a true contact the reference cannot time) count for nothing.
+        With ``duration_s``, the time outside the span and more than STANDING_GAP_S from any
+        labelled contact is standing, and detections there are counted as phantom steps."""
         det = np.asarray(detected_s, float)
         ref = np.asarray(reference_s, float)
         keep_d = np.ones(len(det), bool)
@@ -70,6 +77,8 @@ class Score:
         if window_s is not None:  # a detection just outside the window with no partner is not scored
             inside = (det[unmatched] >= window_s[0]) & (det[unmatched] <= window_s[1])
             unmatched = unmatched[inside]
+        if window_s is not None and duration_s:
+            self._standing(det, ref, window_s, duration_s)
         self.n_reference += len(r_idx)
         self.n_detected += len(md) + len(unmatched)
         self.n_matched += len(md)
@@ -82,6 +91,18 @@ class Score:
             self.side_known += int(known.sum())
             self.side_correct += int((ds[known] == rs[known]).sum())
         return md, mr
+
+    def _standing(self, det, ref, window_s, duration_s) -> None:
+        def far(t):  # more than STANDING_GAP_S from every labelled contact, outside the span
+            t = np.asarray(t, float)
+            gap = np.full(len(t), np.inf)
+            if len(ref):
+                j = np.clip(np.searchsorted(ref, t), 1, len(ref)) - 1
+                gap = np.minimum(np.abs(t - ref[j]), np.abs(t - ref[np.minimum(j + 1, len(ref) - 1)]))
+            return (gap > STANDING_GAP_S) & ((t < window_s[0]) | (t > window_s[1]))
+
+        self.standing_s += float(far(np.arange(0.05, duration_s, 0.1)).sum()) * 0.1
+        self.standing_detections += int(far(det).sum())
 
     def summary(self) -> dict:
         err_ms = np.abs(np.array(self.errors_s)) * 1000
@@ -104,6 +125,9 @@ class Score:
         }
         if self.side_known:
             out["side_accuracy"] = round(self.side_correct / self.side_known, 4)
+        if self.standing_s:
+            out["standing_s"] = _r(self.standing_s)
+            out["standing_detections"] = self.standing_detections
         return out
 
 
