@@ -51,13 +51,14 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
     first_amp = True
     prom_frac = C.PROM_FRAC_Q8 / 256
 
-    def fc_for(period_samples: float) -> float:
+    def fc_for(period_samples: float, walking: bool) -> float:
         """The table row the clip would pick (the table is part of the algorithm's definition)."""
-        fc_q4 = math.floor(C.FC_MULT * 256 * rate_hz / (period_samples * 16))
+        mult_q4 = C.FC_WALK_Q4 if walking else C.FC_MULT_Q4
+        fc_q4 = math.floor(mult_q4 * 16 * rate_hz / (period_samples * 16))
         row = min(max((fc_q4 - FC_MIN_Q4 + FC_STEP_Q4 // 2) // FC_STEP_Q4, 0), FC_ROWS - 1)
         return (FC_MIN_Q4 + row * FC_STEP_Q4) / 16
 
-    fc = fc_for(period)
+    fc = fc_for(period, False)
     b, a = _butter(fc, rate_hz)
     x1 = x2 = y1 = y2 = clamped[0]  # direct form I, as the integer version
     y = np.empty(n)
@@ -74,23 +75,12 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
         yi = b[0] * x0 + b[1] * x1 + b[2] * x2 - a[1] * y1 - a[2] * y2
         x2, x1, y2, y1 = x1, x0, y1, yi
         y[i] = yi
+        if s[i] < C.TROUGH_RUN_MG <= raw_tr:  # a flight phase: the running low-pass from now on
+            new_fc = fc_for(period, False)
+            if new_fc != fc:
+                fc = new_fc
+                b, a = _butter(fc, rate_hz)
         raw_tr = min(raw_tr, s[i])
-        if pending is not None and i >= pending[1]:
-            ic, _, pmode = pending
-            if pmode < 0.5:
-                ic = _refine(d, ic, i, rate_hz, w)
-            if last_ic is not None:
-                step = round(ic) - round(last_ic)
-                if ms(250) <= step <= ms(1600):
-                    period += (step - period) / 2 ** C.PERIOD_SHIFT
-                    new_fc = fc_for(period)
-                    if new_fc != fc:  # direct form I keeps its memory across the change
-                        fc = new_fc
-                        b, a = _butter(fc, rate_hz)
-            ics.append(ic)
-            last_ic = ic
-            raw_tr = s[i]
-            pending = None
         prom = max(2 * C.PROM_MIN_MG, prom_frac * amp * 2) / 2
         if state == 0:
             if last_ic is None or i - last_ic > 1.5 * period:
@@ -101,12 +91,17 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
                 tr_v, tr_i = yi, i
             thr = prom
             if last_ic is not None and i - last_ic <= 1.5 * period:  # the rhythm expects a step
-                thr = max(2 * C.PROM_RHY_MIN_MG, prom_frac * amp * 2) / 2
+                frac = prom_frac
+                if raw_tr >= C.TROUGH_RUN_MG and i - last_ic >= C.PROM_DUE_Q8 / 256 * period:  # walking, due
+                    frac = C.PROM_DUE_FRAC_Q8 / 256
+                thr = max(2 * C.PROM_RHY_MIN_MG, frac * amp * 2) / 2
             if yi - tr_v >= thr and i - last_rise >= C.REFRACTORY_Q8 / 256 * period:
                 state, pk_v, last_rise = 1, yi, i
                 mode = min(1.0, max(0.0, (raw_tr - C.TROUGH_RUN_MG) / (C.TROUGH_WALK_MG - C.TROUGH_RUN_MG)))
+                if raw_tr >= C.WALK_TROUGH_MG and period > ms(C.WALK_PERIOD_MS):  # no flight, walking cadence
+                    mode = 1.0
                 f = (C.F_RUN_Q8 + (C.F_WALK_Q8 - C.F_RUN_Q8) * mode) / 256
-                expect = max(amp, yi - tr_v)
+                expect = max(C.EXPECT_Q8 / 256 * amp, yi - tr_v)
                 if mode >= 0.5:  # walking swings about 1 g: twice the trough's depth is the height
                     expect = max(expect, 2 * (gnorm_held[i] - tr_v))
                 level = tr_v + f * expect
@@ -117,7 +112,7 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
             if cross is None and yi >= level:
                 cross = _cross_back(y, level, lo, i)
             if cross is None and pk_v - yi >= prom * C.TOP_FRAC_Q8 / 256:  # smaller than expected
-                f = (C.F_RUN_Q8 + (C.F_WALK_Q8 - C.F_RUN_Q8) * mode) / 256
+                f = (C.F_RUN_Q8 + (C.F_TOP_Q8 - C.F_RUN_Q8) * mode) / 256
                 cross = _cross_back(y, tr_v + f * (pk_v - tr_v), lo, i)
             if cross is not None:
                 delay = math.sqrt(2) / (2 * math.pi * fc) * rate_hz
@@ -133,6 +128,22 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
                 amp = height if first_amp else amp + (height - amp) / 2 ** C.AMP_SHIFT
                 first_amp = False
                 state, tr_v, tr_i = 0, yi, i
+        if pending is not None and i >= pending[1]:  # emitted as soon as known, after the hump logic
+            ic, _, pmode = pending
+            if pmode < 0.5:
+                ic = _refine(d, ic, i, rate_hz, w)
+            if last_ic is not None:
+                step = round(ic) - round(last_ic)
+                if ms(250) <= step <= ms(1600):
+                    period += (step - period) / 2 ** C.PERIOD_SHIFT
+            new_fc = fc_for(period, pmode >= 0.5)
+            if new_fc != fc:  # direct form I keeps its memory across the change
+                fc = new_fc
+                b, a = _butter(fc, rate_hz)
+            ics.append(ic)
+            last_ic = ic
+            raw_tr = s[i]
+            pending = None
     return np.round(np.array(ics)).astype(np.int64)
 
 

@@ -52,20 +52,28 @@ from clipcore.viper import SX
 RATES_HZ = (104, 208, 416)
 
 # Tuning, in physical units; one configuration for all data sets (docs/step-detector.md).
-FC_MULT = const(2)  # low-pass cutoff = FC_MULT / step period
+FC_MULT_Q4 = const(32)  # low-pass cutoff = 2 / step period (x 16) after a flight phase ...
+FC_WALK_Q4 = const(26)  # ... 1.625 / step period in walking: fewer within-step bumps survive
 PERIOD_INIT_MS = const(550)
-PROM_MIN_MG = const(180)  # a hump must rise at least this much ...
+PROM_MIN_MG = const(150)  # a hump must rise at least this much ...
 PROM_FRAC_Q8 = const(128)  # ... and 50 % of the recent step height;
 PROM_RHY_MIN_MG = const(80)  # within 1.5 step periods of the last contact (the rhythm expects a
 # step) this much suffices: a walk's first hump, a weight shift before the first contact, is smaller
+PROM_DUE_Q8 = const(230)  # walking, from 90 % of a step period after the last contact (the next
+PROM_DUE_FRAC_Q8 = const(51)  # step is due) 20 % of the step height suffices: slowing, closing steps
 FALL_FRAC_Q8 = const(64)  # the hump has passed when |a| fell 25 % of the prominence
 TOP_FRAC_Q8 = const(16)  # a hump that tops out below the expected level is timed (at its own
 # fraction) once |a| fell 6 % of the prominence from its top, not 25 %: sooner emitted
 REFRACTORY_Q8 = const(150)  # no new hump within 59 % of a step period
 F_RUN_Q8 = const(51)  # contact at 20 % of the rise after a flight phase ...
-F_WALK_Q8 = const(179)  # ... 70 % without one
+F_WALK_Q8 = const(200)  # ... 78 % without one
+F_TOP_Q8 = const(128)  # a hump that tops out below the level: at 50 % of its own rise (walking)
+EXPECT_Q8 = const(192)  # the expected rise: 75 % of the recent step height (or the hump's rise
+# so far, or in walking twice the trough's depth below 1 g, if larger)
 TROUGH_RUN_MG = const(300)  # smoothed |a| trough below this: a flight phase (running)
-TROUGH_WALK_MG = const(700)  # above this: no flight (walking)
+TROUGH_WALK_MG = const(700)  # above this: no flight (walking); and a trough above WALK_TROUGH_MG
+WALK_TROUGH_MG = const(350)  # at a step period over WALK_PERIOD_MS (under 140 steps/min) is walking
+WALK_PERIOD_MS = const(430)  # too: some walkers' |a| dips to 0.4 g (Voisard subjects 11 and 17)
 D0_RUN_MS = const(-5)  # extra lag, running, beyond the filter's delay
 D0_WALK_MS = const(-30)  # extra lag, walking
 REFINE_BEFORE_MS = const(60)  # landing search window around the estimate
@@ -200,7 +208,7 @@ def make_config(rate_hz, accel_ug_per_lsb):
 def make_state(rate_hz):
     st = array.array("i", bytes(4 * N_STATE))  # no temporary list: the clip's heap is small
     st[S_PERIOD_Q4] = (PERIOD_INIT_MS * rate_hz * 16) // 1000
-    st[S_ROW] = filter_row(st[S_PERIOD_Q4], rate_hz)
+    st[S_ROW] = filter_row(st[S_PERIOD_Q4], rate_hz, FC_MULT_Q4)
     st[S_AMP] = AMP_INIT_MG * 2
     reset(st, 0)
     return st
@@ -236,9 +244,9 @@ def rate_table(rate_hz):
     return t
 
 
-def filter_row(period_q4, rate_hz):
-    """Table row for a cutoff of FC_MULT / period, clamped to the table."""
-    fc_q4 = (FC_MULT * 256 * rate_hz) // (period_q4 if period_q4 > 0 else 1)
+def filter_row(period_q4, rate_hz, mult_q4):
+    """Table row for a cutoff of mult_q4 / 16 / period, clamped to the table."""
+    fc_q4 = (mult_q4 * 16 * rate_hz) // (period_q4 if period_q4 > 0 else 1)
     row = (fc_q4 - FC_MIN_Q4 + FC_STEP_Q4 // 2) // FC_STEP_Q4
     if row < 0:
         return 0
@@ -349,6 +357,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     w = cf[C_W]
     w_shift = cf[C_W_SHIFT]
     g_shift = cf[C_G_SHIFT]
+    g_half = 1 << (g_shift - 1)  # rounded: floored, the gravity would settle 4-16 mg low per axis
     decay_shift = cf[C_DECAY_SHIFT]
     d0_run_q4 = (cf[C_D0_RUN_Q4] << sx) >> sx
     d0_walk_q4 = (cf[C_D0_WALK_Q4] << sx) >> sx
@@ -406,6 +415,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     top = (prom * TOP_FRAC_Q8) >> 8
     idle_q4 = (period_q4 * 3) >> 1
     refractory = (period_q4 * REFRACTORY_Q8) >> 12
+    walk_period_q4 = (WALK_PERIOD_MS * rate * 16) // 1000
     n_ev = 0
     p = start * 6
     end = (start + n) * 6
@@ -419,9 +429,9 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
         ay = ACC_MAX_MG if ay > ACC_MAX_MG else (-ACC_MAX_MG if ay < -ACC_MAX_MG else ay)
         az = ACC_MAX_MG if az > ACC_MAX_MG else (-ACC_MAX_MG if az < -ACC_MAX_MG else az)
         # Gravity (slow low-pass) gives the up vector, renewed every 16 samples, for the yaw.
-        gx += ((ax << 4) - gx) >> g_shift
-        gy += ((ay << 4) - gy) >> g_shift
-        gz += ((az << 4) - gz) >> g_shift
+        gx += ((ax << 4) - gx + g_half) >> g_shift
+        gy += ((ay << 4) - gy + g_half) >> g_shift
+        gz += ((az << 4) - gz + g_half) >> g_shift
         if idx & 15 == 0:
             # |g| in mg x 4; components clamped to +-4 g (real gravity is 1 g) keep the squares small
             qx = gx >> 2
@@ -494,9 +504,99 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
         y1 = y
         ry[slot] = y
         if s < raw_tr:
+            if s < TROUGH_RUN_MG <= raw_tr:  # a flight phase: the running low-pass from now on
+                r = int(filter_row(period_q4, rate, FC_MULT_Q4))
+                if r != row:
+                    row = r
+                    b0 = tb[4 * row]
+                    a1 = (tb[4 * row + 1] << sx) >> sx
+                    a2 = (tb[4 * row + 2] << sx) >> sx
+                    delay_q4 = tb[4 * row + 3]
             raw_tr = s
         if norm > peak_mg:
             peak_mg = norm
+
+        # The hump state machine on the filtered |a|.
+        if state == 0:
+            if last_q4 < 0 or (idx << 4) - last_q4 > idle_q4:
+                if amp > (PROM_MIN_MG * 512) // PROM_FRAC_Q8:  # no steps lately: expect smaller ones
+                    amp -= (amp >> decay_shift) + 1
+                    prom = (amp * PROM_FRAC_Q8) >> 8
+                    if prom < PROM_MIN_MG * 2:
+                        prom = PROM_MIN_MG * 2
+                    fall = (prom * FALL_FRAC_Q8) >> 8
+                    top = (prom * TOP_FRAC_Q8) >> 8
+            if y < tr_v:
+                tr_v = y
+                tr_i = idx
+            elif idx - last_rise >= refractory:
+                thr = prom
+                if last_q4 >= 0 and (idx << 4) - last_q4 <= idle_q4:  # the rhythm expects a step
+                    thr = (amp * PROM_FRAC_Q8) >> 8
+                    if raw_tr >= TROUGH_RUN_MG and (idx << 4) - last_q4 >= (period_q4 * PROM_DUE_Q8) >> 8:
+                        # walking (no flight since the last contact) and the next step is due
+                        thr = (amp * PROM_DUE_FRAC_Q8) >> 8
+                    if thr < PROM_RHY_MIN_MG * 2:
+                        thr = PROM_RHY_MIN_MG * 2
+                if y - tr_v >= thr:
+                    state = 1
+                    pk_v = y
+                    last_rise = idx
+                    mode = ((raw_tr - TROUGH_RUN_MG) * 256) // (TROUGH_WALK_MG - TROUGH_RUN_MG)
+                    mode = 0 if mode < 0 else (256 if mode > 256 else mode)
+                    if raw_tr >= WALK_TROUGH_MG and period_q4 > walk_period_q4:
+                        mode = 256
+                    f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
+                    expect = (amp * EXPECT_Q8) >> 8
+                    if y - tr_v > expect:
+                        expect = y - tr_v
+                    if mode >= 128:  # walking swings about 1 g: twice the trough's depth is the height
+                        sym = 2 * ((gnorm >> 1) - tr_v)
+                        if sym > expect:
+                            expect = sym
+                    level = tr_v + ((f * expect) >> 8)
+                    cross_q4 = -1
+                    if y >= level:
+                        cross_q4 = int(_cross_back(ring_y, level, tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1,
+                                                   idx))
+        if state == 1:
+            if y > pk_v:
+                pk_v = y
+            lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
+            if cross_q4 < 0 and y >= level:
+                cross_q4 = int(_cross_back(ring_y, level, lo, idx))
+            if cross_q4 < 0 and pk_v - y >= top:
+                # smaller than expected: cross at a fraction of its own height
+                f = F_RUN_Q8 + (((F_TOP_Q8 - F_RUN_Q8) * mode) >> 8)
+                cross_q4 = int(_cross_back(ring_y, tr_v + ((f * (pk_v - tr_v)) >> 8), lo, idx))
+            if cross_q4 >= 0:
+                coarse_q4 = cross_q4 - delay_q4 - (d0_run_q4 + (((d0_walk_q4 - d0_run_q4) * mode) >> 8))
+                pend_at = idx
+                if mode < 128:  # running: wait for the samples the landing search needs
+                    pend_at = (coarse_q4 >> 4) + ref_after + 1
+                    if pend_at < idx:
+                        pend_at = idx
+                pend_q4 = coarse_q4 if coarse_q4 > 0 else 0
+                pend_mode = mode
+                state = 2
+        if state == 2:
+            if y > pk_v:
+                pk_v = y
+            elif pk_v - y >= fall:
+                height = pk_v - tr_v
+                if s_[S_FIRST_AMP]:
+                    amp = height
+                    s_[S_FIRST_AMP] = 0
+                else:
+                    amp += (height - amp) >> AMP_SHIFT
+                prom = (amp * PROM_FRAC_Q8) >> 8
+                if prom < PROM_MIN_MG * 2:
+                    prom = PROM_MIN_MG * 2
+                fall = (prom * FALL_FRAC_Q8) >> 8
+                top = (prom * TOP_FRAC_Q8) >> 8
+                state = 0
+                tr_v = y
+                tr_i = idx
 
         # A contact waiting for the samples it needs is emitted now.
         if pend_q4 >= 0 and idx >= pend_at:
@@ -515,13 +615,14 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
                 period_q4 += ((step << 4) - period_q4) >> PERIOD_SHIFT
                 idle_q4 = (period_q4 * 3) >> 1
                 refractory = (period_q4 * REFRACTORY_Q8) >> 12
-                r = int(filter_row(period_q4, rate))
-                if r != row:
-                    row = r
-                    b0 = tb[4 * row]
-                    a1 = (tb[4 * row + 1] << sx) >> sx
-                    a2 = (tb[4 * row + 2] << sx) >> sx
-                    delay_q4 = tb[4 * row + 3]
+            # the low-pass follows the cadence, and is a little lower when walking
+            r = int(filter_row(period_q4, rate, FC_WALK_Q4 if pend_mode >= 128 else FC_MULT_Q4))
+            if r != row:
+                row = r
+                b0 = tb[4 * row]
+                a1 = (tb[4 * row + 1] << sx) >> sx
+                a2 = (tb[4 * row + 2] << sx) >> sx
+                delay_q4 = tb[4 * row + 3]
             # Side: clockwise yaw just before the contact means left; votes accumulate.
             dth = 0
             if idx - ic < MASK - side_win:
@@ -554,83 +655,6 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
             peak_mg = norm
             pend_q4 = -1
             n_ev += 1
-
-        # The hump state machine on the filtered |a|.
-        if state == 0:
-            if last_q4 < 0 or (idx << 4) - last_q4 > idle_q4:
-                if amp > (PROM_MIN_MG * 512) // PROM_FRAC_Q8:  # no steps lately: expect smaller ones
-                    amp -= (amp >> decay_shift) + 1
-                    prom = (amp * PROM_FRAC_Q8) >> 8
-                    if prom < PROM_MIN_MG * 2:
-                        prom = PROM_MIN_MG * 2
-                    fall = (prom * FALL_FRAC_Q8) >> 8
-                    top = (prom * TOP_FRAC_Q8) >> 8
-            if y < tr_v:
-                tr_v = y
-                tr_i = idx
-            elif idx - last_rise >= refractory:
-                thr = prom
-                if last_q4 >= 0 and (idx << 4) - last_q4 <= idle_q4:  # the rhythm expects a step
-                    thr = (amp * PROM_FRAC_Q8) >> 8
-                    if thr < PROM_RHY_MIN_MG * 2:
-                        thr = PROM_RHY_MIN_MG * 2
-                if y - tr_v >= thr:
-                    state = 1
-                    pk_v = y
-                    last_rise = idx
-                    mode = ((raw_tr - TROUGH_RUN_MG) * 256) // (TROUGH_WALK_MG - TROUGH_RUN_MG)
-                    mode = 0 if mode < 0 else (256 if mode > 256 else mode)
-                    f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
-                    expect = y - tr_v
-                    if amp > expect:
-                        expect = amp
-                    if mode >= 128:  # walking swings about 1 g: twice the trough's depth is the height
-                        sym = 2 * ((gnorm >> 1) - tr_v)
-                        if sym > expect:
-                            expect = sym
-                    level = tr_v + ((f * expect) >> 8)
-                    cross_q4 = -1
-                    if y >= level:
-                        cross_q4 = int(_cross_back(ring_y, level, tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1,
-                                                   idx))
-        if state == 1:
-            if y > pk_v:
-                pk_v = y
-            lo = tr_i if tr_i > idx - MASK + 1 else idx - MASK + 1
-            if cross_q4 < 0 and y >= level:
-                cross_q4 = int(_cross_back(ring_y, level, lo, idx))
-            if cross_q4 < 0 and pk_v - y >= top:
-                # smaller than expected: cross at the same fraction of its own height
-                f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
-                cross_q4 = int(_cross_back(ring_y, tr_v + ((f * (pk_v - tr_v)) >> 8), lo, idx))
-            if cross_q4 >= 0:
-                coarse_q4 = cross_q4 - delay_q4 - (d0_run_q4 + (((d0_walk_q4 - d0_run_q4) * mode) >> 8))
-                pend_at = idx
-                if mode < 128:  # running: wait for the samples the landing search needs
-                    pend_at = (coarse_q4 >> 4) + ref_after + 1
-                    if pend_at < idx:
-                        pend_at = idx
-                pend_q4 = coarse_q4 if coarse_q4 > 0 else 0
-                pend_mode = mode
-                state = 2
-        if state == 2:
-            if y > pk_v:
-                pk_v = y
-            elif pk_v - y >= fall:
-                height = pk_v - tr_v
-                if s_[S_FIRST_AMP]:
-                    amp = height
-                    s_[S_FIRST_AMP] = 0
-                else:
-                    amp += (height - amp) >> AMP_SHIFT
-                prom = (amp * PROM_FRAC_Q8) >> 8
-                if prom < PROM_MIN_MG * 2:
-                    prom = PROM_MIN_MG * 2
-                fall = (prom * FALL_FRAC_Q8) >> 8
-                top = (prom * TOP_FRAC_Q8) >> 8
-                state = 0
-                tr_v = y
-                tr_i = idx
         idx += 1
         p += 6
     s_[S_IDX] = idx
