@@ -1,7 +1,7 @@
 """Derive the step detector's filter tables for each sampling rate; writes shared/clipcore/steps_table.py.
 
 The detector low-passes |a| with a 2nd-order Butterworth whose cutoff follows the runner's cadence
-(FC_MULT / step period, clamped to FC_MIN..FC_MAX Hz). The clip cannot compute filter coefficients
+(2 / step period running, 1.625 walking, clamped to FC_MIN..FC_MAX Hz). The clip cannot compute filter coefficients
 in integers, so this script tabulates them every FC_STEP Hz for 104, 208 and 416 Hz:
   b0 (b1 = 2 b0, b2 = b0), a1, a2 in Q14 (bilinear transform with prewarping), and
   the filter's low-frequency group delay sqrt(2) / (2 pi fc) in samples x 16,

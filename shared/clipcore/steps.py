@@ -3,13 +3,15 @@
 Algorithm (docs/step-detector.md has the reasoning and the measurements):
 
 1. |a|, the acceleration norm in mg: orientation-free, so no calibration is needed to count steps.
-2. A 2nd-order Butterworth low-pass of |a| whose cutoff follows the cadence (2 / step period,
-   2.5..8 Hz): one hump per step in walking and in running.
+2. A 2nd-order Butterworth low-pass of |a| whose cutoff follows the cadence (2 / step period
+   running, 1.625 / step period walking, 2.5..8 Hz): one hump per step in walking and running.
 3. A hump starts when the filtered |a| rises above its trough by a prominence that adapts to the
-   recent step amplitude (which decays when steps stop, so a walk after a run is still seen).
+   recent step amplitude (which decays when steps stop, so a walk after a run is still seen),
+   and is lower when a walking step is due.
 4. The contact is where the rise crosses a fraction of the expected step height, less the
    filter's delay: 20 % after a flight phase (running: the trough of the lightly smoothed |a|
-   is near 0 g), 70 % without one (walking: the trough stays near 0.8 g); in between both blend.
+   is near 0 g), 78 % without one (walking: the trough stays near 0.8 g, or above 0.35 g at a
+   walking cadence); in between both blend.
 5. After a flight phase the estimate is refined to the first clear rise of the lightly
    smoothed |a| near it: the landing itself.
 6. The step is emitted as soon as its contact is known (~70 ms after it when running).
@@ -55,7 +57,7 @@ RATES_HZ = (104, 208, 416)
 FC_MULT_Q4 = const(32)  # low-pass cutoff = 2 / step period (x 16) after a flight phase ...
 FC_WALK_Q4 = const(26)  # ... 1.625 / step period in walking: fewer within-step bumps survive
 PERIOD_INIT_MS = const(550)
-PROM_MIN_MG = const(150)  # a hump must rise at least this much ...
+PROM_MIN_MG = const(160)  # a hump must rise at least this much ...
 PROM_FRAC_Q8 = const(128)  # ... and 50 % of the recent step height;
 PROM_RHY_MIN_MG = const(80)  # within 1.5 step periods of the last contact (the rhythm expects a
 # step) this much suffices: a walk's first hump, a weight shift before the first contact, is smaller
