@@ -91,3 +91,60 @@ def test_live_sends_the_settings_to_the_clip(tmp_path):
     clip = asyncio.run(main())
     assert (P.OP_SET_CONFIG, (1, 170)) in clip.commands and (P.OP_SET_CONFIG, (3, 40)) in clip.commands
     assert clip.cue_config[C.K_FLOOR_SPM] == 170 and clip.cue_config[C.K_ROT_RISE_PCT] == 40
+
+
+def _first_cue_tempo(cfg):
+    """Run at ~171 steps/min past the warm-up, then fall to ~150 (under the floor): the first cue's tempo."""
+    st = C.make_state()
+    idx = 0
+    for k in range(6000):
+        step = 73 if k < 3000 else 83
+        idx += step
+        if C.on_step(cfg, st, idx, step, True, 0):
+            return st[C.TEMPO_SPM]
+    return None
+
+
+def test_the_metronome_plays_the_plans_target_or_else_the_runners_own_cadence():
+    cfg = C.make_config(208)
+    assert _first_cue_tempo(cfg) == 171  # no plan: the runner's baseline
+    assert C.set_config(cfg, 8, 176) == P.RESULT_OK and _first_cue_tempo(cfg) == 176
+    assert C.set_config(cfg, 8, 0) == P.RESULT_OK and _first_cue_tempo(cfg) == 171  # 0 turns it off
+
+
+@pytest.mark.parametrize("value", [1, 99, 241, -5])
+def test_a_target_outside_0_or_100_240_is_refused_and_the_old_one_stays(value):
+    cfg = C.make_config(208)
+    C.set_config(cfg, 8, 172)
+    assert C.set_config(cfg, 8, value) == P.RESULT_OUT_OF_RANGE and cfg[C.K_TARGET_SPM] == 172
+
+
+def test_a_target_in_the_settings_file_is_checked_like_the_clip_checks_it(tmp_path):
+    f = tmp_path / "cues.toml"
+    f.write_text("[cues]\ntarget_spm = 0\n")
+    assert cueconfig.load(f) == {8: 0}
+    f.write_text("[cues]\ntarget_spm = 50\n")
+    with pytest.raises(ConfigError, match=r"target_spm = 50 is outside 100..240 \(or 0: off\)"):
+        cueconfig.load(f)
+
+
+def test_the_cadence_plan_rises_5_spm_per_4_weeks_and_at_most_10_pct():
+    import datetime as dt
+
+    from strideclip.cadence_plan import target_spm
+
+    start = dt.date(2026, 9, 1)
+    assert target_spm(160, start, start) == 160
+    assert target_spm(160, start, start - dt.timedelta(days=3)) == 160  # before the plan: where it starts
+    assert target_spm(160, start, start + dt.timedelta(days=28)) == 165
+    assert target_spm(160, start, start + dt.timedelta(days=14)) == 163  # spread over the days (162.5)
+    assert target_spm(160, start, start + dt.timedelta(days=365)) == 176  # capped at +10 %
+    with pytest.raises(ValueError, match="not a running cadence"):
+        target_spm(60, start, start)
+
+
+def test_cli_plan_prints_the_target_and_the_setting():
+    done = subprocess.run([find_tool("strideclip"), "plan", "--start-spm", "160", "--since", "2026-09-01",
+                           "--on", "2026-09-29"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "metronome target 165 steps/min" in done.stdout and "target_spm = 165" in done.stdout

@@ -389,6 +389,26 @@ def flash(port, config_path, dry_run, no_reset):
 
 
 @cli.command()
+@click.option("--start-spm", type=float, required=True, help="The runner's cadence when the plan started, steps/min.")
+@click.option("--since", "since", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+              help="The day the plan started (YYYY-MM-DD).")
+@click.option("--on", "on_day", type=click.DateTime(formats=["%Y-%m-%d"]), help="The day to plan for (default: today).")
+def plan(start_spm, since, on_day):
+    """Today's metronome target from the cadence plan (+5 steps/min per 4 weeks, at most +10 %)."""
+    import datetime as dt
+
+    from strideclip.cadence_plan import target_spm
+
+    day = on_day.date() if on_day else dt.date.today()
+    try:
+        target = target_spm(start_spm, since.date(), day)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+    click.echo(f"{day}: metronome target {target} steps/min (started at {start_spm:g} on {since.date()})")
+    click.echo(f"for a cue settings file (--cues):\n[cues]\ntarget_spm = {target}")
+
+
+@cli.command()
 @click.option("--port", help="The clip's USB serial port, e.g. /dev/ttyUSB0 (fetched with mpremote).")
 @click.option("--clip", "clip_name", help="The clip's BLE name or address (fetched over BLE).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,

@@ -9,6 +9,7 @@ warmup_s = 240           # running before the baselines are trusted
 sustain_s = 20           # how long a breakdown must hold
 cooldown_s = 120         # quiet after a cue
 cue_s = 30               # how long the metronome plays
+target_spm = 172         # the metronome's tempo, from a cadence plan (0 or absent: the baseline)
 ```
 
 Any subset may be given; the rest keep the defaults. A bad file is refused whole with a message
@@ -26,7 +27,7 @@ from strideclip.errors import ConfigError
 
 # setting name in the file -> SET_CONFIG key
 KEYS = {"floor_spm": 1, "drop_pct": 2, "rotation_rise_pct": 3, "warmup_s": 4, "sustain_s": 5, "cooldown_s": 6,
-        "cue_s": 7}
+        "cue_s": 7, "target_spm": 8}
 
 
 def load(path: str | Path) -> dict[int, int]:
@@ -48,9 +49,10 @@ def load(path: str | Path) -> dict[int, int]:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: {name} must be a whole number, not {value!r}", key=name)
         key = KEYS[name]
-        _index, lo, hi = C.CONFIG_KEYS[key]
-        if not lo <= value <= hi:
-            raise ConfigError(f"{path}: {name} = {value} is outside {lo}..{hi}", key=name)
+        if C.check_config(key, value) != P.RESULT_OK:
+            _index, lo, hi = C.CONFIG_KEYS[key]
+            allowed = f"{lo}..{hi}" + (" (or 0: off)" if key in C.OFF_KEYS else "")
+            raise ConfigError(f"{path}: {name} = {value} is outside {allowed}", key=name)
         settings[key] = value
     return settings
 

@@ -40,11 +40,12 @@ K_WARMUP_S = const(4)  # running time before the baselines are trusted
 K_SUSTAIN_S = const(5)
 K_COOLDOWN_S = const(6)
 K_CUE_S = const(7)  # how long the metronome plays
-N_CONFIG = const(8)
+K_TARGET_SPM = const(8)  # the metronome's tempo: a target from the cadence plan (0: the baseline)
+N_CONFIG = const(9)
 # rotation: a 25 % rise of the clip's yaw proxy, held 20 s, caught 24 of 24 simulated rotation
 # and cadence breakdowns within a minute of the truth's 30 % / 5 % points with no false cue in
 # 21.5 h without fatigue (strideclip evaluate-cues, docs/cues.md)
-DEFAULTS = (208, 160, 5, 25, 240, 20, 120, 30)
+DEFAULTS = (208, 160, 5, 25, 240, 20, 120, 30, 0)
 
 # SET_CONFIG keys (docs/protocol.md): key -> (config index, lowest, highest allowed). The clip
 # checks a config command and the host a TOML file against the same ranges.
@@ -56,7 +57,9 @@ CONFIG_KEYS = {
     5: (K_SUSTAIN_S, 5, 600),
     6: (K_COOLDOWN_S, 10, 3600),
     7: (K_CUE_S, 5, 600),
+    8: (K_TARGET_SPM, 100, 240),  # or 0: no target
 }
+OFF_KEYS = (8,)  # keys where 0 means "not set"
 
 NO_CUE = const(0)  # otherwise on_step returns the protocol's REASON_* code
 
@@ -88,13 +91,20 @@ def make_config(rate_hz):
 def set_config(cfg, key, value):
     """Change one setting by its SET_CONFIG key; returns a wire RESULT_* code. On an unknown
     key or a value out of range nothing changes."""
+    code = check_config(key, value)
+    if code == RESULT_OK:
+        cfg[CONFIG_KEYS[key][0]] = value
+    return code
+
+
+def check_config(key, value):
+    """RESULT_OK if value is allowed for the SET_CONFIG key, else why not (wire RESULT_* code)."""
     if key not in CONFIG_KEYS:
         return RESULT_UNKNOWN_KEY
-    index, lo, hi = CONFIG_KEYS[key]
-    if not lo <= value <= hi:
-        return RESULT_OUT_OF_RANGE
-    cfg[index] = value
-    return RESULT_OK
+    _, lo, hi = CONFIG_KEYS[key]
+    if lo <= value <= hi or (value == 0 and key in OFF_KEYS):
+        return RESULT_OK
+    return RESULT_OUT_OF_RANGE
 
 
 def make_state():
@@ -168,7 +178,9 @@ def on_step(cfg, st, ic_idx, step_samples, running, rot):
         reason = REASON_ROTATION_SPIKE
     if reason == NO_CUE:
         return NO_CUE
-    tempo = (base + 8) >> 4  # the runner's own cadence ...
+    tempo = cfg[K_TARGET_SPM]  # the plan's target ...
+    if tempo == 0:
+        tempo = (base + 8) >> 4  # ... or the runner's own cadence ...
     if tempo < cfg[K_FLOOR_SPM]:
         tempo = cfg[K_FLOOR_SPM]  # ... but never under the floor
     st[TEMPO_SPM] = tempo
