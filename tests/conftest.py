@@ -29,3 +29,24 @@ def clip_lib(tmp_path_factory):
     lib = clipbuild.build(tmp_path_factory.mktemp("clip_lib"))
     clipbuild.compile_tree(REPO / "tests" / "fw", lib / "test")
     return lib
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test` (never `playwright install`)
+# Without these, chromium reaches for Google's services at every start, which this closed network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright."""
+    import os
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} is not installed (make test installs Debian's chromium with apt-get where apt is available)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -8,8 +8,8 @@ J Med Sci Sports 26:197-205; Barton et al. 2016, Br J Sports Med 50:513-526). Th
 the cue policy as its metronome tempo (clipcore.cues K_TARGET_SPM, SET_CONFIG key 8, the
 ``target_spm`` cue setting), on the host and on the clip alike.
 
-Not yet from the athlete's history: the starting cadence and date are given (the session
-history is issue #10).
+The start is given, or taken from the athlete's history: their first running session's median
+cadence on that day (``strideclip.history.History.plan_target_spm``, ``strideclip plan --athlete``).
 """
 from __future__ import annotations
 

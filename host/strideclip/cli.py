@@ -11,14 +11,15 @@ from strideclip.errors import StrideClipError
 # Subcommands the product will have but that are not built yet, with the issue that builds them.
 NOT_BUILT = {
     "dashboard": ("the coach's live web dashboard", 9),
-    "report": ("an HTML report of one session", 10),
-    "export": ("export a session as CSV, Parquet or FIT", 10),
-    "history": ("list sessions and weekly trends", 10),
 }
 
 
 CUES_OPTION = click.option("--cues", "cues_path", type=click.Path(dir_okay=False), default=None,
                            help="Cue settings (TOML, [cues] table; docs/cues.md). Live: also sent to each clip.")
+
+
+HISTORY_OPTION = click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+                              help="History database (default: $STRIDECLIP_HISTORY, else in the user's data folder).")
 
 
 def _cue_settings(path) -> dict:
@@ -65,7 +66,11 @@ def demo(out, minutes, speed) -> None:
               help="Clip misalignment in degrees on top of the recommended orientation.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
               help="Session log to write (a .truth.json sidecar is written beside it).")
-def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min, rate_hz, drop_prob, mount, output):
+@click.option("--athlete", default=None, help="Who ran it (stored in the log; default: the simulated runner's name).")
+@click.option("--started-at", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), default=None,
+              help="When the run started, UTC (default: a fixed date, so the same seed gives the same bytes).")
+def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min, rate_hz, drop_prob, mount, output,
+             athlete, started_at):
     """Write a simulated run to a session log, with its ground truth beside it."""
     from dataclasses import replace
     from pathlib import Path
@@ -84,7 +89,8 @@ def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min,
     sc = replace(sc, link=replace(sc.link, drop_prob=drop_prob),
                  sensor=replace(sc.sensor, mount_roll_deg=mount[0], mount_pitch_deg=mount[1], mount_yaw_deg=mount[2]))
     run = run_sim(sc)
-    write_log(run, output)
+    write_log(run, output, athlete=athlete,
+              started_at=started_at.strftime("%Y-%m-%dT%H:%M:00.000+00:00") if started_at else None)
     click.echo(f"wrote {output}: {len(run.counts)} samples at {run.rate_hz} Hz ({sc.duration_s / 60:.1f} min), "
                f"{len(run.steps)} steps, {len(run.link.packets)} packets received, "
                f"{len(run.link.dropped)} loss burst(s)")
@@ -389,22 +395,39 @@ def flash(port, config_path, dry_run, no_reset):
 
 
 @cli.command()
-@click.option("--start-spm", type=float, required=True, help="The runner's cadence when the plan started, steps/min.")
-@click.option("--since", "since", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+@click.option("--start-spm", type=float, default=None, help="The runner's cadence when the plan started, steps/min.")
+@click.option("--since", "since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="The day the plan started (YYYY-MM-DD).")
+@click.option("--athlete", default=None,
+              help="Instead of --start-spm/--since: start from this athlete's first running session in the history.")
 @click.option("--on", "on_day", type=click.DateTime(formats=["%Y-%m-%d"]), help="The day to plan for (default: today).")
-def plan(start_spm, since, on_day):
+@HISTORY_OPTION
+def plan(start_spm, since, athlete, on_day, db_path):
     """Today's metronome target from the cadence plan (+5 steps/min per 4 weeks, at most +10 %)."""
     import datetime as dt
 
     from strideclip.cadence_plan import target_spm
 
     day = on_day.date() if on_day else dt.date.today()
+    if athlete:
+        if start_spm is not None or since is not None:
+            raise click.UsageError("give --athlete (plan from the history) or --start-spm with --since, not both")
+        from strideclip.history import History
+
+        with History(db_path) as h:
+            got = h.plan_target_spm(athlete, day)
+        if got is None:
+            raise click.UsageError(f"no running session of {athlete} in the history: strideclip history import FOLDER")
+        start_spm, start_day = got["start_spm"], dt.date.fromisoformat(got["since"])
+    elif start_spm is None or since is None:
+        raise click.UsageError("give --start-spm and --since, or --athlete to start from the history")
+    else:
+        start_day = since.date()
     try:
-        target = target_spm(start_spm, since.date(), day)
+        target = target_spm(start_spm, start_day, day)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
-    click.echo(f"{day}: metronome target {target} steps/min (started at {start_spm:g} on {since.date()})")
+    click.echo(f"{day}: metronome target {target} steps/min (started at {start_spm:g} on {start_day})")
     click.echo(f"for a cue settings file (--cues):\n[cues]\ntarget_spm = {target}")
 
 
@@ -438,6 +461,170 @@ async def _sync_ble_main(clip_name, out_dir, delete, backend_spec):
     click.echo(f"fetching the logs of {clip.name} ({clip.address})")
     return await sync_ble(clip.address, out_dir, delete=delete, backend=backend and backend.client_backend,
                           echo=click.echo)
+
+
+class _ProgressBar:
+    """A progress bar on a terminal's stderr for a long log; nothing elsewhere."""
+
+    def __init__(self, label: str):
+        self.label, self._bar = label, None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self._bar = Progress(console=Console(stderr=True), transient=True)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=1)
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar:
+            self._bar.update(self._task, completed=done, total=total or 1)
+
+    def __exit__(self, *exc):
+        if self._bar:
+            self._bar.__exit__(*exc)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--athlete", default=None, help="Only this athlete (default: everyone).")
+@click.option("--load-rise-pct", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
+              help="Warn when a week's running time rises more than this over the week before.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: sessions, weeks, plan per athlete.")
+@HISTORY_OPTION
+@click.pass_context
+def history(ctx, athlete, load_rise_pct, as_json, db_path):
+    """Sessions and weekly trends per athlete; `history import` adds logs."""
+    if ctx.invoked_subcommand:
+        return
+    import datetime as dt
+    import json
+
+    from strideclip.history import History
+
+    with History(db_path) as h:
+        athletes = [athlete] if athlete else h.athletes()
+        out = {a: {"sessions": h.sessions(a), "weeks": h.weekly(a, load_rise_pct=load_rise_pct),
+                   "plan": h.plan_target_spm(a, dt.date.today())} for a in athletes}
+    if as_json:
+        for a in out.values():
+            for r in a["sessions"]:
+                r.pop("summary_json")
+        click.echo(json.dumps(out))
+        return
+    if not any(a["sessions"] for a in out.values()):
+        click.echo(f"no sessions{' of ' + athlete if athlete else ''} in the history yet: strideclip history import FOLDER")
+        return
+    for a, d in out.items():
+        click.echo(f"== {a}: {len(d['sessions'])} session(s)")
+        for r in d["sessions"]:
+            click.echo(f"  #{r['id']:<4} {r['started_at'][:16].replace('T', ' ')}  {r['duration_s'] / 60:5.1f} min "
+                       f"({r['running_s'] / 60:5.1f} running)  cadence {_num(r['cadence_spm'])} spm  impact "
+                       f"{_num(r['peak_vertical_g'], 2)} g  rotation {_num(r['pelvic_rotation_deg'])} deg  "
+                       f"{r['cues']} cue(s){'  fatigue at ' + _num(r['fatigue_onset_s'] / 60) + ' min' if r['fatigue_onset_s'] else ''}"
+                       f"{'  ' + ', '.join(x for x in (r['shoes'], r['surface'], r['tags']) if x) if (r['shoes'] or r['surface'] or r['tags']) else ''}")
+        click.echo("  week        sessions  running min  change   cadence  impact  rotation")
+        for w in d["weeks"]:
+            change = f"{w['load_change_pct']:+6.0f} %" if w["load_change_pct"] is not None else "      -"
+            click.echo(f"  {w['iso_week']}  {w['sessions']:8d}  {w['running_min']:11.1f}  {change}  "
+                       f"{_num(w['cadence_spm']):>7}  {_num(w['peak_vertical_g'], 2):>6}  {_num(w['pelvic_rotation_deg']):>8}"
+                       f"{f'  LOAD: running time up more than {load_rise_pct:g} % on the week before' if w['load_warning'] else ''}")
+        if d["plan"]:
+            p = d["plan"]
+            click.echo(f"  cadence plan: {p['target_spm']:.0f} spm today (from {p['start_spm']:.1f} spm on {p['since']})")
+
+
+def _num(v, nd: int = 1) -> str:
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+@history.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--athlete", default=None, help="Who ran (default: the name in each log).")
+@click.option("--shoes", default=None)
+@click.option("--surface", default=None, help="e.g. road, track, trail, treadmill.")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
+@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None, help="The session's distance, if known.")
+@HISTORY_OPTION
+@CUES_OPTION
+def history_import(paths, athlete, shoes, surface, tags, distance_km, db_path, cues_path):
+    """Add session logs (files or folders of *.sclog) to the history; known logs are skipped."""
+    from strideclip.history import History
+
+    with History(db_path) as h:
+        res = h.import_paths(paths, athlete=athlete, shoes=shoes, surface=surface, tags=tags, distance_km=distance_km,
+                             cue_settings=_cue_settings(cues_path))
+        for path, sid in res.imported:
+            click.echo(f"#{sid} {path}")
+        for path, why in res.bad:
+            click.echo(f"skipped: {why}", err=True)  # the reason names the file
+        click.echo(f"{len(res.imported)} imported, {len(res.already)} already in the history, {len(res.bad)} bad "
+                   f"({h.path})")
+    if res.bad and not res.imported and not res.already:
+        sys.exit(1)
+
+
+@history.command("edit")
+@click.argument("session_id", type=int)
+@click.option("--athlete", default=None)
+@click.option("--shoes", default=None)
+@click.option("--surface", default=None)
+@click.option("--tag", "tags", multiple=True, help="Replace the tags; repeat for several.")
+@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None)
+@HISTORY_OPTION
+def history_edit(session_id, athlete, shoes, surface, tags, distance_km, db_path):
+    """Set what a log cannot know: distance, shoes, surface, tags (or fix the athlete)."""
+    from strideclip.history import History
+
+    with History(db_path) as h:
+        h.edit(session_id, distance_km=distance_km, shoes=shoes, surface=surface, tags=tags or None, athlete=athlete)
+        click.echo(f"session {session_id} updated")
+
+
+@cli.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The HTML file to write (new).")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also write the main figure as a PNG image.")
+@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None,
+              help="The session's distance, for per-km splits (default: from the history, if known there).")
+@click.option("--no-history", is_flag=True, help="Do not compare with the athlete's earlier sessions.")
+@HISTORY_OPTION
+@CUES_OPTION
+def report(log, output, png, distance_km, no_history, db_path, cues_path):
+    """One session as a self-contained HTML report (opens with no network)."""
+    from pathlib import Path
+
+    from strideclip.report import write_report
+
+    if Path(output).exists():
+        raise click.UsageError(f"{output} exists; choose a new file for the report")
+    with _ProgressBar(f"reading {Path(log).name}") as bar:
+        data = write_report(log, output, png=png, distance_km=distance_km, history_db=False if no_history else db_path,
+                            cue_settings=_cue_settings(cues_path), progress=bar, warn=lambda m: click.echo(m, err=True))
+    summary, previous = data["summary"], data["previous"]
+    click.echo(f"wrote {output}" + (f" and {png}" if png else "") + f": {summary['steps']} steps, "
+               f"{len(summary['cues'])} cue(s), {len(previous)} earlier session(s) compared")
+
+
+@cli.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "fit"]), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The file to write (new).")
+@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None,
+              help="fit: the session's distance (a sacral clip cannot measure it).")
+@CUES_OPTION
+def export(log, fmt, output, distance_km, cues_path):
+    """A session's steps as CSV, Parquet, or a FIT activity with running dynamics."""
+    from pathlib import Path
+
+    from strideclip.export import export_session
+
+    with _ProgressBar(f"reading {Path(log).name}") as bar:
+        summary = export_session(log, output, fmt, distance_km=distance_km, cue_settings=_cue_settings(cues_path),
+                                 progress=bar)
+    click.echo(f"wrote {output} ({fmt}): {summary['steps']} steps over {summary['duration_s'] / 60:.1f} min")
 
 
 def _not_built_command(name: str, summary: str, issue: int) -> click.Command:

@@ -1,6 +1,7 @@
 """Replay a session log through the host pipeline, as fast as possible or at a chosen pace."""
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import time
 from collections.abc import Callable
@@ -12,18 +13,23 @@ from strideclip.sclog import ReadReport, iter_records
 
 
 def replay(path: str | Path, *, speed: float | None = None, session: Session | None = None,
-           on_packet: Callable[[Session, list], None] | None = None) -> dict:
+           on_packet: Callable[[Session, list], None] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> dict:
     """Stream every record of the log through a Session; return the summary.
 
     ``speed`` None runs flat out; 1.0 is real time (pacing by the receive times in the log).
     ``on_packet`` is called after each clip packet with the session and the decoder's outputs.
+    ``progress`` is called now and then with (bytes read, file size in bytes).
     """
     report = ReadReport()
     session = session or Session()
     header: dict = {}
     host_events: list = []
     started = time.monotonic()
-    for rec in iter_records(path, report=report):
+    size_bytes = Path(path).stat().st_size
+    for n_rec, rec in enumerate(iter_records(path, report=report)):
+        if progress and n_rec % 1024 == 0:
+            progress(report.bytes_read, size_bytes)
         if speed:
             wait_s = started + rec.t_ms / 1000 / speed - time.monotonic()
             if wait_s > 0:
@@ -42,10 +48,14 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
                 host_events.append({"t_ms": rec.t_ms, **json.loads(rec.body)})
             except ValueError:
                 report.bad_records += 1
+    if progress:
+        progress(size_bytes, size_bytes)
     summary = {
         "log": str(path),
         "athlete": header.get("athlete"),
         "source": header.get("source"),
+        "started_at": header.get("started_at"),  # None for a clip's own flash log: the clip has no calendar
+        "clip": clip_name(header, session.decoder.hello),
         "frames": report.frames,
         **session.summary(),
         "host_events": host_events,
@@ -60,3 +70,21 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
         },
     }
     return summary
+
+
+def session_start(summary: dict) -> tuple[_dt.datetime, str]:
+    """When the session started (UTC) and how that is known: "log" (the host's header) or
+    "file time" (a clip's flash log: the clip has no calendar, so the file's time stands in)."""
+    if summary.get("started_at"):
+        t = _dt.datetime.fromisoformat(summary["started_at"])
+        return (t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)).astimezone(_dt.timezone.utc), "log"
+    mtime = Path(summary["log"]).stat().st_mtime
+    return _dt.datetime.fromtimestamp(int(mtime), _dt.timezone.utc), "file time"
+
+
+def clip_name(header: dict, hello=None) -> str | None:
+    """Which clip recorded the log: its BLE name for host logs, its id for its own flash logs."""
+    if header.get("clip_name"):
+        return header["clip_name"]
+    clip_id = header.get("clip_id", hello.clip_id if hello else None)
+    return "clip-%08x" % clip_id if clip_id is not None else None

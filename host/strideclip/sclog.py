@@ -124,6 +124,7 @@ class ReadReport:
     bad_records: int = 0
     incomplete_tail_bytes: int = 0
     damaged: list[tuple[int, int, str]] = field(default_factory=list)
+    bytes_read: int = 0  # how far a streaming reader got (progress bars)
 
     @property
     def clean(self) -> bool:
@@ -213,6 +214,7 @@ def iter_records(path: str | os.PathLike, *, report: ReadReport | None = None, f
         while True:
             chunk = f.read(READ_CHUNK_BYTES)
             if chunk:
+                report.bytes_read = base + len(buf) + len(chunk)
                 idle_since = time.monotonic()
                 buf += chunk
                 for at, n in scanner.frames(buf, 0, len(buf), base, eof=False):

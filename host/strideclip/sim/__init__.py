@@ -111,13 +111,14 @@ def truth_path(log_path: str | Path) -> Path:
     return p.with_name(p.name.removesuffix(".sclog") + ".truth.json")
 
 
-def write_log(run: SimulatedRun, path: str | Path, *, athlete: str | None = None) -> Path:
+def write_log(run: SimulatedRun, path: str | Path, *, athlete: str | None = None,
+              started_at: str | None = None) -> Path:
     """Write the session log as a host would have recorded it, and the truth sidecar beside it."""
     path = Path(path)
     header = {
         "athlete": athlete or run.scenario.runner.name,
         "source": "simulator",
-        "started_at": SIMULATED_START,  # fixed, so the same scenario gives the same bytes
+        "started_at": started_at or SIMULATED_START,  # fixed, so the same scenario gives the same bytes
         "scenario": run.scenario.name,
         "seed": run.scenario.seed,
         "rate_hz": run.rate_hz,

@@ -1,0 +1,64 @@
+"""A session's steps in the tools runners and coaches already use.
+
+- ``csv``: the per-step table (docs/metrics.md), one row per step, units in the column names;
+- ``parquet``: the same table, typed, for pandas / polars / R (with the session's summary in
+  the file's key-value metadata under ``strideclip``);
+- ``fit``: a FIT activity with the running-dynamics fields (strideclip.fit).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from strideclip.errors import StrideClipError
+from strideclip.metrics import STEP_METRICS_DTYPE, write_step_table_csv
+
+FORMATS = ("csv", "parquet", "fit")
+
+
+class ExportError(StrideClipError):
+    pass
+
+
+def export_session(log_path, out_path, fmt: str, *, distance_km: float | None = None, cue_settings=None,
+                   progress=None) -> dict:
+    """Run the log through the host pipeline and write its steps as ``fmt``; returns the summary."""
+    from strideclip.report import analyse
+    from strideclip.replay import session_start
+
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    out_path = Path(out_path)
+    if out_path.exists():
+        raise ExportError(f"{out_path} exists; choose a new file")
+    summary, table = analyse(log_path, cue_settings=cue_settings, progress=progress)
+    if not summary["samples"]:
+        raise ExportError(f"{log_path}: no samples in this log ({summary['log_damage']['summary']})")
+    if fmt == "csv":
+        write_step_table_csv(table, out_path)
+    elif fmt == "parquet":
+        write_step_table_parquet(table, out_path, summary)
+    else:
+        from strideclip.fit import session_fit
+
+        started, _ = session_start(summary)
+        clip_id = int(summary["clip"].removeprefix("clip-"), 16) if (summary["clip"] or "").startswith("clip-") else 0
+        data = session_fit(table, started_at=started, duration_s=summary["duration_s"], serial=clip_id,
+                           distance_km=distance_km)
+        with open(out_path, "xb") as f:
+            f.write(data)
+    return summary
+
+
+def write_step_table_parquet(table: np.ndarray, path, summary: dict | None = None) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # NaN (a value the data could not support) becomes null, as the empty cell in the CSV
+    cols = {name: pa.array(table[name], from_pandas=True) for name in STEP_METRICS_DTYPE.names}
+    meta = {"strideclip": json.dumps({k: v for k, v in (summary or {}).items() if k != "host_events"})}
+    t = pa.table(cols).replace_schema_metadata(meta)
+    with open(path, "xb") as f:  # never overwrite
+        pq.write_table(t, f)

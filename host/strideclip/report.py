@@ -1,0 +1,417 @@
+"""One session as a self-contained HTML report (and its main figure as a PNG).
+
+The log goes through the same host pipeline as ``strideclip replay`` (decoder -> steps ->
+metrics -> fatigue -> cues); ``report_data`` turns the step table and the summary into what the
+report shows, and the two renderers draw it:
+
+- HTML: Bokeh figures (interactive: zoom, pan, hover) with Bokeh's JavaScript inlined, so the
+  file opens with no network; tables are plain HTML. Every figure's data sits in named Bokeh
+  data sources, which is how the browser test reads the numbers back.
+- PNG: the main figure again, with matplotlib (Bokeh's own PNG export needs a web driver).
+
+Splits per km need the distance, which a sacral IMU cannot measure: it is given (or taken from
+the history), and spread over the running time in proportion (even pace) - said in the report.
+"""
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from strideclip.pipeline import Session
+from strideclip.replay import replay
+
+SPLIT_MIN = 5.0
+TREND_STEPS = 15  # the trend line is the rolling median over this many running steps
+SERIES = (  # (step-table column, label with unit, panel)
+    ("cadence_spm", "cadence (steps/min)", "cadence"),
+    ("peak_vertical_g", "peak vertical acceleration (g)", "impact"),
+    ("peak_vgrf_bw", "peak vGRF estimate (body weights)", "impact"),
+    ("pelvic_rotation_deg", "pelvic rotation (deg)", "pelvis"),
+    ("pelvic_drop_deg", "pelvic drop (deg)", "pelvis"),
+    ("pelvic_tilt_deg", "pelvic tilt (deg)", "pelvis"),
+)
+SPLIT_COLUMNS = ("cadence_spm", "peak_vertical_g", "peak_vgrf_bw", "contact_ms", "pelvic_rotation_deg",
+                 "pelvic_drop_deg", "pelvic_tilt_deg")
+
+
+def analyse(log_path, *, cue_settings: dict | None = None,
+            progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray]:
+    """The session summary and step table of a log (the host pipeline, flat out)."""
+    session = Session(cue_settings=cue_settings or {})
+    summary = replay(log_path, session=session, progress=progress)
+    return summary, session.step_table()
+
+
+def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None = None,
+                previous: list[dict] | None = None) -> dict:
+    """Everything the report shows, as plain numbers (JSON-able)."""
+    run = table[table["running"] == 1]
+    t_min = run["t_s"] / 60
+    series = {}
+    for col, label, panel in SERIES:
+        ok = np.isfinite(run[col])
+        series[col] = {"label": label, "panel": panel, "t_min": _r(t_min[ok], 4), "value": _r(run[col][ok], 4),
+                       "trend": _r(_rolling_median(run[col][ok], TREND_STEPS), 4)}
+    onset = next((c["t_s"] for c in summary["fatigue"] if c["state"] == "fatigued"), None)
+    data = {
+        "athlete": summary.get("athlete"), "clip": summary.get("clip"), "started_at": summary.get("started_at"),
+        "log": Path(summary["log"]).name, "duration_s": summary["duration_s"], "rate_hz": summary["rate_hz"],
+        "steps": summary["steps"], "running_steps": summary["running_steps"],
+        "running_min": round(float(np.nansum(run["step_time_s"])) / 60, 2),
+        "loss_pct": summary["loss_pct"], "log_damage": summary["log_damage"]["summary"],
+        "medians": {k: summary.get(f"{k}_median") for k in (*SPLIT_COLUMNS, "balance_left_pct", "vertical_oscillation_cm")},
+        "series": series,
+        "fatigue_onset_s": onset,
+        "cues": [{**c, **{k: o[k] for k in ("recovered_after_s", "in_zone_pct")}}
+                 for c, o in zip(summary["cues"], summary["cue_outcomes"])],
+        "sides": _sides(run),
+        "splits_5min": _splits_by_time(run, summary["cues"]),
+        "distance_km": distance_km,
+        "splits_km": _splits_by_km(run, distance_km) if distance_km else [],
+        "previous": previous or [],
+    }
+    return data
+
+
+def _r(a: np.ndarray, nd: int) -> list:
+    return [round(float(v), nd) for v in a]
+
+
+def _rolling_median(v: np.ndarray, n: int) -> np.ndarray:
+    if len(v) < n:
+        return np.full(len(v), np.median(v)) if len(v) else v
+    windows = np.lib.stride_tricks.sliding_window_view(v, n)
+    med = np.median(windows, axis=1)
+    return np.concatenate([np.full(n - 1, med[0]), med])  # the first steps take the first full window
+
+
+def _medians(rows: np.ndarray) -> dict:
+    out = {}
+    for col in SPLIT_COLUMNS:
+        v = rows[col][np.isfinite(rows[col])]
+        out[col] = round(float(np.median(v)), 2) if len(v) else None
+    return out
+
+
+def _splits_by_time(run: np.ndarray, cues: list[dict]) -> list[dict]:
+    if not len(run):
+        return []
+    out = []
+    edges_s = np.arange(0, run["t_s"][-1] + SPLIT_MIN * 60, SPLIT_MIN * 60)
+    for a, b in zip(edges_s[:-1], edges_s[1:]):
+        rows = run[(run["t_s"] >= a) & (run["t_s"] < b)]
+        if not len(rows):
+            continue
+        out.append({"from_min": float(a / 60), "to_min": float(b / 60), "running_steps": int(len(rows)),
+                    "running_min": round(float(np.nansum(rows["step_time_s"])) / 60, 2),
+                    "cues": sum(1 for c in cues if c["t_s"] is not None and a <= c["t_s"] < b), **_medians(rows)})
+    return out
+
+
+def _splits_by_km(run: np.ndarray, distance_km: float) -> list[dict]:
+    """Per km, the distance spread over running time (even pace: the clip cannot tell pace)."""
+    step_s = np.nan_to_num(run["step_time_s"])
+    km_at_step = np.cumsum(step_s) / step_s.sum() * distance_km if step_s.sum() else np.zeros(len(run))
+    out = []
+    for k in range(int(np.ceil(distance_km - 1e-9))):
+        rows_k = (km_at_step > k) & (km_at_step <= k + 1)
+        rows = run[rows_k]
+        if not len(rows):
+            continue
+        km = min(1.0, distance_km - k)
+        out.append({"km": k + 1, "length_km": round(km, 3), "time_min": round(float(step_s[rows_k].sum()) / 60, 2),
+                    **_medians(rows)})
+    return out
+
+
+def _sides(run: np.ndarray) -> dict:
+    out = {}
+    for name, side in (("left", 0), ("right", 1)):
+        rows = run[run["side"] == side]
+        out[name] = {"steps": int(len(rows)),
+                     **{col: _r(rows[col][np.isfinite(rows[col])], 3)
+                        for col in ("step_time_s", "peak_vertical_g", "contact_ms")}}
+    return out
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.2em 0.7em; text-align: right; }
+th { background: #f2f2f2; } tr:nth-child(even) td { background: #fafafa; }
+.note { color: #666; font-size: 0.9em; } .kpi { display: inline-block; margin: 0 1.5em 0.5em 0; }
+.kpi b { display: block; font-size: 1.6em; }
+"""
+
+_TEMPLATE = """{% extends base %}
+{% block preamble %}<style>{{ css }}</style>{% endblock %}
+{% block contents %}
+{{ head }}
+<h2>Over time</h2>
+<p class="note">Dots: each running step; line: the median of the last {{ trend_steps }} steps.
+Red line: fatigue onset; orange marks: cues.</p>
+{{ embed(roots.timeline) }}
+<h2>Left and right</h2>
+{{ sides }}
+{{ embed(roots.sides) }}
+<h2>Splits</h2>
+{{ splits }}
+<h2>What the cues achieved</h2>
+{{ cues }}
+<h2>Against earlier sessions</h2>
+{{ previous }}
+<script type="application/json" id="report-data">{{ data_json }}</script>
+{% endblock %}
+"""
+
+
+def render_html(data: dict) -> str:
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+    from jinja2 import Template
+
+    timeline, sides = _bokeh_timeline(data), _bokeh_sides(data)
+    return file_html([timeline, sides], INLINE, f"StrideClip report: {data['athlete'] or data['log']}",
+                     template=Template(_TEMPLATE), template_variables={
+                         "css": _CSS, "head": _head_html(data), "trend_steps": TREND_STEPS,
+                         "sides": _sides_html(data), "splits": _splits_html(data), "cues": _cues_html(data),
+                         "previous": _previous_html(data),
+                         # the numbers behind the page, for anyone who wants them (and the tests)
+                         "data_json": json.dumps(data).replace("</", "<\\/"),
+                     })
+
+
+def _fmt(v, nd: int = 1) -> str:
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def _table(headers: list[str], rows: list[list], table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
+
+
+def _head_html(data: dict) -> str:
+    m = data["medians"]
+    when = _when(data)
+    kpis = [("cadence", m["cadence_spm"], 1, "steps/min", "cadence_spm"),
+            ("peak vertical", m["peak_vertical_g"], 2, "g", "peak_vertical_g"),
+            ("peak vGRF", m["peak_vgrf_bw"], 2, "BW", "peak_vgrf_bw"),
+            ("pelvic rotation", m["pelvic_rotation_deg"], 1, "deg", "pelvic_rotation_deg"),
+            ("pelvic drop", m["pelvic_drop_deg"], 1, "deg", "pelvic_drop_deg"),
+            ("pelvic tilt", m["pelvic_tilt_deg"], 1, "deg", "pelvic_tilt_deg"),
+            ("left share", m["balance_left_pct"], 1, "%", "balance_left_pct")]
+    kpi_html = "".join(f'<span class="kpi" data-metric="{key}" data-value="{v if v is not None else ""}">'
+                       f'{html.escape(name)}<b>{_fmt(v, nd)}</b>{unit}</span>' for name, v, nd, unit, key in kpis)
+    onset = data["fatigue_onset_s"]
+    return (f"<h1>{html.escape(str(data['athlete'] or 'Session'))}: {html.escape(str(when))}</h1>"
+            f'<p class="note">{html.escape(data["log"])} · clip {html.escape(str(data["clip"] or "?"))} · '
+            f"{data['duration_s'] / 60:.1f} min, {data['running_min']:.1f} min running, {data['steps']} steps "
+            f"({data['running_steps']} running) at {data['rate_hz']} Hz · link loss {data['loss_pct']:.2f} % · "
+            f"log {html.escape(data['log_damage'])}</p>"
+            f"<p>Medians over running steps:</p><div>{kpi_html}</div>"
+            f"<p>Fatigue: {'onset at ' + _fmt(onset / 60, 1) + ' min' if onset is not None else 'no onset found'}"
+            f" · {len(data['cues'])} cue(s)</p>")
+
+
+def _when(data: dict) -> str:
+    return (data["started_at"][:16].replace("T", " ") + " UTC") if data["started_at"] else "date unknown (the clip's own log)"
+
+
+def _sides_html(data: dict) -> str:
+    rows = []
+    for side in ("left", "right"):
+        s = data["sides"][side]
+        rows.append([side, s["steps"], _fmt(_median(s["step_time_s"]) * 1000 if s["step_time_s"] else None, 0),
+                     _fmt(_median(s["peak_vertical_g"]), 2), _fmt(_median(s["contact_ms"]), 0)])
+    return (_table(["side", "steps", "step time (ms)", "peak vertical (g)", "contact (ms)"], rows, "sides-table")
+            + f'<p class="note">Left steps\' share of stride time (median): {_fmt(data["medians"]["balance_left_pct"])} %'
+            " (50 % is even).</p>")
+
+
+def _median(v: list) -> float | None:
+    return float(np.median(v)) if v else None
+
+
+def _splits_html(data: dict) -> str:
+    cols = ["cadence (spm)", "peak vertical (g)", "vGRF (BW)", "contact (ms)", "rotation (deg)", "drop (deg)", "tilt (deg)"]
+    rows = [[f"{s['from_min']:.0f}–{s['to_min']:.0f}", s["running_steps"], f"{s['running_min']:.1f}", s["cues"],
+             *(_fmt(s[c], 2 if c in ("peak_vertical_g", "peak_vgrf_bw") else 1) for c in SPLIT_COLUMNS)]
+            for s in data["splits_5min"]]
+    out = f"<h3>Every {SPLIT_MIN:.0f} minutes</h3>" + _table(["minutes", "running steps", "running min", "cues", *cols],
+                                                             rows, "splits-5min")
+    if data["splits_km"]:
+        rows = [[s["km"], f"{s['length_km']:.2f}", f"{s['time_min']:.1f}",
+                 _fmt(s["time_min"] / s["length_km"], 2) if s["length_km"] else "–",
+                 *(_fmt(s[c], 2 if c in ("peak_vertical_g", "peak_vgrf_bw") else 1) for c in SPLIT_COLUMNS)]
+                for s in data["splits_km"]]
+        out += ("<h3>Per km</h3>" + _table(["km", "length (km)", "time (min)", "min/km", *cols], rows, "splits-km")
+                + f'<p class="note">{data["distance_km"]:g} km given for the session, spread over its running time '
+                "(even pace: the clip cannot measure distance).</p>")
+    else:
+        out += '<p class="note">Per-km splits need the distance: give it with --distance-km or in the history.</p>'
+    return out
+
+
+def _cues_html(data: dict) -> str:
+    if not data["cues"]:
+        return "<p>No cues in this session.</p>"
+    rows = [[_fmt(c["t_s"] / 60, 1), c["reason"], c["played"], c["tempo_spm"], c["source"],
+             _fmt(c["recovered_after_s"], 0) if c["recovered_after_s"] is not None else "not within 5 min",
+             _fmt(c["in_zone_pct"], 0)] for c in data["cues"]]
+    return (_table(["minute", "why", "played", "tempo (spm)", "from", "recovered after (s)", "steps in zone (%)"],
+                   rows, "cues-table")
+            + '<p class="note">Recovered: back within 2 % of the tempo (cadence) or under the warm-up level + 15 % '
+            "(rotation) for 10 s. In zone: steps within 3 % of the tempo in the cue and the 2 minutes after.</p>")
+
+
+def _previous_html(data: dict) -> str:
+    prev = data["previous"]
+    if not prev:
+        return '<p class="note">No earlier sessions of this athlete in the history (strideclip history import).</p>'
+    m = data["medians"]
+    rows = [[p["started_at"][:10], _fmt(p["duration_s"] / 60, 0), _fmt(p["cadence_spm"]), _fmt(p["peak_vertical_g"], 2),
+             _fmt(p["pelvic_rotation_deg"]), _fmt(p["pelvic_drop_deg"]), _fmt(p["pelvic_tilt_deg"]), p["cues"]]
+            for p in prev]
+    rows.append(["this session", _fmt(data["duration_s"] / 60, 0), _fmt(m["cadence_spm"]), _fmt(m["peak_vertical_g"], 2),
+                 _fmt(m["pelvic_rotation_deg"]), _fmt(m["pelvic_drop_deg"]), _fmt(m["pelvic_tilt_deg"]), len(data["cues"])])
+    return _table(["date", "min", "cadence (spm)", "peak vertical (g)", "rotation (deg)", "drop (deg)", "tilt (deg)",
+                   "cues"], rows, "previous-table")
+
+
+_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd")
+
+
+def _bokeh_timeline(data: dict):
+    from bokeh.layouts import column
+    from bokeh.models import ColumnDataSource, HoverTool, Legend, Span
+    from bokeh.plotting import figure
+
+    panels, x_range = {}, None
+    for col, label, panel in SERIES:
+        if panel not in panels:
+            fig = figure(height=230, sizing_mode="stretch_width", x_axis_label="minutes",
+                         tools="xpan,xwheel_zoom,box_zoom,reset,save", name=f"panel_{panel}",
+                         **({"x_range": x_range} if x_range else {}))  # the panels pan and zoom together
+            x_range = x_range or fig.x_range
+            fig.add_layout(Legend(), "right")
+            panels[panel] = fig
+        fig = panels[panel]
+        s = data["series"][col]
+        colour = _COLOURS[sum(1 for c, _, p in SERIES if p == panel and c < col) % len(_COLOURS)]
+        src = ColumnDataSource({"t_min": s["t_min"], "value": s["value"], "trend": s["trend"]}, name=f"series_{col}")
+        dots = fig.scatter("t_min", "value", source=src, size=2, alpha=0.25, color=colour, legend_label=s["label"])
+        fig.line("t_min", "trend", source=src, color=colour, line_width=2, legend_label=s["label"])
+        fig.add_tools(HoverTool(renderers=[dots], tooltips=[("min", "@t_min{0.0}"), (s["label"], "@value{0.00}")]))
+    cue_t = [c["t_s"] / 60 for c in data["cues"] if c["t_s"] is not None]
+    for panel, fig in panels.items():
+        if data["fatigue_onset_s"] is not None:
+            fig.add_layout(Span(location=data["fatigue_onset_s"] / 60, dimension="height", line_color="red",
+                                line_width=2, name=f"fatigue_onset_{panel}"))
+        # cue marks sit on the panel's lower edge
+        src = ColumnDataSource({"t_min": cue_t, "y": [_panel_floor(data, panel)] * len(cue_t)}, name=f"cues_{panel}")
+        fig.scatter("t_min", "y", source=src, marker="inverted_triangle", size=10, color="orange")
+        fig.legend.click_policy = "hide"
+    return column(*panels.values(), sizing_mode="stretch_width", name="timeline")
+
+
+def _panel_floor(data: dict, panel: str) -> float:
+    vals = [v for col, _, p in SERIES if p == panel for v in data["series"][col]["value"]]
+    return float(np.percentile(vals, 1)) if vals else 0.0
+
+
+def _bokeh_sides(data: dict):
+    from bokeh.layouts import row
+    from bokeh.models import ColumnDataSource
+    from bokeh.plotting import figure
+
+    figs = []
+    for col, label, scale in (("step_time_s", "step time (ms)", 1000), ("peak_vertical_g", "peak vertical (g)", 1),
+                              ("contact_ms", "contact (ms)", 1)):
+        allv = np.array(data["sides"]["left"][col] + data["sides"]["right"][col]) * scale
+        fig = figure(height=220, width=340, x_axis_label=label, y_axis_label="steps", tools="save", name=f"hist_{col}")
+        if len(allv):
+            edges = np.histogram_bin_edges(allv, bins=30)
+            for side, colour in (("left", "#1f77b4"), ("right", "#d62728")):
+                counts, _ = np.histogram(np.array(data["sides"][side][col]) * scale, bins=edges)
+                src = ColumnDataSource({"left": edges[:-1], "right": edges[1:], "count": counts},
+                                       name=f"hist_{col}_{side}")
+                fig.quad(left="left", right="right", bottom=0, top="count", source=src, alpha=0.45, color=colour,
+                         legend_label=side)
+        figs.append(fig)
+    return row(*figs, name="sides")
+
+
+# --- PNG -----------------------------------------------------------------------------------------
+
+def render_png(data: dict, path) -> None:
+    """The main figure (the timeline) as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys(p for _, _, p in SERIES))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.6 * len(panels)), sharex=True)
+    for ax, panel in zip(axes, panels):
+        for k, (col, label, _) in enumerate(c for c in SERIES if c[2] == panel):
+            s = data["series"][col]
+            ax.plot(s["t_min"], s["value"], ".", ms=1.5, alpha=0.25, color=_COLOURS[k])
+            ax.plot(s["t_min"], s["trend"], "-", lw=1.5, color=_COLOURS[k], label=label)
+        if data["fatigue_onset_s"] is not None:
+            ax.axvline(data["fatigue_onset_s"] / 60, color="red", lw=1.5, label="fatigue onset")
+        for c in data["cues"]:
+            ax.axvline(c["t_s"] / 60, color="orange", lw=1, ls="--")
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("minutes (dashed: cues)")
+    axes[0].set_title(f"{data['athlete'] or 'Session'}: {_when(data)}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(log_path, out_html, *, png=None, distance_km: float | None = None, history_db=None,
+                 cue_settings: dict | None = None, progress=None, warn=print) -> dict:
+    """Analyse the log and write the report (and the PNG). ``history_db``: the history to compare
+    with and to take the distance from (a path, None for the default one, False for none)."""
+    summary, table = analyse(log_path, cue_settings=cue_settings, progress=progress)
+    previous = []
+    if history_db is not False:
+        previous, known_km = _from_history(history_db, log_path, summary, warn)
+        distance_km = distance_km or known_km
+    data = report_data(summary, table, distance_km=distance_km, previous=previous)
+    with open(out_html, "x", encoding="utf-8") as f:  # never overwrite a report someone kept
+        f.write(render_html(data))
+    if png:
+        render_png(data, png)
+    data["summary"] = summary
+    return data
+
+
+def _from_history(db, log_path, summary: dict, warn) -> tuple[list, float | None]:
+    """The athlete's sessions before this one (the latest 8), and this session's distance if the
+    history knows it."""
+    from strideclip.history import History, HistoryError, default_path
+    from strideclip.replay import session_start
+
+    if db is None and not default_path().exists():
+        return [], None  # no history kept yet: do not start one just to read it
+    try:
+        with History(db) as h:
+            known = h.session_for_log(log_path)
+            athlete = (known and known["athlete"]) or summary["athlete"] or summary["clip"]
+            start, _ = session_start(summary)
+            previous = [{k: v for k, v in r.items() if k not in ("summary_json", "log_path")}
+                        for r in h.sessions(athlete, before=start.isoformat(timespec="seconds"))[-8:]]
+            km = known["distance_m"] / 1000 if known and known["distance_m"] else None
+    except HistoryError as e:
+        warn(f"history not used: {e}")
+        return [], None
+    return previous, km
