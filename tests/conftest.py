@@ -1,7 +1,17 @@
+import os
+
 import pytest
 
 from mpy import MicroPython
 from strideclip.datasets import data_dir
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_history(tmp_path_factory):
+    """Every command the tests run keeps its session history here, never in the user's data folder."""
+    path = tmp_path_factory.mktemp("history") / "history.sqlite"
+    os.environ["STRIDECLIP_HISTORY"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -250,10 +250,15 @@ def test_cli_scan_lists_clips_as_json(tmp_path):
 
 
 def test_cli_live_records_each_named_clip_to_its_own_log(tmp_path):
+    from strideclip.history import History
+
     r = _cli(["live", "--clip", "clip-2", "--clip", "clip-3", "--out", "logs", "--seconds", "5"], tmp_path,
-             BLESIM_CLIPS=3, BLESIM_MINUTES=1, BLESIM_SPEED=10)
+             BLESIM_CLIPS=3, BLESIM_MINUTES=1, BLESIM_SPEED=10, STRIDECLIP_HISTORY=tmp_path / "h.sqlite")
     assert r.returncode == 0, r.stderr
     logs = sorted((tmp_path / "logs").glob("*.sclog"))
+    with History(tmp_path / "h.sqlite") as h:  # each recording is in the session history
+        assert sorted(s["log_path"] for s in h.sessions()) == [str(p.resolve()) for p in logs]
+        assert sorted(s["clip"] for s in h.sessions()) == ["clip-2", "clip-3"]
     assert [p.name.rsplit("-", 2)[0] for p in logs] == ["clip-2", "clip-3"]  # not clip-1
     for p in logs:
         log = load_log(p)
@@ -380,9 +385,11 @@ def test_flash_logs_sync_over_ble_whole_despite_lost_pieces_then_leave_the_clip(
 
 def test_cli_sync_fetches_a_named_clips_logs_over_ble(tmp_path):
     originals = _clip_flash(tmp_path / "flash", seeds=(24,))
-    r = _cli(["sync", "--clip", "clip-1", "--out", "runs"], tmp_path, BLESIM_LOG_DIR=tmp_path / "flash")
+    r = _cli(["sync", "--clip", "clip-1", "--out", "runs", "--db", tmp_path / "h.sqlite"], tmp_path,
+             BLESIM_LOG_DIR=tmp_path / "flash")
     assert r.returncode == 0, r.stderr
     (name, data), = originals.items()
+    assert f"added to the history ({tmp_path / 'h.sqlite'}): #1 {name}" in r.stdout
     assert (tmp_path / "runs" / name).read_bytes() == data and (tmp_path / "flash" / name).exists()  # kept: no --delete
     assert f"{name}:" in r.stdout and "1 log(s) in runs" in r.stdout
     r = _cli(["sync", "--clip", "clip-7", "--out", "runs"], tmp_path)

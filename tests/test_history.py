@@ -115,6 +115,10 @@ def test_edit_sets_what_a_log_cannot_know_and_a_wrong_database_is_named(weeks, t
     db = tmp_path / "h.sqlite"
     _cli("history", "import", sorted(weeks.glob("*.sclog"))[0], "--db", db)
     _cli("history", "edit", 1, "--distance-km", 5.2, "--tag", "intervals", "--tag", "hot", "--db", db)
+    _cli("history", "import", sorted(weeks.glob("*.sclog"))[1], "--db", db, "--athlete", "Ben")
+    both = _cli("history", "--db", db).stdout.splitlines()  # athletes side by side first
+    assert both[0].startswith("athlete") and both[1].split()[:3] == ["Ana", "1", "2026-11-02"]
+    assert both[2].split()[:3] == ["Ben", "1", "2026-11-05"]
     with History(db) as h:
         s = h.session(1)
     assert s["distance_m"] == 5200 and s["tags"] == "intervals,hot" and s["shoes"] is None

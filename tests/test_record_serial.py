@@ -55,6 +55,7 @@ def test_record_over_serial_resyncs_after_damage_and_keeps_everything_else(clip_
     stats = [e for e in log.host_events if e[1].get("event") == "link_stats"][0][1]
     assert stats["bad_frames"] >= 1 and stats["dropped_bytes"] > 0
     assert "bad frames" in out and "filled by backfill, 0 still open" in out
+    assert "added to the history" in out and "#" in out.split("added to the history")[1]
 
 
 def test_record_names_a_missing_port(tmp_path):

@@ -22,6 +22,33 @@ HISTORY_OPTION = click.option("--db", "db_path", type=click.Path(dir_okay=False)
                               help="History database (default: $STRIDECLIP_HISTORY, else in the user's data folder).")
 
 
+NO_HISTORY_OPTION = click.option("--no-history", is_flag=True,
+                                 help="Do not add the recorded logs to the session history.")
+
+
+def _catalogue(paths, db_path) -> None:
+    """Add freshly recorded logs to the session history (docs/history.md); a failure there is
+    said and never costs the recording."""
+    from pathlib import Path
+
+    from strideclip.history import History, HistoryError
+
+    paths = [Path(p) for p in paths if Path(p).exists()]
+    if not paths:
+        return
+    try:
+        with History(db_path) as h:
+            res = h.import_paths(paths)
+            where = h.path
+    except (HistoryError, OSError) as e:
+        click.echo(f"not added to the history: {e}", err=True)
+        return
+    for _, why in res.bad:
+        click.echo(f"not added to the history: {why}", err=True)
+    if res.imported:
+        click.echo(f"added to the history ({where}): " + ", ".join(f"#{sid} {Path(p).name}" for p, sid in res.imported))
+
+
 def _cue_settings(path) -> dict:
     from strideclip import cueconfig
 
@@ -190,7 +217,9 @@ def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, inp
 @click.option("--athlete", default=None, help="Who wears the clip (stored in the log).")
 @CUES_OPTION
 @BLE_BACKEND_OPTION
-def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_backend):
+@HISTORY_OPTION
+@NO_HISTORY_OPTION
+def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_backend, db_path, no_history):
     """Record a clip over USB serial or BLE to a session log. Ctrl-C stops."""
     from pathlib import Path
 
@@ -205,6 +234,8 @@ def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_bac
                                 idle_s=idle_s, log_paths=[Path(output)], athlete=athlete,
                                 cue_settings=_cue_settings(cues_path)))
     _print_live_summary(clips)
+    if not no_history:
+        _catalogue([output], db_path)
     if any(c.link.error for c in clips):
         click.echo(f"strideclip: everything before it is in {output}", err=True)
         sys.exit(1)
@@ -248,7 +279,9 @@ def scan(seconds, as_json, ble_backend):
 @click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
 @CUES_OPTION
 @BLE_BACKEND_OPTION
-def live(clip_names, ports, logs, sims, speed, out_dir, seconds, cues_path, ble_backend):
+@HISTORY_OPTION
+@NO_HISTORY_OPTION
+def live(clip_names, ports, logs, sims, speed, out_dir, seconds, cues_path, ble_backend, db_path, no_history):
     """Live view of one or more clips, each recorded to its own session log. With no source
     given, every clip found in a BLE scan."""
     from pathlib import Path
@@ -259,9 +292,12 @@ def live(clip_names, ports, logs, sims, speed, out_dir, seconds, cues_path, ble_
     sources = [serial_source(p) for p in ports] + [log_source(p, speed) for p in logs]
     sources += [sim_source(f"sim-{i + 1}", simulate(steady_run(30, seed=100 + i)), speed) for i in range(sims)]
     scan_all = not (clip_names or sources)
+    opened: list = []
     clips = _run_ble(_live_main(sources, list(clip_names), Path(out_dir), seconds, ble_backend, view=True,
-                                scan_all=scan_all, cue_settings=_cue_settings(cues_path)))
+                                scan_all=scan_all, cue_settings=_cue_settings(cues_path), opened=opened))
     _print_live_summary(clips)
+    if not no_history:  # real clips only: replays and simulated runners are not sessions of anyone's
+        _catalogue([c.log_path for c in opened if c.source.kind not in ("log", "simulator")], db_path)
     sys.exit(1 if clips and all(c.link.error for c in clips) else 0)
 
 
@@ -279,7 +315,7 @@ async def _ble_backend(spec: str | None):
 
 
 async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=False, scan_all=False, idle_s=None,
-                     log_paths=None, athlete=None, cue_settings=None):
+                     log_paths=None, athlete=None, cue_settings=None, opened=None):
     """Scan for the named BLE clips (all found, with ``scan_all``), open every link, say so, and
     record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
     from strideclip.live import open_clips, run_clips
@@ -296,6 +332,8 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
         raise click.ClickException("no clips found (are they on and not connected to another host?)")
     clips = open_clips(sources, out_dir, backend=backend and backend.client_backend, log_paths=log_paths,
                        athlete=athlete, cue_settings=cue_settings)
+    if opened is not None:
+        opened += clips  # the caller still knows the logs if Ctrl-C ends the run
     click.echo("recording " + ", ".join(f"{c.name} ({c.source.address})" for c in clips) + " (Ctrl-C stops)")
     sys.stdout.flush()  # the links are open: nothing from now on is lost
     with LiveTable(live=view and sys.stdout.isatty()) as table:
@@ -438,7 +476,9 @@ def plan(start_spm, since, athlete, on_day, db_path):
               help="Folder for the fetched session logs.")
 @click.option("--delete", is_flag=True, help="Remove each log from the clip once its copy reads cleanly.")
 @click.option("--ble-backend", hidden=True, help="module:function giving bleak backends (tests).")
-def sync(port, clip_name, out_dir, delete, ble_backend):
+@HISTORY_OPTION
+@NO_HISTORY_OPTION
+def sync(port, clip_name, out_dir, delete, ble_backend, db_path, no_history):
     """Fetch the runs the clip logged to its flash while no host was listening."""
     if bool(port) == bool(clip_name):
         raise click.UsageError("give the clip's --port (USB) or its --clip name (BLE)")
@@ -449,6 +489,8 @@ def sync(port, clip_name, out_dir, delete, ble_backend):
     else:
         got = _run_ble(_sync_ble_main(clip_name, out_dir, delete, ble_backend))
     click.echo(f"{len(got)} log(s) in {out_dir}")
+    if not no_history:
+        _catalogue(got, db_path)
 
 
 async def _sync_ble_main(clip_name, out_dir, delete, backend_spec):
@@ -517,6 +559,15 @@ def history(ctx, athlete, load_rise_pct, as_json, db_path):
     if not any(a["sessions"] for a in out.values()):
         click.echo(f"no sessions{' of ' + athlete if athlete else ''} in the history yet: strideclip history import FOLDER")
         return
+    if len(out) > 1:  # the coach's view: athletes side by side, their latest session and last 4 weeks
+        click.echo("athlete          sessions  latest      running min (4 weeks)  cadence  impact g  rotation deg")
+        for a, d in out.items():
+            last = d["sessions"][-1] if d["sessions"] else None
+            recent = sum(w["running_min"] for w in d["weeks"][-4:])
+            click.echo(f"{a[:16]:16} {len(d['sessions']):8d}  {last['started_at'][:10] if last else '-':10}  "
+                       f"{recent:21.1f}  {_num(last and last['cadence_spm']):>7}  "
+                       f"{_num(last and last['peak_vertical_g'], 2):>8}  {_num(last and last['pelvic_rotation_deg']):>12}")
+        click.echo("")
     for a, d in out.items():
         click.echo(f"== {a}: {len(d['sessions'])} session(s)")
         for r in d["sessions"]:
