@@ -50,3 +50,28 @@ def test_fatigue_clears_after_a_minute_back_on_form():
     assert tr.state == "fatigued"
     states = feed(tr, rows(200, seed=6))
     assert states[-1] == "fresh" and states.index("fresh") > 60 * 170 / 60 * 0.9
+
+
+USUAL = {"cadence": 172.0, "rotation": 12.0, "drop": 8.0, "impact": 2.4}  # the athlete's history
+
+
+def test_a_runner_who_starts_tired_is_measured_against_their_usual_form():
+    tr = FatigueTracker(prior=USUAL)
+    states = feed(tr, rows(360, cadence=160.0, impact=2.5))  # 7 % under their usual cadence from the start
+    assert tr.baseline_source["cadence"] == "history" and tr.baseline["cadence"] == 172.0
+    assert tr.baseline_source["rotation"] == "session"  # rotation is as usual: today's warm-up is its baseline
+    assert states[-1] == "fatigued"
+    # without the history the same run looks fresh: its own warm-up is all there is to compare with
+    alone = FatigueTracker()
+    assert feed(alone, rows(360, cadence=160.0, impact=2.5))[-1] == "fresh"
+
+
+def test_an_easy_day_is_not_taken_for_a_tired_one():
+    for prior in (USUAL, {**USUAL, "cadence": 165.0}, None):
+        tr = FatigueTracker(prior=prior)
+        states = feed(tr, rows(600, cadence=160.0, impact=2.3, seed=3))  # slower: impact a little down too
+        assert "fatigued" not in states and "watch" not in states
+        assert all(v == "session" for v in tr.baseline_source.values())
+    # rotation already 40 % over the usual at the same impact: measured against the usual
+    tr = FatigueTracker(prior=USUAL)
+    assert feed(tr, rows(360, rotation=16.8, seed=4))[-1] == "fatigued" and tr.baseline_source["rotation"] == "history"

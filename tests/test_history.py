@@ -144,3 +144,22 @@ def test_report_compares_with_the_earlier_sessions_in_the_history(weeks, tmp_pat
     assert [p["started_at"][:10] for p in data["previous"]] == [d for d, _, _ in PLAN[:4]]
     assert data["distance_km"] == 2.0 and [s["km"] for s in data["splits_km"]] == [1, 2]
     assert np.isfinite(data["medians"]["cadence_spm"])
+
+
+def test_replay_with_the_history_baseline_finds_a_runner_who_starts_off_form(weeks, tmp_path):
+    db = tmp_path / "h.sqlite"
+    _cli("history", "import", weeks, "--db", db)
+    tired = tmp_path / "tired.sclog"  # 158 spm at their usual pace, where they usually run 164-172
+    write_log(simulate(steady_run(8, cadence_spm=158, seed=77, rate_hz=104)), tired, athlete="Ana",
+              started_at="2026-12-08T07:00:00.000+00:00")
+    with_history = json.loads(_cli("replay", tired, "--history-baseline", "--db", db, "--json").stdout)
+    alone = json.loads(_cli("replay", tired, "--json").stdout)
+    assert with_history["fatigue_baseline"]["source"]["cadence"] == "history"
+    assert with_history["fatigue_baseline"]["values"]["cadence"] > 164
+    assert any(c["state"] == "fatigued" for c in with_history["fatigue"])
+    assert alone["fatigue_baseline"]["source"]["cadence"] == "session"
+    assert not any(c["state"] == "fatigued" for c in alone["fatigue"])
+    # an athlete the history does not know: said, and the session's own warm-up is used
+    other = _cli("replay", tired, "--history-baseline", "--db", tmp_path / "empty.sqlite", "--json")
+    assert "no earlier sessions of this athlete" in other.stderr
+    assert json.loads(other.stdout)["fatigue"] == alone["fatigue"]

@@ -49,6 +49,24 @@ def _catalogue(paths, db_path) -> None:
         click.echo(f"added to the history ({where}): " + ", ".join(f"#{sid} {Path(p).name}" for p, sid in res.imported))
 
 
+def _history_prior(db_path, before: str | None = None):
+    """prior_for(athlete): their usual form from the history (None without one)."""
+    from strideclip.fatigue import prior_from_history
+    from strideclip.history import History, HistoryError, default_path
+
+    def prior_for(athlete: str):
+        if db_path is None and not default_path().exists():
+            return None
+        try:
+            with History(db_path) as h:
+                return prior_from_history(h.baseline(athlete, before=before))
+        except HistoryError as e:
+            click.echo(f"history not used: {e}", err=True)
+            return None
+
+    return prior_for
+
+
 def _cue_settings(path) -> dict:
     from strideclip import cueconfig
 
@@ -131,8 +149,11 @@ def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min,
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable summary object at the end.")
 @click.option("--steps-csv", type=click.Path(dir_okay=False), default=None,
               help="Write the per-step metrics table (one row per step, docs/metrics.md) to this new file.")
+@click.option("--history-baseline", is_flag=True,
+              help="Measure fatigue against the athlete's usual form from the history (as live sessions do).")
+@HISTORY_OPTION
 @CUES_OPTION
-def replay(log, realtime, speed, as_json, steps_csv, cues_path):
+def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, cues_path):
     """Stream a session log through the host pipeline and report what it found."""
     import json
     from pathlib import Path
@@ -143,7 +164,19 @@ def replay(log, realtime, speed, as_json, steps_csv, cues_path):
 
     if steps_csv and Path(steps_csv).exists():
         raise click.UsageError(f"{steps_csv} exists; choose a new file for the step table")
-    session = Session(cue_settings=_cue_settings(cues_path))
+    prior = None
+    if history_baseline:
+        from strideclip.sclog import load_header
+        from strideclip.replay import session_start
+
+        header = load_header(log)
+        start, _ = session_start({"started_at": header.get("started_at"), "log": log})
+        prior = _history_prior(db_path, before=start.isoformat(timespec="seconds"))(
+            header.get("athlete") or header.get("clip_name") or "")
+        if prior is None:
+            click.echo("no earlier sessions of this athlete in the history: the session's own warm-up is the baseline",
+                       err=True)
+    session = Session(cue_settings=_cue_settings(cues_path), fatigue_prior=prior)
     summary = run_replay(log, speed=1.0 if realtime else speed, session=session)
     if steps_csv:
         write_step_table_csv(session.step_table(), steps_csv)
@@ -232,7 +265,8 @@ def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_bac
     sources = [serial_source(port)] if port else []
     clips = _run_ble(_live_main(sources, [clip_name] if clip_name else [], Path(output).parent, seconds, ble_backend,
                                 idle_s=idle_s, log_paths=[Path(output)], athlete=athlete,
-                                cue_settings=_cue_settings(cues_path)))
+                                cue_settings=_cue_settings(cues_path),
+                                prior_for=None if no_history else _history_prior(db_path)))
     _print_live_summary(clips)
     if not no_history:
         _catalogue([output], db_path)
@@ -294,7 +328,8 @@ def live(clip_names, ports, logs, sims, speed, out_dir, seconds, cues_path, ble_
     scan_all = not (clip_names or sources)
     opened: list = []
     clips = _run_ble(_live_main(sources, list(clip_names), Path(out_dir), seconds, ble_backend, view=True,
-                                scan_all=scan_all, cue_settings=_cue_settings(cues_path), opened=opened))
+                                scan_all=scan_all, cue_settings=_cue_settings(cues_path), opened=opened,
+                                prior_for=None if no_history else _history_prior(db_path)))
     _print_live_summary(clips)
     if not no_history:  # real clips only: replays and simulated runners are not sessions of anyone's
         _catalogue([c.log_path for c in opened if c.source.kind not in ("log", "simulator")], db_path)
@@ -315,7 +350,7 @@ async def _ble_backend(spec: str | None):
 
 
 async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=False, scan_all=False, idle_s=None,
-                     log_paths=None, athlete=None, cue_settings=None, opened=None):
+                     log_paths=None, athlete=None, cue_settings=None, opened=None, prior_for=None):
     """Scan for the named BLE clips (all found, with ``scan_all``), open every link, say so, and
     record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
     from strideclip.live import open_clips, run_clips
@@ -331,7 +366,7 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
     if not sources:
         raise click.ClickException("no clips found (are they on and not connected to another host?)")
     clips = open_clips(sources, out_dir, backend=backend and backend.client_backend, log_paths=log_paths,
-                       athlete=athlete, cue_settings=cue_settings)
+                       athlete=athlete, cue_settings=cue_settings, prior_for=prior_for)
     if opened is not None:
         opened += clips  # the caller still knows the logs if Ctrl-C ends the run
     click.echo("recording " + ", ".join(f"{c.name} ({c.source.address})" for c in clips) + " (Ctrl-C stops)")

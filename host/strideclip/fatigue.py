@@ -10,6 +10,12 @@ pace, a stop - moves them differently:
 - Only running steps count, and running time is the clock: stops and walking breaks neither
   add evidence nor take it away.
 - **Baseline**: medians of each metric over running time 60-240 s (after the first minute).
+  With the athlete's history (``prior``: their usual form, the median of their latest sessions;
+  strideclip.history), a metric whose warm-up value is already past its threshold against the
+  usual form - by the evidence rules below, except that any drop in impact marks a slower run,
+  as pace differs more between sessions than within one - keeps the usual form as its baseline:
+  a runner who starts a session already tired is measured against their normal self, not
+  against today.
 - **Now**: medians over the last 30 s of running (at least 20 running steps).
 - **Evidence**, each in units of its threshold: cadence 5 % down, rotation 30 % up, drop 30 %
   up, impact (peak vertical g) 30 % up. Impact rises steeply downhill and with speed, cadence
@@ -37,6 +43,7 @@ WINDOW_S = 30.0
 MIN_STEPS = 20
 THRESHOLDS = {"cadence": 0.05, "rotation": 0.30, "drop": 0.30, "impact": 0.30}
 SLOWING_IMPACT_DOWN = 0.10
+PRIOR_SLOWING_IMPACT_DOWN = 0.0  # across sessions pace differs more: any drop in impact is a slower run
 WATCH, FATIGUED = 0.6, 0.9
 ENTER_S, LEAVE_S = 15.0, 60.0
 STATES = ("warming up", "fresh", "watch", "fatigued")
@@ -53,8 +60,19 @@ class FatigueReading:
     running_s: float
 
 
+def prior_from_history(baseline: dict | None) -> dict | None:
+    """The tracker's prior from ``History.baseline`` (session medians of the latest sessions)."""
+    if not baseline:
+        return None
+    prior = {"cadence": baseline.get("cadence_spm"), "rotation": baseline.get("pelvic_rotation_deg"),
+             "drop": baseline.get("pelvic_drop_deg"), "impact": baseline.get("peak_vertical_g")}
+    return {m: float(v) for m, v in prior.items() if v is not None}
+
+
 class FatigueTracker:
-    def __init__(self):
+    def __init__(self, prior: dict | None = None):
+        self.prior = prior or {}  # metric -> the athlete's usual value (prior_from_history)
+        self.baseline_source: dict = {}  # metric -> "session" or "history"
         self.running_s = 0.0
         self.recent: deque = deque()  # (running_s, {metric: value})
         self.baseline_rows: list = []
@@ -75,7 +93,8 @@ class FatigueTracker:
             if self.running_s >= BASELINE_FROM_S:
                 self.baseline_rows.append(values)
             if self.running_s >= BASELINE_TO_S:
-                self.baseline = {m: _median([r[m] for r in self.baseline_rows]) for m in _COLUMNS}
+                own = {m: _median([r[m] for r in self.baseline_rows]) for m in _COLUMNS}
+                self.baseline, self.baseline_source = self._with_prior(own)
                 self.state = "fresh"
             return self._reading(None, {})
         self.recent.append((self.running_s, values))
@@ -89,17 +108,16 @@ class FatigueTracker:
         self._advance(index)
         return self._reading(index, evidence)
 
+    def _with_prior(self, own: dict) -> tuple[dict, dict]:
+        """Today's warm-up, except where it already shows a breakdown against the usual form."""
+        prior = {m: self.prior.get(m, float("nan")) for m in _COLUMNS}
+        off_form = _evidence(own, prior, slowing_impact_down=PRIOR_SLOWING_IMPACT_DOWN)
+        use_prior = {m: off_form[m] >= 1.0 and np.isfinite(prior[m]) for m in _COLUMNS}
+        return ({m: prior[m] if use_prior[m] else own[m] for m in _COLUMNS},
+                {m: "history" if use_prior[m] else "session" for m in _COLUMNS})
+
     def _evidence(self, now: dict) -> dict:
-        b = self.baseline
-        change = {m: (now[m] - b[m]) / b[m] if b[m] and np.isfinite(b[m]) and np.isfinite(now[m]) else 0.0
-                  for m in _COLUMNS}
-        ev = {"cadence": max(0.0, -change["cadence"]) / THRESHOLDS["cadence"],
-              "rotation": max(0.0, change["rotation"]) / THRESHOLDS["rotation"],
-              "drop": max(0.0, change["drop"]) / THRESHOLDS["drop"]}
-        if change["impact"] < -SLOWING_IMPACT_DOWN:
-            ev["cadence"] = 0.0  # slowing down (or climbing): cadence falls with impact
-        ev["impact"] = min(max(0.0, change["impact"]) / THRESHOLDS["impact"], max(ev.values()))
-        return {m: round(v, 2) for m, v in ev.items()}
+        return _evidence(now, self.baseline)
 
     def _advance(self, index: float) -> None:
         t = self.running_s
@@ -123,6 +141,19 @@ class FatigueTracker:
     def _reading(self, index, evidence) -> FatigueReading:
         self.last = FatigueReading(self.state, None if index is None else round(index, 2), evidence, self.running_s)
         return self.last
+
+
+def _evidence(now: dict, b: dict, *, slowing_impact_down: float = SLOWING_IMPACT_DOWN) -> dict:
+    """Each metric's change from the baseline ``b``, in units of its threshold (fatigue's sign)."""
+    change = {m: (now[m] - b[m]) / b[m] if b[m] and np.isfinite(b[m]) and np.isfinite(now[m]) else 0.0
+              for m in _COLUMNS}
+    ev = {"cadence": max(0.0, -change["cadence"]) / THRESHOLDS["cadence"],
+          "rotation": max(0.0, change["rotation"]) / THRESHOLDS["rotation"],
+          "drop": max(0.0, change["drop"]) / THRESHOLDS["drop"]}
+    if change["impact"] < -slowing_impact_down:
+        ev["cadence"] = 0.0  # slowing down (or climbing): cadence falls with impact
+    ev["impact"] = min(max(0.0, change["impact"]) / THRESHOLDS["impact"], max(ev.values()))
+    return {m: round(v, 2) for m, v in ev.items()}
 
 
 def _index(evidence: dict) -> float:

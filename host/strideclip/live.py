@@ -91,11 +91,11 @@ def sim_source(name: str, run, speed: float) -> ClipSource:
 
 class LiveClip:
     def __init__(self, source: ClipSource, log_path: Path, *, athlete: str | None = None,
-                 cue_settings: dict | None = None):
+                 cue_settings: dict | None = None, fatigue_prior: dict | None = None):
         self.source = source
         self.name = source.name
         self.cue_settings = dict(cue_settings or {})
-        self.session = Session(cue_settings=self.cue_settings)
+        self.session = Session(cue_settings=self.cue_settings, fatigue_prior=fatigue_prior)
         self.link = LinkFigures(rssi_dbm=source.rssi_dbm)
         self.clock: SampleClock | None = None
         # the link first: a port that is not there leaves no empty log behind
@@ -274,15 +274,17 @@ def log_name(name: str) -> str:
 
 
 def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Path] | None = None,
-               athlete: str | None = None, cue_settings: dict | None = None) -> list[LiveClip]:
+               athlete: str | None = None, cue_settings: dict | None = None, prior_for=None) -> list[LiveClip]:
     """A LiveClip per source (a ClipSource, or a ClipAdvert from a BLE scan), each with its own
     log (``log_paths``, or one named after the clip in ``out_dir``). Links open here: a missing
-    serial port raises TransportError before any log is made."""
+    serial port raises TransportError before any log is made. ``prior_for(athlete)`` gives an
+    athlete's usual form for the fatigue state (strideclip.fatigue), e.g. from the history."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [ble_source(s, backend) if isinstance(s, ClipAdvert) else s for s in sources]
     paths = log_paths or [out_dir / log_name(s.name) for s in sources]
-    return [LiveClip(s, p, athlete=athlete, cue_settings=cue_settings) for s, p in zip(sources, paths)]
+    return [LiveClip(s, p, athlete=athlete, cue_settings=cue_settings,
+                     fatigue_prior=prior_for(athlete or s.name) if prior_for else None) for s, p in zip(sources, paths)]
 
 
 async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle_s: float | None = None,

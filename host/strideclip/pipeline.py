@@ -59,8 +59,12 @@ class Session:
     cue_state: object = None
     metrics: MetricsEngine | None = None
     metric_rows: list = field(default_factory=list)  # STEP_METRICS_DTYPE arrays, one step each, in order
-    fatigue: FatigueTracker = field(default_factory=FatigueTracker)
+    fatigue_prior: dict | None = None  # the athlete's usual form from the history (fatigue.prior_from_history)
+    fatigue: FatigueTracker = None
     fatigue_changes: list = field(default_factory=list)  # dicts: t_s, state, index, evidence
+
+    def __post_init__(self):
+        self.fatigue = FatigueTracker(self.fatigue_prior)
 
     @property
     def rate_hz(self) -> int:
@@ -86,7 +90,7 @@ class Session:
                 self.restarts.append({"t_ms": out.t_ms, "old_session": out.old_session, "new_session": out.new_session})
                 self.detector = None  # sample indices start again: so do the detector and the metrics
                 self.metrics = None
-                self.fatigue = FatigueTracker()
+                self.fatigue = FatigueTracker(self.fatigue_prior)
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
         return outputs
@@ -184,6 +188,8 @@ class Session:
             "cues": self.cues,
             "cue_outcomes": cue_outcomes(self.step_table(), self.cues, self.rate_hz),
             "fatigue": self.fatigue_changes,
+            "fatigue_baseline": ({"values": {m: round(v, 3) for m, v in self.fatigue.baseline.items()},
+                                  "source": self.fatigue.baseline_source} if self.fatigue.baseline else None),
             "clip_steps": self.clip_steps,
             "steps": len(self.steps),
             "detector_resyncs": self.resyncs,

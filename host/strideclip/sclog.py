@@ -230,6 +230,18 @@ def iter_records(path: str | os.PathLike, *, report: ReadReport | None = None, f
             return
 
 
+def load_header(path: str | os.PathLike) -> dict:
+    """The log's header record ({} when its first record is not a readable header)."""
+    for rec in iter_records(path):
+        if rec.kind == L.REC_HEADER:
+            try:
+                return json.loads(rec.body)
+            except ValueError:
+                return {}
+        return {}
+    return {}
+
+
 def _checked_record(buf, at: int, n: int, report: ReadReport) -> Iterator[Record]:
     if n < L.RECORD_PREFIX_BYTES or buf[at + 4] not in L.RECORD_KIND_NAMES:
         report.bad_records += 1
