@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test bench clean system-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,17 +18,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/strideclip demo
 
-# The page tests drive Debian's chromium (Playwright never downloads a browser here).
-CHROMIUM := /usr/bin/chromium
+# System tools the tests drive: Debian's chromium for the page tests (Playwright never
+# downloads a browser here) and openscad to render the case. Installed with apt-get if missing.
+APT_TOOLS := /usr/bin/chromium:chromium /usr/bin/openscad:openscad
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-browser:
-	@test -x $(CHROMIUM) || ! command -v apt-get >/dev/null || \
-		$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
-		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } || \
-		echo "chromium could not be installed: the page tests will be skipped"
+system-tools:
+	@missing="$$(for t in $(APT_TOOLS); do test -x "$${t%%:*}" || echo "$${t#*:}"; done)"; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null; then \
+			$(SUDO) apt-get install -y -q $$missing >/dev/null 2>&1 || \
+			{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$missing >/dev/null; } || \
+			echo "could not install $$missing: the tests that need them will be skipped"; \
+		else echo "no apt-get: $$missing not installed, the tests that need them will be skipped"; fi; \
+	fi
 
-test: $(STAMP) browser
+test: $(STAMP) system-tools
 	$(BIN)/python -m pytest -n 2 -q
 
 # Benchmarks print figures; the peer comparison needs mobgap, so they get their own venv.

@@ -387,6 +387,11 @@ try:
 except config.ConfigError as e:
     print(str(e))
 print(config.load(TMP + "/none.json") == config.DEFAULTS)
+xiao = config.validate({"board": "xiao-esp32s3"})
+print(xiao["i2c_sda_pin"], xiao["i2c_scl_pin"], xiao["haptic_pin"], xiao["battery_adc_pin"])
+print(config.validate({"haptic_pin": 4, "board": "xiao-esp32s3"})["haptic_pin"])
+print(refused({"board": "esp32-c3-supermini"}))
+print(refused({"board": "xiao-esp32s3", "haptic_pin": 5}))
 """
 
 
@@ -401,6 +406,10 @@ def test_config_is_validated_with_clear_errors(clip_lib, tmp_path):
     assert lines[5].startswith("standalone_cues:") and "true or false" in lines[5]
     assert "bad.json" in lines[6] and "not valid JSON" in lines[6]
     assert lines[7] == "True"
+    # a board's pins (hardware/wiring.md), and a key in the file still wins over the board's
+    assert lines[8] == "5 6 2 1" and lines[9] == "4"
+    assert lines[10].startswith("board:") and "'esp32-devkitc'" in lines[10] and "'xiao-esp32s3'" in lines[10]
+    assert lines[11].startswith("haptic_pin:") and "I2C" in lines[11]
 
 
 IMU_CHECK = """

@@ -1,13 +1,15 @@
 """The clip's configuration: a JSON file on the clip (/config.json), checked at boot.
 
 Every key has a default matching hardware/ (an ESP32 DevKit with the IMU on I2C0 and a
-vibration motor on a PWM pin). A file may give any subset. A wrong value is refused with a
+vibration motor on a PWM pin). "board" picks another supported board's pins (BOARDS, the pin
+tables in hardware/wiring.md); keys given in the file win over both. A file may give any subset. A wrong value is refused with a
 ConfigError naming the key and what is allowed; the caller keeps running on the previous
 configuration (at boot: the defaults) and reports the error.
 """
 import json
 
 DEFAULTS = {
+    "board": "esp32-devkitc",  # the pin defaults below; see BOARDS
     "clip_name": "StrideClip",  # advertised name (BLE), at most 20 characters
     "link": "ble",  # "ble": the GATT service; "usb": frames on the USB serial port (wired lab use)
     "imu": "auto",  # "auto" (probe WHO_AM_I), "lsm6dsox", "lsm6ds3trc"
@@ -29,7 +31,14 @@ DEFAULTS = {
     "log_dir": "/logs",  # flash logging without a host
 }
 
+# Pin defaults per supported board (hardware/wiring.md; tests/test_hardware_docs.py checks both).
+BOARDS = {
+    "esp32-devkitc": {"i2c_sda_pin": 21, "i2c_scl_pin": 22, "haptic_pin": 25, "battery_adc_pin": 35},
+    "xiao-esp32s3": {"i2c_sda_pin": 5, "i2c_scl_pin": 6, "haptic_pin": 2, "battery_adc_pin": 1},
+}
+
 ALLOWED = {
+    "board": tuple(BOARDS),
     "imu": ("auto", "lsm6dsox", "lsm6ds3trc"),
     "link": ("ble", "usb"),
     "sample_rate_hz": (104, 208, 416),
@@ -86,6 +95,8 @@ def check(key, value):
 def validate(cfg):
     """A full configuration from a dict of overrides: defaults for what is missing."""
     out = dict(DEFAULTS)
+    if "board" in cfg:
+        out.update(BOARDS[check("board", cfg["board"])])
     for key in cfg:
         out[key] = check(key, cfg[key])
     if out["i2c_sda_pin"] == out["i2c_scl_pin"]:
