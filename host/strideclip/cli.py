@@ -8,12 +8,6 @@ import click
 from strideclip import __version__
 from strideclip.errors import StrideClipError
 
-# Subcommands the product will have but that are not built yet, with the issue that builds them.
-NOT_BUILT = {
-    "dashboard": ("the coach's live web dashboard", 9),
-}
-
-
 CUES_OPTION = click.option("--cues", "cues_path", type=click.Path(dir_okay=False), default=None,
                            help="Cue settings (TOML, [cues] table; docs/cues.md). Live: also sent to each clip.")
 
@@ -395,6 +389,71 @@ def _print_live_summary(clips) -> None:
             click.echo(f"strideclip: {c.name}: {c.link.error}", err=True)
 
 
+@cli.command()
+@click.option("--clip", "clip_names", multiple=True, help="A clip's BLE name or address; repeat for several.")
+@click.option("--serial", "ports", multiple=True, help="A clip on a USB serial port; repeat for several.")
+@click.option("--simulate", "n_sim", type=click.IntRange(0, 16), default=0,
+              help="Follow this many simulated athletes through the whole pipeline (no clip needed).")
+@click.option("--speed", type=click.FloatRange(0.1, 1000), default=1.0, show_default=True,
+              help="Simulated athletes: times real time.")
+@click.option("--minutes", type=click.FloatRange(1, 180), default=30.0, show_default=True,
+              help="Simulated athletes: length of the run.")
+@click.option("--rate-hz", type=click.Choice(["104", "208", "416"]), default="208", show_default=True,
+              help="Simulated athletes: the clip's sample rate.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="0: any free port.")
+@click.option("--lan", is_flag=True, help="Serve to the LAN: pages and cues then need the access token printed here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder for the session logs (and the reports written when the run ends).")
+@click.option("--seconds", type=click.FloatRange(1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
+@CUES_OPTION
+@HISTORY_OPTION
+@NO_HISTORY_OPTION
+@BLE_BACKEND_OPTION
+def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan, out_dir, seconds, cues_path, db_path,
+              no_history, ble_backend):
+    """The coach's live dashboard in the browser: every athlete at a glance, offline."""
+    import ipaddress
+    from pathlib import Path
+
+    from strideclip.live import serial_source, sim_source
+    from strideclip.sim import demo_run, simulate
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not lan:
+        raise click.UsageError(f"--host {host} serves beyond this machine: add --lan (pages and cues then need a token)")
+    if not (clip_names or ports or n_sim):
+        raise click.UsageError("give --clip NAME, --serial PORT or --simulate N")
+    sources = [serial_source(p) for p in ports]
+    sources += [sim_source(f"athlete-{i + 1}", simulate(demo_run(200 + i, minutes=minutes, rate_hz=int(rate_hz))), speed,
+                           answers=True) for i in range(n_sim)]
+    opened: list = []
+    _run_ble(_dashboard_main(sources, list(clip_names), Path(out_dir), host, port, lan, seconds, ble_backend,
+                             _cue_settings(cues_path), None if no_history else _history_prior(db_path), opened))
+    if not no_history:
+        _catalogue([c.log_path for c in opened if c.source.kind not in ("log", "simulator")], db_path)
+
+
+async def _dashboard_main(sources, names, out_dir, host, port, lan, seconds, backend_spec, cue_settings, prior_for,
+                          opened):
+    from strideclip.dashboard import serve
+    from strideclip.live import open_clips
+    from strideclip.transports.ble import pick
+    from strideclip.transports.ble import scan as ble_scan
+
+    backend = await _ble_backend(backend_spec)
+    sources = list(sources)
+    if names:
+        sources += pick(await ble_scan(3.0, backend=backend and backend.scanner_backend), names)
+    clips = open_clips(sources, out_dir, backend=backend and backend.client_backend, cue_settings=cue_settings,
+                       prior_for=prior_for)
+    opened += clips
+    return await serve(clips, out_dir=out_dir, host=host, port=port, lan=lan, seconds=seconds, echo=click.echo)
+
+
 @cli.command("evaluate-cues")
 @click.option("--seeds", type=click.IntRange(1, 500), default=20, show_default=True,
               help="Simulated runs of each kind (fatigue, steady with confounders).")
@@ -711,20 +770,6 @@ def export(log, fmt, output, distance_km, cues_path):
         summary = export_session(log, output, fmt, distance_km=distance_km, cue_settings=_cue_settings(cues_path),
                                  progress=bar)
     click.echo(f"wrote {output} ({fmt}): {summary['steps']} steps over {summary['duration_s'] / 60:.1f} min")
-
-
-def _not_built_command(name: str, summary: str, issue: int) -> click.Command:
-    @click.command(name=name, help=f"{summary[0].upper()}{summary[1:]} (not built yet).",
-                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-    def command() -> None:
-        click.echo(f"strideclip {name}: not built yet (issue #{issue}: {summary}).", err=True)
-        sys.exit(2)
-
-    return command
-
-
-for _name, (_summary, _issue) in NOT_BUILT.items():
-    cli.add_command(_not_built_command(_name, _summary, _issue))
 
 
 def main() -> None:

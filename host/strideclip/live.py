@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipcore import cues as cue_policy
 from clipcore import protocol as P
 from strideclip.clock import SampleClock
 from strideclip.decode import SampleBlock
@@ -33,13 +34,14 @@ from strideclip.recorder import backfill_ranges, record_packet
 from strideclip.sclog import SessionLogWriter
 from strideclip.transports import TransportError
 from strideclip.transports.ble import BleTransport, ClipAdvert
-from strideclip.transports.playback import PlaybackTransport
+from strideclip.transports.playback import PlaybackTransport, SimulatedClipTransport
 from strideclip.transports.serial import SerialTransport
 
 CLOCK_LOG_S = 60  # how often the sample clock's mapping goes into the log
 PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency
 GARBAGE_MIN_PACKETS = 40  # after this many packets, a clip whose packets are nearly all bad ...
 GARBAGE_BAD_FRACTION = 0.9  # ... is not a StrideClip: it is dropped with an error
+COACH_BUZZ_PATTERN, COACH_BUZZ_MS, COACH_BUZZ_PCT = 1, 120, 100  # a coach's buzz: a firm double pulse
 
 
 @dataclass
@@ -85,7 +87,11 @@ def log_source(path, speed: float) -> ClipSource:
     return ClipSource(Path(path).stem, str(path), "log", lambda **cb: PlaybackTransport.from_log(path, speed=speed, **cb))
 
 
-def sim_source(name: str, run, speed: float) -> ClipSource:
+def sim_source(name: str, run, speed: float, *, answers: bool = False) -> ClipSource:
+    """A simulated run; with ``answers`` the simulated clip takes commands (cues, backfill)."""
+    if answers:
+        return ClipSource(name, "simulator", "simulator", lambda **cb: SimulatedClipTransport(name, run, speed=speed, **cb),
+                          battery_pct=run.hello.battery_pct if run.hello.battery_pct <= 100 else None)
     return ClipSource(name, "simulator", "simulator", lambda **cb: PlaybackTransport.from_sim(name, run, speed=speed, **cb))
 
 
@@ -106,6 +112,7 @@ class LiveClip:
         self.takes_commands = getattr(self.transport, "takes_commands", True)
         self.failed = asyncio.Event()
         self.last_packet_s = time.monotonic()
+        self.last_packet_wall_s: float | None = None  # time.time() of the newest packet (the dashboard's latency)
         self._tasks: set = set()
         self._next_clock_log_idx = 0
         # (packet seq, received s, processed s, steps) for the recent packets that completed steps:
@@ -118,6 +125,7 @@ class LiveClip:
 
     def _on_packet(self, pkt: bytes, t_s: float) -> None:
         self.last_packet_s = t_s
+        self.last_packet_wall_s = time.time()
         n_steps, n_cues = len(self.session.steps), len(self.session.cues)
         outputs = record_packet(self.log, self.session, pkt, self.log.now_ms())
         for cue in self.session.cues[n_cues:]:
@@ -186,6 +194,39 @@ class LiveClip:
             self.log.host_event("cue_delivered", t_s=cue["t_s"], reason=cue["reason"], tempo_spm=cue["tempo_spm"])
         except TransportError as e:
             self.log.host_event("cue_failed", t_s=cue["t_s"], reason=cue["reason"], error=str(e))
+
+    async def coach_cue(self, kind: str, *, tempo_spm: int | None = None, duration_s: int = 30) -> dict:
+        """A cue the coach sends (the dashboard): "metronome" (at ``tempo_spm``, else the cue
+        settings' target, else the runner's cadence now), "buzz" or "stop". Once the clip has
+        acknowledged it, it is in the session's cue log and the session log; a refusal is logged
+        and returned with its reason."""
+        s = self.session
+        t_s = round((s.last_idx - s.first_idx) / s.rate_hz, 3) if s.rate_hz and s.last_idx is not None else None
+        tempo = None
+        if kind == "metronome":
+            now_spm = s.cadence_spm()
+            tempo = int(tempo_spm or self.cue_settings.get(cue_policy.K_TARGET_SPM) or (now_spm and round(now_spm)) or 170)
+            op, args, played = P.OP_METRONOME_START, (tempo, duration_s), "metronome_start"
+        elif kind == "buzz":
+            op, args, played = P.OP_BUZZ, (COACH_BUZZ_PATTERN, 1, COACH_BUZZ_MS, COACH_BUZZ_PCT), "buzz"
+        elif kind == "stop":
+            op, args, played = P.OP_METRONOME_STOP, (), "metronome_stop"
+        else:
+            raise ValueError(f"unknown cue {kind!r}: metronome, buzz or stop")
+        cue = {"t_s": t_s, "reason": "manual", "played": played, "tempo_spm": tempo,
+               "duration_s": duration_s if kind == "metronome" else None, "source": "coach"}
+        if not self.takes_commands:
+            cue["error"] = f"{self.name} is a playback: cues do not reach a clip"
+            return cue
+        try:
+            await self.transport.command(op, args)
+        except TransportError as e:
+            cue["error"] = str(e)
+            self.log.host_event("cue_failed", **cue)
+            return cue
+        s.cues.append(cue)
+        self.log.host_event("cue_sent", **cue)
+        return cue
 
     # -- link ---------------------------------------------------------------------------------
     def _on_link(self, event: str, **fields) -> None:
@@ -306,7 +347,10 @@ async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle
             await asyncio.wait(runs, timeout=update_s)
     finally:
         stop.set()
-        await asyncio.gather(*runs, return_exceptions=True)
+        ended = await asyncio.gather(*runs, return_exceptions=True)
+        for clip, result in zip(clips, ended):  # a clip that crashed is reported; the others went on
+            if isinstance(result, Exception) and not clip.link.error:
+                clip.link.error = f"{clip.name}: stopped by an internal error ({result!r})"
     if on_update:
         on_update(clips)
     return clips

@@ -1,14 +1,19 @@
 """A recorded session log, or a simulated run, played back as if a clip were sending it now:
 the packets at ``speed`` times their original pace, through the same recorder and pipeline as
-a live clip. For developers and demos; it takes no commands (there is no clip to answer)."""
+a live clip. For developers and demos. A log takes no commands (there is no clip to answer);
+``SimulatedClipTransport`` plays a simulated run as a clip that answers commands the way the
+firmware does (clipfw.app): it acknowledges cues and settings, and serves backfill from the
+run's samples, so the dashboard and live views can be tried whole with no clip."""
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable, Iterable
 
+from clipcore import cues as cue_policy
 from clipcore import logrecord as L
-from strideclip.packets import encode_packet
+from clipcore import protocol as P
+from strideclip.packets import encode_packet, encode_samples
 from strideclip.sclog import iter_records
 from strideclip.transports import TransportError
 
@@ -64,3 +69,63 @@ class PlaybackTransport:
 
     async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
         raise TransportError(f"{self.name} is a playback: commands do not reach a clip", port=self.name)
+
+
+class SimulatedClipTransport(PlaybackTransport):
+    """A simulated run played as a clip that answers commands. ``cues_played`` keeps what the host
+    asked it to play: (opcode name, args, sample index when it arrived)."""
+
+    takes_commands = True
+
+    def __init__(self, name: str, run, *, on_sent: Callable[[bytes], None] | None = None, **kw):
+        super().__init__(name, [(0, encode_packet(run.hello)), *run.link.packets], **kw)
+        self.sim = run  # (not .run: that is the coroutine)
+        self.on_sent = on_sent or (lambda pkt: None)
+        self.cue_cfg = cue_policy.make_config(run.rate_hz)
+        self.cues_played: list = []
+        self.rtt_ms = 0.0
+        self._cmd_id = 0
+        self._bf_seq = 0
+        self._started = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._started = time.monotonic()
+        await super().run(stop)
+
+    def _sample_now(self) -> int:
+        if self._started is None:
+            return 0
+        return min(len(self.sim.counts), int((time.monotonic() - self._started) * self.speed * self.sim.rate_hz))
+
+    async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
+        if not self.connected:
+            raise TransportError(f"{self.name} is not connected", port=self.name)
+        self._cmd_id = (self._cmd_id + 1) & 0xFF
+        buf = bytearray(64)
+        try:
+            self.on_sent(bytes(buf[:P.pack_command(buf, self._cmd_id, opcode, args)]))
+        except P.ProtocolError as e:  # what a real clip would refuse with a RESULT
+            raise TransportError(f"{self.name}: {e}", port=self.name) from e
+        await asyncio.sleep(0)  # an answer comes later than the question, as over the air
+        if opcode == P.OP_HELLO:
+            self.on_packet(encode_packet(self.sim.hello), time.monotonic())
+            return 0
+        if opcode in (P.OP_BUZZ, P.OP_METRONOME_START, P.OP_METRONOME_STOP):
+            self.cues_played.append((P.OPCODE_NAMES.get(opcode, str(opcode)), tuple(args), self._sample_now()))
+            return 0
+        if opcode == P.OP_SET_CONFIG:
+            code = cue_policy.set_config(self.cue_cfg, args[0], args[1])
+            if code != P.RESULT_OK:
+                raise TransportError(f"{self.name}: setting {args[0]} = {args[1]} refused", port=self.name)
+            return args[1]
+        if opcode == P.OP_BACKFILL:
+            first, count = args
+            spp = self.sim.hello.samples_per_packet
+            end = min(first + count, self._sample_now(), len(self.sim.counts))
+            for a in range(first, end, spp):
+                self._bf_seq = (self._bf_seq + 1) & 0xFFFF
+                pkt = encode_samples(self._bf_seq, a, self.sim.counts[a:min(a + spp, end)], backfill=True)
+                self.on_packet(pkt, time.monotonic())
+            return max(0, end - first)
+        raise TransportError(f"{self.name}: the simulated clip does not answer {P.OPCODE_NAMES.get(opcode, opcode)}",
+                             port=self.name)

@@ -1,0 +1,406 @@
+"""The coach's live dashboard: every athlete at a glance in the browser, with no internet.
+
+A Bokeh server (its JavaScript served by the package, no CDN) in the same event loop as the live
+sessions (strideclip.live): the clips - BLE, USB or simulated - go through the usual recorder and
+pipeline, and every browser page shows their state within a fraction of a second. Per athlete a tile (cadence
+against its target band, impact, pelvic rotation / drop / tilt, fatigue state, time running,
+link loss, latency, battery, RSSI, the cue log and buttons to cue), charts of the last minutes,
+and a session view with each athlete's summary and report.
+
+Safe by default: it listens on 127.0.0.1. Serving to the LAN needs ``lan=True``: then every page,
+the websocket and the JSON state need the access token printed in the terminal (``?token=``,
+kept in a cookie after the first page), and a request without it gets 403.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import json
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+
+from strideclip.live import LiveClip
+
+TILE_MS = 100  # tiles refresh: a packet reaches the screen within ~0.3 s (bench/bench_dashboard.py)
+CHART_MS = 1000  # charts and the session view
+CHART_MINUTES = 5.0  # the charts show the last minutes
+TOKEN_COOKIE = "strideclip_token"
+TARGET_BAND_PCT = 3.0  # the cadence zone around the target (the cue outcome's zone, docs/cues.md)
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22")
+
+
+class Dashboard:
+    """The state every page shows, and the cue a page asks for, for a set of live clips."""
+
+    def __init__(self, clips: list[LiveClip], *, out_dir: Path, token: str | None = None):
+        self.clips = clips
+        self.out_dir = Path(out_dir)
+        self.token = token
+        self.started_s = time.monotonic()
+        self.ended = False  # every link has ended: the page shows the session view first
+
+    def athlete(self, i: int) -> dict:
+        """One athlete's tile, as plain values (None where nothing is known yet)."""
+        c = self.clips[i]
+        v = c.values()
+        s = c.session
+        target = self._target_spm(c)
+        stats = s.decoder.stats
+        return {
+            "name": c.name, "clip": c.source.address if c.source.kind != "simulator" else "simulated clip",
+            "cadence_spm": v["cadence_spm"], "target_spm": target,
+            "in_band": (None if v["cadence_spm"] is None or target is None
+                        else abs(v["cadence_spm"] / target - 1) * 100 <= TARGET_BAND_PCT),
+            "impact_g": v["impact_g"], "vgrf_bw": v["vgrf_bw"], "rotation_deg": v["rotation_deg"],
+            "drop_deg": v["drop_deg"], "tilt_deg": _recent(s, "pelvic_tilt_deg"),
+            "fatigue": v["fatigue"], "fatigue_index": v["fatigue_index"], "running_s": round(s.duration_s, 1),
+            "steps": v["steps"], "connected": v["connected"], "loss_pct": round(stats.loss_pct, 2),
+            "latency_ms": _first(v["rtt_ms"], v["delay_ms_p95"] if (v["delay_ms_p95"] or 0) >= 0 else None), "battery_pct": v["battery_pct"],
+            "rssi_dbm": v["rssi_dbm"], "error": v["error"], "takes_cues": c.takes_commands,
+            "cues": [_cue_line(q) for q in s.cues[-8:]], "last_packet_wall_s": c.last_packet_wall_s,
+        }
+
+    def _target_spm(self, c: LiveClip) -> float | None:
+        from clipcore import cues as cue_policy
+
+        target = c.cue_settings.get(cue_policy.K_TARGET_SPM)
+        if target:
+            return float(target)
+        base = c.session.fatigue.baseline
+        return round(base["cadence"], 1) if base and np.isfinite(base["cadence"]) else None
+
+    def state(self) -> dict:
+        return {"athletes": [self.athlete(i) for i in range(len(self.clips))], "ended": self.ended,
+                "session": self.session_view()}
+
+    def session_view(self) -> list[dict]:
+        """Per athlete: the session summary so far (the whole session once it ended), its log and
+        its report if one was written."""
+        out = []
+        for c in self.clips:
+            s = c.session
+            m = s.metric_summary()
+            report = self.out_dir / (c.log_path.stem + ".html")
+            out.append({"name": c.name, "log": str(c.log_path), "duration_s": round(s.duration_s, 1),
+                        "steps": len(s.steps), "running_steps": m.get("running_steps", 0),
+                        "cadence_spm": m.get("cadence_spm_median"), "impact_g": m.get("peak_vertical_g_median"),
+                        "rotation_deg": m.get("pelvic_rotation_deg_median"), "drop_deg": m.get("pelvic_drop_deg_median"),
+                        "tilt_deg": m.get("pelvic_tilt_deg_median"), "cues": len(s.cues),
+                        "fatigue_onset_s": next((f["t_s"] for f in s.fatigue_changes if f["state"] == "fatigued"), None),
+                        "report": report.name if report.exists() else None})
+        return out
+
+    async def cue(self, i: int, kind: str) -> dict:
+        return await self.clips[i].coach_cue(kind)
+
+    def token_ok(self, given: str | None) -> bool:
+        return self.token is None or (given is not None and hmac.compare_digest(given, self.token))
+
+
+def _recent(session, name: str, n: int = 8) -> float | None:
+    rows = session.metric_rows[-n:]
+    v = [float(r[name][0]) for r in rows if np.isfinite(r[name][0])]
+    return float(np.median(v)) if v else None
+
+
+def _first(*values):
+    return next((v for v in values if v is not None), None)
+
+
+def _cue_line(q: dict) -> str:
+    t = q.get("t_s")
+    when = f"{int(t // 60)}:{int(t % 60):02d}" if t is not None else "-"
+    tempo = f" {q['tempo_spm']} spm" if q.get("tempo_spm") else ""
+    return f"{when} {q['played']}{tempo} ({q['reason']}, {q['source']})"
+
+
+def _fmt(v, nd: int = 1, unit: str = "") -> str:
+    return "–" if v is None else f"{v:.{nd}f}{unit}"
+
+
+def tile_html(a: dict) -> str:
+    """An athlete's tile. Values carry data-* attributes (the numbers behind the text)."""
+    def val(key, v, nd, unit=""):
+        return (f'<span class="v {key}" data-key="{key}" data-value="{"" if v is None else v}">'
+                f"{_fmt(v, nd)}</span>{unit}")
+
+    band = ""
+    if a["target_spm"]:
+        lo, hi = a["target_spm"] * (1 - TARGET_BAND_PCT / 100), a["target_spm"] * (1 + TARGET_BAND_PCT / 100)
+        band = f'<span class="band">target {lo:.0f}–{hi:.0f}</span>'
+    colour = {None: "#555", True: "#1e8449", False: "#b9770e"}[a["in_band"]]
+    fatigue_colour = {"fatigued": "#c0392b", "watch": "#b9770e"}.get(a["fatigue"], "#1e8449")
+    link = "connected" if a["connected"] else ("ended" if not a["error"] else "failed")
+    mins = int(a["running_s"] // 60)
+    return (
+        f'<div class="tile" data-athlete="{html.escape(a["name"])}" data-received="{a["last_packet_wall_s"] or ""}">'
+        f'<div class="name">{html.escape(a["name"])} <small>{html.escape(a["clip"])}</small></div>'
+        f'<div class="cad" style="color:{colour}">{val("cadence_spm", a["cadence_spm"], 0)} <small>spm</small> {band}</div>'
+        f'<table><tr><td>impact</td><td>{val("impact_g", a["impact_g"], 2, " g")}</td>'
+        f'<td>vGRF</td><td>{val("vgrf_bw", a["vgrf_bw"], 2, " BW")}</td></tr>'
+        f'<tr><td>rotation</td><td>{val("rotation_deg", a["rotation_deg"], 1, "°")}</td>'
+        f'<td>drop / tilt</td><td>{val("drop_deg", a["drop_deg"], 1, "°")} / {val("tilt_deg", a["tilt_deg"], 1, "°")}</td></tr>'
+        f'<tr><td>fatigue</td><td style="color:{fatigue_colour}" class="fatigue">{html.escape(a["fatigue"] or "–")}</td>'
+        f'<td>time</td><td class="time">{mins}:{int(a["running_s"] % 60):02d}</td></tr>'
+        f'<tr><td>link</td><td>{link}, {val("loss_pct", a["loss_pct"], 1, " % lost")}</td>'
+        f'<td>latency</td><td>{val("latency_ms", a["latency_ms"], 0, " ms")}</td></tr>'
+        f'<tr><td>battery</td><td>{val("battery_pct", a["battery_pct"], 0, " %")}</td>'
+        f'<td>RSSI</td><td>{val("rssi_dbm", a["rssi_dbm"], 0, " dBm")}</td></tr></table>'
+        + (f'<div class="error">{html.escape(a["error"])}</div>' if a["error"] else "")
+        + '<div class="cuelog"><b>cues</b><br>' + ("<br>".join(html.escape(q) for q in a["cues"]) or "none yet")
+        + "</div></div>")
+
+
+def tiles_html(dash: Dashboard) -> str:
+    return '<div class="tiles">' + "".join(tile_html(dash.athlete(i)) for i in range(len(dash.clips))) + "</div>"
+
+
+def session_html(rows: list[dict]) -> str:
+    head = ("<tr><th>athlete</th><th>min</th><th>steps</th><th>cadence</th><th>impact g</th><th>rotation°</th>"
+            "<th>drop°</th><th>tilt°</th><th>cues</th><th>fatigue at</th><th>report</th></tr>")
+    body = "".join(
+        f'<tr data-athlete="{html.escape(r["name"])}"><td>{html.escape(r["name"])}</td><td>{r["duration_s"] / 60:.1f}</td>'
+        f'<td>{r["steps"]}</td><td>{_fmt(r["cadence_spm"])}</td><td>{_fmt(r["impact_g"], 2)}</td>'
+        f'<td>{_fmt(r["rotation_deg"])}</td><td>{_fmt(r["drop_deg"])}</td><td>{_fmt(r["tilt_deg"])}</td>'
+        f'<td>{r["cues"]}</td><td>{_fmt(r["fatigue_onset_s"] / 60 if r["fatigue_onset_s"] else None)} min</td>'
+        f'<td>{_report_link(r)}</td></tr>' for r in rows)
+    return (f'<table class="session">{head}{body}</table><p class="note">Logs are in the output folder; '
+            "a report is written for each athlete when the run ends (strideclip report LOG makes one any time).</p>")
+
+
+def _report_link(r: dict) -> str:
+    if not r["report"]:
+        return "–"
+    return f'<a href="/files/{html.escape(r["report"])}" target="_blank">{html.escape(r["report"])}</a>'
+
+
+CSS = """
+:host { width: 100%; } .bk-clearfix { width: 100%; }
+.tiles { display: flex; flex-wrap: wrap; gap: 10px; width: 100%; }
+.tile { font-family: system-ui, sans-serif; border: 1px solid #ccc; border-radius: 8px; padding: 8px 12px; width: 360px; }
+.tile .name { font-size: 18px; font-weight: 600; } .tile small { color: #777; font-weight: 400; }
+.tile .cad { font-size: 34px; font-weight: 700; } .tile .band { font-size: 13px; color: #555; font-weight: 400; }
+.tile table { font-size: 13px; border-collapse: collapse; } .tile td { padding: 1px 6px 1px 0; }
+.tile .cuelog { font-size: 12px; color: #333; margin-top: 4px; max-height: 90px; overflow: hidden; }
+.tile .error { color: #c0392b; font-size: 12px; }
+table.session { font-family: system-ui, sans-serif; border-collapse: collapse; }
+table.session td, table.session th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
+"""
+
+
+def make_app(dash: Dashboard):
+    """The Bokeh application: one document per browser page."""
+    from bokeh.application import Application
+    from bokeh.application.handlers.function import FunctionHandler
+
+    def build(doc) -> None:
+        from bokeh.layouts import column, row
+        from bokeh.models import Button, ColumnDataSource, Div, Select, TabPanel, Tabs
+        from bokeh.plotting import figure
+
+        n = len(dash.clips)
+        header = Div(text="", sizing_mode="stretch_width")
+        # One Div for every tile: one page update per refresh (a Div per athlete costs the browser
+        # a layout pass each, which at 10 athletes it cannot keep up with).
+        tiles = Div(text=tiles_html(dash), stylesheets=[CSS], sizing_mode="stretch_width", name="tiles")
+        who = Select(title="", value=dash.clips[0].name, options=[c.name for c in dash.clips], width=180,
+                     name="cue_athlete")
+        sent = Div(text="", name="cue_feedback")
+        buttons = []
+        for kind, label in (("metronome", "Metronome"), ("buzz", "Buzz"), ("stop", "Stop")):
+            b = Button(label=label, width=110, name=f"cue_{kind}")
+            b.on_click(_cue_callback(doc, dash, who, kind, sent))
+            buttons.append(b)
+        controls = row(Div(text="<b>Cue</b>", width=40), who, *buttons, sent)
+        figs, sources = {}, []
+        for key, label in (("cadence_spm", "cadence (steps/min)"), ("impact_g", "peak vertical (g)"),
+                           ("rotation_deg", "pelvic rotation (deg)")):
+            figs[key] = figure(height=220, sizing_mode="stretch_width", title=label, x_axis_label="minutes",
+                               tools="xpan,xwheel_zoom,reset,save", name=f"chart_{key}")
+        for i in range(n):
+            src = ColumnDataSource({"t_min": [], "cadence_spm": [], "impact_g": [], "rotation_deg": []}, name=f"live_{i}")
+            sources.append(src)
+            for key, fig in figs.items():
+                fig.line("t_min", key, source=src, color=COLOURS[i % len(COLOURS)], line_width=2,
+                         legend_label=dash.clips[i].name)
+        for fig in figs.values():
+            fig.legend.location = "top_left"
+            fig.legend.click_policy = "hide"
+        session = Div(text=session_html(dash.session_view()), stylesheets=[CSS], name="session_view")
+        live = column(header, tiles, controls, *figs.values(), sizing_mode="stretch_width")
+        tabs = Tabs(tabs=[TabPanel(child=live, title="Live"), TabPanel(child=session, title="Session")],
+                    sizing_mode="stretch_width", name="tabs")
+        doc.add_root(tabs)
+        doc.title = "StrideClip dashboard"
+        rollover = int(CHART_MINUTES * 60 * 1000 / CHART_MS)
+        shown_end = {"done": False}
+
+        def update_tiles() -> None:
+            tiles.text = tiles_html(dash)
+
+        def update() -> None:
+            now = time.monotonic() - dash.started_s
+            header.text = (f'<b>StrideClip</b> · {n} athlete(s) · {int(now // 60)}:{int(now % 60):02d}'
+                           + (" · the run has ended: see Session" if dash.ended else ""))
+            for i in range(n):
+                a = dash.athlete(i)
+                if a["connected"] or not a["steps"]:
+                    sources[i].stream({"t_min": [a["running_s"] / 60], "cadence_spm": [_nan(a["cadence_spm"])],
+                                       "impact_g": [_nan(a["impact_g"])], "rotation_deg": [_nan(a["rotation_deg"])]},
+                                      rollover=rollover)
+            session.text = session_html(dash.session_view())
+            if dash.ended and not shown_end["done"]:
+                shown_end["done"] = True
+                tabs.active = 1
+
+        doc.add_periodic_callback(update_tiles, TILE_MS)
+        doc.add_periodic_callback(update, CHART_MS)
+
+    return Application(FunctionHandler(build))
+
+
+def _nan(v):
+    return float("nan") if v is None else v
+
+
+def _cue_callback(doc, dash: Dashboard, who, kind: str, feedback):
+    def clicked() -> None:
+        i = [c.name for c in dash.clips].index(who.value)
+
+        async def send():
+            cue = await dash.cue(i, kind)
+            said = (f"{dash.clips[i].name}: {cue['played']} sent" if "error" not in cue
+                    else f"{dash.clips[i].name}: {cue['played']} not delivered ({cue['error']})")
+            doc.add_next_tick_callback(lambda: setattr(feedback, "text", html.escape(said)))
+
+        asyncio.get_running_loop().create_task(send())
+
+    return clicked
+
+
+def make_auth(dash: Dashboard):
+    """LAN mode: the token (query ``token`` or its cookie) or 403."""
+    from bokeh.server.auth_provider import AuthProvider
+    from tornado.web import RequestHandler
+
+    class Refused(RequestHandler):
+        def get(self):
+            self.set_status(403)
+            self.finish("403: this dashboard needs the access token shown in the terminal (add ?token=...)")
+
+    class TokenAuth(AuthProvider):
+        @property
+        def get_user(self):
+            def user(handler):
+                given = handler.get_argument("token", None) or handler.get_cookie(TOKEN_COOKIE)
+                if not dash.token_ok(given):
+                    return None
+                if handler.get_argument("token", None) and hasattr(handler, "set_cookie"):
+                    try:
+                        handler.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict")
+                    except Exception:  # a websocket handshake cannot set cookies; it has one already
+                        pass
+                return "coach"
+            return user
+
+        @property
+        def login_url(self):
+            return "/refused"
+
+        @property
+        def login_handler(self):
+            return Refused
+
+    return TokenAuth()
+
+
+def extra_handlers(dash: Dashboard):
+    """/api/state (JSON of every tile and the session view) and /files/ (reports in the output
+    folder), behind the same token."""
+    from tornado.web import HTTPError, RequestHandler, StaticFileHandler
+
+    def check(handler) -> None:
+        given = handler.get_argument("token", None) or handler.get_cookie(TOKEN_COOKIE)
+        if not dash.token_ok(given):
+            raise HTTPError(403, "access token required")
+
+    class State(RequestHandler):
+        def get(self):
+            check(self)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(dash.state(), default=_json_default))
+
+    class Files(StaticFileHandler):
+        def prepare(self):
+            check(self)
+
+    return [(r"/api/state", State), (r"/files/(.*)", Files, {"path": str(dash.out_dir)})]
+
+
+def _json_default(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    raise TypeError(type(v))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def serve(clips: list[LiveClip], *, out_dir: Path, host: str, port: int, lan: bool, seconds: float | None,
+                echo=print, reports: bool = True) -> Dashboard:
+    """Run the clips and the page until ``seconds`` pass (or Ctrl-C); the page stays up with the
+    session view after every link has ended, until the time is up."""
+    from bokeh.server.auth_provider import NullAuth
+    from bokeh.server.server import Server
+
+    from strideclip.live import run_clips
+
+    token = new_token() if lan else None
+    dash = Dashboard(clips, out_dir=out_dir, token=token)
+    server = Server({"/": make_app(dash)}, port=port, address=host, allow_websocket_origin=["*"] if lan else
+                    [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"],
+                    auth_provider=make_auth(dash) if lan else NullAuth(), extra_patterns=extra_handlers(dash),
+                    check_unused_sessions_milliseconds=5000, unused_session_lifetime_milliseconds=15000)
+    server.start()
+    actual_port = server.port
+    url = f"http://{host}:{actual_port}/" + (f"?token={token}" if token else "")
+    echo(f"dashboard: {url}")
+    if lan:
+        echo("serving to the LAN: anyone with the token can watch and send cues; keep it to your team")
+    import sys
+
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    runner = asyncio.ensure_future(run_clips(clips, seconds=seconds, stop=stop))
+    try:
+        await runner
+        dash.ended = True
+        if reports:
+            _write_reports(dash, echo)
+        if seconds is None:
+            await asyncio.Event().wait()  # the session view stays up until Ctrl-C
+        else:
+            await asyncio.sleep(max(0.0, seconds - (time.monotonic() - dash.started_s)))
+    finally:
+        stop.set()
+        server.stop()
+    return dash
+
+
+def _write_reports(dash: Dashboard, echo) -> None:
+    """A report per athlete, linked from the session view."""
+    from strideclip.report import write_report
+
+    for c in dash.clips:
+        out = dash.out_dir / (c.log_path.stem + ".html")
+        if c.log_path.exists() and not out.exists() and c.session.steps:
+            try:
+                write_report(c.log_path, out, history_db=False)
+            except Exception as e:  # a report is a bonus: never lose the live page over it
+                echo(f"{c.name}: no report ({e})")

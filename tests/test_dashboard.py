@@ -1,0 +1,151 @@
+"""strideclip dashboard in a real browser (Debian's chromium, Playwright): 3 simulated athletes
+through the whole pipeline, tiles that follow the pipeline, a cue that reaches the clip, and the
+LAN mode's token."""
+import json
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from mpy import find_tool
+from strideclip.sclog import load_log
+
+
+class DashboardProcess:
+    def __init__(self, tmp_path, *args):
+        self.proc = subprocess.Popen([find_tool("strideclip"), "dashboard", "--port", "0", "--out", str(tmp_path),
+                                      "--no-history", *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("dashboard: http://"), line + self.proc.stderr.read()
+        self.url = line.split()[1]
+        self.base = self.url.split("?")[0]
+
+    def state(self, token=None) -> dict:
+        q = f"?token={token}" if token else ""
+        with urllib.request.urlopen(self.base + "api/state" + q, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+def _tile_values(page, key):
+    return {el.get_attribute("data-athlete"): el.locator(f'.v[data-key="{key}"]').get_attribute("data-value")
+            for el in page.locator(".tile").all()}
+
+
+def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(tmp_path, browser):
+    dash = DashboardProcess(tmp_path, "--simulate", 3, "--speed", 10, "--minutes", 8, "--seconds", 120)
+    try:
+        page = browser.new_page(viewport={"width": 1250, "height": 1100})
+        outside = []
+        local = dash.base.rstrip("/")
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
+                   else (outside.append(route.request.url), route.abort()))
+        page.goto(dash.url)
+        # (Bokeh draws each tile in a shadow root: Playwright's locators see through it, page scripts do not)
+        deadline = time.monotonic() + 90
+
+        def running(values):  # past the warm-up walk: a running cadence on every tile
+            return len(values) == 3 and all(v and float(v) > 150 for v in values.values())
+
+        while not running(_tile_values(page, "cadence_spm")):
+            assert time.monotonic() < deadline, "no running cadence on the tiles after 90 s"
+            page.wait_for_timeout(500)
+        names = sorted(_tile_values(page, "cadence_spm"))
+        assert names == ["athlete-1", "athlete-2", "athlete-3"]
+
+        # the tiles follow the pipeline: the page's cadence is the pipeline's, and it moves
+        seen = []
+        for _ in range(6):
+            shown = {k: float(v) for k, v in _tile_values(page, "cadence_spm").items()}
+            piped = {a["name"]: a["cadence_spm"] for a in dash.state()["athletes"]}
+            for name in names:
+                assert abs(shown[name] - piped[name]) < 4.0, (name, shown[name], piped[name])
+            seen.append(shown)
+            page.wait_for_timeout(1000)
+        assert any(s != seen[0] for s in seen[1:]), "the cadence on the page never changed"
+        for key in ("impact_g", "rotation_deg", "loss_pct", "battery_pct"):
+            assert all(v not in (None, "") for v in _tile_values(page, key).values()), key
+
+        # a coach's metronome for athlete 2 reaches the simulated clip and shows in its cue log only
+        page.locator("select").select_option("athlete-2")
+        page.click('.bk-btn:text("Metronome")')
+        expect(page.locator('.tile[data-athlete="athlete-2"] .cuelog')).to_contain_text("(manual, coach)", timeout=15000)
+        logs = {el.get_attribute("data-athlete"): el.locator(".cuelog").inner_text() for el in page.locator(".tile").all()}
+        assert "metronome_start" in logs["athlete-2"]
+        assert "coach" not in logs["athlete-1"] and "coach" not in logs["athlete-3"]
+        cues = {a["name"]: a["cues"] for a in dash.state()["athletes"]}
+        assert any("(manual, coach)" in c for c in cues["athlete-2"])
+        page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+        assert outside == [], "the dashboard must need no network"
+        page.close()
+    finally:
+        err = dash.stop()
+    assert "Traceback" not in err, err
+    logs = sorted(tmp_path.glob("athlete-2*.sclog"))
+    assert len(logs) == 1
+    sent = [e for _t, e in load_log(logs[0]).host_events if e.get("event") == "cue_sent"]
+    assert sent and sent[0]["played"] == "metronome_start" and sent[0]["source"] == "coach"
+    assert load_log(logs[0]).sent, "the metronome command is in the log as sent to the clip"
+
+
+def test_lan_mode_refuses_requests_without_the_token(tmp_path, browser):
+    dash = DashboardProcess(tmp_path, "--simulate", 1, "--speed", 10, "--minutes", 6, "--seconds", 60, "--lan")
+    try:
+        token = dash.url.split("token=")[1]
+        assert len(token) >= 20
+        for path in ("", "api/state", "files/x.html"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(dash.base + path, timeout=10)
+            assert e.value.code == 403, path
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(dash.base + "api/state?token=" + token[:-2] + "xx", timeout=10)
+        assert e.value.code == 403
+        assert dash.state(token)["athletes"][0]["name"] == "athlete-1"
+        page = browser.new_page()
+        response = page.goto(dash.base)
+        assert response.status == 403 and "access token" in page.content()
+        page.goto(dash.url)  # with the token: the page, and its buttons, work
+        page.wait_for_selector(".tile", state="attached", timeout=30000)
+        assert page.locator('.bk-btn:text("Metronome")').count() == 1
+        page.close()
+    finally:
+        dash.stop()
+
+
+def test_serving_beyond_this_machine_needs_the_lan_flag(tmp_path):
+    done = subprocess.run([find_tool("strideclip"), "dashboard", "--simulate", "1", "--host", "0.0.0.0"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "add --lan" in done.stderr
+
+
+def test_after_the_run_the_session_view_sums_up_each_athlete_with_a_report(tmp_path, browser):
+    dash = DashboardProcess(tmp_path, "--simulate", 2, "--speed", 120, "--minutes", 6, "--seconds", 90)
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(dash.url)
+        expect(page.locator("table.session a")).to_have_count(2, timeout=60000)  # the run ended, reports written
+        state = dash.state()
+        assert state["ended"]
+        for row in state["session"]:
+            shown = page.locator(f'table.session tr[data-athlete="{row["name"]}"] td')
+            assert shown.nth(2).inner_text() == str(row["steps"]) and row["steps"] > 500
+            assert shown.nth(3).inner_text() == f"{row['cadence_spm']:.1f}"
+            assert (tmp_path / row["report"]).exists()
+        report = page.request.get(dash.base + "files/" + state["session"][0]["report"])
+        assert report.status == 200 and "StrideClip report" in report.text()
+        page.close()
+    finally:
+        dash.stop()
