@@ -56,6 +56,12 @@ STEP_METRICS_DTYPE = np.dtype([
 ])
 
 
+_NAN_ROW = np.zeros(1, STEP_METRICS_DTYPE)
+for _name in STEP_METRICS_DTYPE.names:
+    if STEP_METRICS_DTYPE[_name].kind == "f":
+        _NAN_ROW[_name] = math.nan
+
+
 def _angle_range_deg(rate_dps: np.ndarray, rate_hz: int) -> np.ndarray:
     """Range of motion of angles (columns) over a window from their rates; the window is taken as
     a whole cycle, so a straight line between its ends (gyro bias, a steady turn) is removed."""
@@ -179,14 +185,12 @@ class MetricsEngine:
         (i0, side, running), (i1, _, _) = steps[-2], steps[-1]
         prev = steps[0][0] if len(steps) == 3 else None
         rate = self.rate_hz
-        row = np.zeros(1, STEP_METRICS_DTYPE)[0]
-        for name in STEP_METRICS_DTYPE.names:
-            if STEP_METRICS_DTYPE[name].kind == "f":
-                row[name] = math.nan
+        out = _NAN_ROW.copy()  # every float unknown until measured
+        row = out[0]  # a view: what is set on it is in ``out``
         row["ic_idx"], row["t_s"], row["side"], row["running"] = i0, i0 / rate, side, running
         step_s = (i1 - i0) / rate
         if step_s > MAX_STEP_S:
-            return np.array([row])
+            return out
         row["step_time_s"] = step_s
         row["cadence_spm"] = 60.0 / step_s
         self._step_times.append((step_s, side))
@@ -197,13 +201,14 @@ class MetricsEngine:
         left = [s for s, sd in self._step_times if sd == 0]
         right = [s for s, sd in self._step_times if sd == 1]
         if len(left) >= 2 and len(right) >= 2:
-            row["balance_left_pct"] = 100.0 * np.mean(left) / (np.mean(left) + np.mean(right))
+            mean_left, mean_right = sum(left) / len(left), sum(right) / len(right)
+            row["balance_left_pct"] = 100.0 * mean_left / (mean_left + mean_right)
 
         margin = int(0.1 * rate)  # zero-phase filtering needs a little context on both sides
         end = min(i1 + margin, (self.last_idx or 0) + 1)
         win = self._window(i0 - margin, end) if end >= i1 else None
         if win is None:
-            return np.array([row])
+            return out
         acc, gyr = win
         step = slice(margin, margin + i1 - i0)
         stride = None
@@ -217,7 +222,7 @@ class MetricsEngine:
         self.calibrator.add_contact(acc[margin:margin + max(1, int(BRAKE_MS / 1000 * rate))])
         frame = self.calibrator.frame
         if frame is None:
-            return np.array([row])
+            return out
 
         vertical = acc @ frame.up
         row["peak_vertical_g"] = vertical[step].max()
@@ -231,7 +236,7 @@ class MetricsEngine:
             row["contact_ms"] = self._contact_ms(contact[step])
 
         if frame.forward is None:
-            return np.array([row])
+            return out
         m = frame.matrix()
         if self.has_gyro and np.any(gyr[step]):  # an all-zero gyro is a dead (or absent) gyro
             g_body = gyr @ m.T  # (forward, left, up) rates
@@ -243,7 +248,7 @@ class MetricsEngine:
             g = m @ stride[0].mean(axis=0)
             # Pitching forward turns the gravity seen by the clip towards its back (-forward).
             row["forward_lean_deg"] = math.degrees(math.atan2(s[0], s[2]) - math.atan2(g[0], g[2]))
-        return np.array([row])
+        return out
 
     def _contact_ms(self, vertical_lp_g: np.ndarray) -> float:
         """From the contact to where the low-passed vertical force falls below CONTACT_END_G."""
