@@ -33,3 +33,7 @@ def test_console_script_runs_demo(tmp_path):
     replayed = json.loads(subprocess.run([exe, "replay", str(out / "session.sclog"), "--json"],
                                          capture_output=True, text=True, timeout=300).stdout)
     assert replayed["steps"] == summary["steps"] and replayed["samples"] == summary["samples"]
+    # and its report holds the same session
+    page = (out / "report.html").read_text()
+    data = json.loads(page.split('<script type="application/json" id="report-data">')[1].split("</script>")[0])
+    assert data["steps"] == summary["steps"] and data["medians"]["cadence_spm"] == summary["cadence_spm_median"]

@@ -3,8 +3,8 @@
 A simulated 30-minute run (warm-up walk, a turn, a hill, a traffic light, fatigue from ~60 %)
 streams through the whole host pipeline at accelerated pace, exactly as a live clip would:
 packets -> decoder -> step detector (the clip's own code) -> metrics, recorded to a session log
-as they arrive, with a live terminal view. The log, the simulator's ground truth and a summary
-land in a folder named at the end.
+as they arrive, with a live terminal view. The log, the simulator's ground truth, a summary and
+the session's HTML report land in a folder named at the end.
 """
 from __future__ import annotations
 
@@ -56,6 +56,9 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
                "truth_steps": int(len(run.steps)), "fatigue_onset_s": scenario.fatigue.onset_s,
                "wall_s": round(time.monotonic() - started, 1)}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+    from strideclip.report import write_report
+
+    write_report(log_path, folder / "report.html", history_db=False)  # read back from the log, as after any run
     _print_summary(summary, folder)
     return folder
 
@@ -75,8 +78,9 @@ def _print_summary(s: dict, folder: Path) -> None:
         click.echo(f"    {c['t_s'] / 60:5.1f} min  metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s ({c['reason']})")
     for f in s["fatigue"][1:]:  # after the warm-up
         click.echo(f"    {f['t_s'] / 60:5.1f} min  fatigue state: {f['state']} (index {f['index']})")
-    click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json")
+    click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json, report.html (open it in a browser)")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
+    click.echo("  the coach's view: strideclip dashboard --simulate 3 (then open http://127.0.0.1:8050/)")
 
 
 class LiveView:
