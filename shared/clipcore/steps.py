@@ -29,7 +29,9 @@ ESP32's 32-bit viper words nor its small ints overflow, and nothing allocates):
   accel                 mg: |x| <= 16 000 at +-16 g (counts x K_ACC >> 10), clamped to +-16 383
   |a|                   mg, <= 28 376; clamped to 8191 before the low-pass
   filtered |a|          y, mg x 2 (Q1), <= 16 382
-  filter coefficients   Q14 (steps_table.py); products <= 2^29, sums <= 8.1e8
+  filter coefficients   b0 and the poles' distance from (-2, 1), d1 and d2, in Q16/Q17/Q18 at
+                        104/208/416 Hz (steps_table.py); each product <= 7.6e8, their sum
+                        with the carried remainder <= 1.6e9 < 2^31
   smoothed |a| slope    d = sum of W newest minus W previous |a|, mg x W
   gravity               mg x 2^4; its norm mg x 4 (components clamped to +-4 g); up x 2^14
   yaw                   theta = leaky sum of (gyro counts >> 2) . up, |theta| <= 2^23
@@ -238,7 +240,7 @@ _RATE_TABLES = {}  # rate -> int array of the table's rows, made on first use
 
 
 def rate_table(rate_hz):
-    """The filter table of one rate as an int array (4 values per row), made once."""
+    """The filter table of one rate as an int array (5 values per row: steps_table.py), made once."""
     t = _RATE_TABLES.get(rate_hz)
     if t is None:
         t = array.array("i", TABLES[rate_hz])
@@ -387,10 +389,11 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     y2 = (s_[S_Y2] << sx) >> sx
     err = s_[S_ERR]
     row = s_[S_ROW]
-    b0 = tb[4 * row]
-    a1 = (tb[4 * row + 1] << sx) >> sx
-    a2 = (tb[4 * row + 2] << sx) >> sx
-    delay_q4 = tb[4 * row + 3]
+    b0 = tb[5 * row]
+    d1 = tb[5 * row + 1]
+    d2 = tb[5 * row + 2]
+    delay_q4 = tb[5 * row + 3]
+    qk = tb[5 * row + 4]
     theta = (s_[S_THETA] << sx) >> sx
     th_min = (s_[S_TH_MIN] << sx) >> sx
     th_max = (s_[S_TH_MAX] << sx) >> sx
@@ -497,9 +500,12 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
         rdl[slot] = sum1 - sum2
         s = sum1 >> w_shift
         x0 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
-        acc = b0 * (x0 + x1 + x1 + x2) - a1 * y1 - a2 * y2 + err
-        y = acc >> 14
-        err = acc - (y << 14)
+        # y = b0 (x0 + 2 x1 + x2) - a1 y1 - a2 y2, with a1 = d1 - 2 and a2 = 1 - d2 (the delta form:
+        # the poles' small distance from (-2, 1) carries the precision at low cutoffs)
+        acc = b0 * (x0 + x1 + x1 + x2) - d1 * y1 + d2 * y2 + err
+        q = acc >> qk
+        err = acc - (q << qk)
+        y = y1 + y1 - y2 + q
         x2 = x1
         x1 = x0
         y2 = y1
@@ -510,10 +516,10 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
                 r = int(filter_row(period_q4, rate, FC_MULT_Q4))
                 if r != row:
                     row = r
-                    b0 = tb[4 * row]
-                    a1 = (tb[4 * row + 1] << sx) >> sx
-                    a2 = (tb[4 * row + 2] << sx) >> sx
-                    delay_q4 = tb[4 * row + 3]
+                    b0 = tb[5 * row]
+                    d1 = tb[5 * row + 1]
+                    d2 = tb[5 * row + 2]
+                    delay_q4 = tb[5 * row + 3]
             raw_tr = s
         if norm > peak_mg:
             peak_mg = norm
@@ -621,10 +627,10 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
             r = int(filter_row(period_q4, rate, FC_WALK_Q4 if pend_mode >= 128 else FC_MULT_Q4))
             if r != row:
                 row = r
-                b0 = tb[4 * row]
-                a1 = (tb[4 * row + 1] << sx) >> sx
-                a2 = (tb[4 * row + 2] << sx) >> sx
-                delay_q4 = tb[4 * row + 3]
+                b0 = tb[5 * row]
+                d1 = tb[5 * row + 1]
+                d2 = tb[5 * row + 2]
+                delay_q4 = tb[5 * row + 3]
             # Side: clockwise yaw just before the contact means left; votes accumulate.
             dth = 0
             if idx - ic < MASK - side_win:
