@@ -57,7 +57,7 @@ class Dashboard:
             "in_band": (None if v["cadence_spm"] is None or target is None
                         else abs(v["cadence_spm"] / target - 1) * 100 <= TARGET_BAND_PCT),
             "impact_g": v["impact_g"], "vgrf_bw": v["vgrf_bw"], "rotation_deg": v["rotation_deg"],
-            "drop_deg": v["drop_deg"], "tilt_deg": _recent(s, "pelvic_tilt_deg"),
+            "drop_deg": v["drop_deg"], "tilt_deg": v["tilt_deg"],
             "fatigue": v["fatigue"], "fatigue_index": v["fatigue_index"], "running_s": round(s.duration_s, 1),
             "steps": v["steps"], "connected": v["connected"], "loss_pct": round(stats.loss_pct, 2),
             "latency_ms": _first(v["rtt_ms"], v["delay_ms_p95"] if (v["delay_ms_p95"] or 0) >= 0 else None), "battery_pct": v["battery_pct"],
@@ -100,12 +100,6 @@ class Dashboard:
 
     def token_ok(self, given: str | None) -> bool:
         return self.token is None or (given is not None and hmac.compare_digest(given, self.token))
-
-
-def _recent(session, name: str, n: int = 8) -> float | None:
-    rows = session.metric_rows[-n:]
-    v = [float(r[name][0]) for r in rows if np.isfinite(r[name][0])]
-    return float(np.median(v)) if v else None
 
 
 def _first(*values):

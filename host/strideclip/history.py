@@ -120,13 +120,11 @@ class History:
     # --- import -------------------------------------------------------------------------------
     def import_paths(self, paths, *, athlete: str | None = None, shoes: str | None = None,
                      surface: str | None = None, tags: tuple = (), distance_km: float | None = None,
-                     cue_settings: dict | None = None, on_file=None) -> ImportResult:
+                     cue_settings: dict | None = None) -> ImportResult:
         """Import session logs (files, or folders searched for *.sclog). Bad logs are reported
         in ``bad`` and skipped; known ones (same bytes) are left as they are."""
         result = ImportResult()
         for path in _log_files(paths):
-            if on_file:
-                on_file(path)
             sha = _sha256(path)
             known = self.db.execute("SELECT id FROM sessions WHERE log_sha256=?", (sha,)).fetchone()
             if known:

@@ -209,6 +209,7 @@ class Session:
             "steps": len(self.steps), "cadence_spm": recent("cadence_smoothed_spm"),
             "impact_g": recent("peak_vertical_g"), "vgrf_bw": recent("peak_vgrf_bw"),
             "rotation_deg": recent("pelvic_rotation_deg"), "drop_deg": recent("pelvic_drop_deg"),
+            "tilt_deg": recent("pelvic_tilt_deg"),
             "contact_ms": recent("contact_ms"), "loss_pct": self.decoder.stats.loss_pct,
             "fatigue": self.fatigue.last.state, "fatigue_index": self.fatigue.last.index,
             "gaps": len(self.decoder.all_gaps), "open_gaps": len(self.decoder.open_gaps), "cues": list(self.cues[-3:]),
