@@ -262,7 +262,7 @@ def _splits_html(data: dict) -> str:
 def _cues_html(data: dict) -> str:
     if not data["cues"]:
         return "<p>No cues in this session.</p>"
-    rows = [[_fmt(c["t_s"] / 60, 1), c["reason"], c["played"], c["tempo_spm"], c["source"],
+    rows = [[_fmt(c["t_s"] / 60, 1), c["reason"], c["played"], c["tempo_spm"] or "–", c["source"],
              _fmt(c["recovered_after_s"], 0) if c["recovered_after_s"] is not None else "not within 5 min",
              _fmt(c["in_zone_pct"], 0)] for c in data["cues"]]
     return (_table(["minute", "why", "played", "tempo (spm)", "from", "recovered after (s)", "steps in zone (%)"],
