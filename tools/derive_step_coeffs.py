@@ -7,7 +7,7 @@ in integers, so this script tabulates them every FC_STEP Hz for 104, 208 and 416
   cutoffs a1 is close to -2 and a2 to 1, so what matters is their small distance from there),
   all three in Q(k) with k per rate as large as 32-bit products allow (bilinear transform with
   prewarping), the filter's low-frequency group delay sqrt(2) / (2 pi fc) in samples x 16, and k,
-  stored as int32 little-endian bytes (a bytes constant is cheap in the clip's RAM).
+  stored as uint16 little-endian bytes (a bytes constant is cheap in the clip's RAM).
 Run: .venv/bin/python tools/derive_step_coeffs.py   (docs/step-detector.md explains the design)
 """
 import math
@@ -55,13 +55,14 @@ def main() -> None:
         "",
         f"Row i is the 2nd-order Butterworth low-pass at {FC_MIN} + {FC_STEP} * i Hz: b0 (b1 = 2 b0, b2 = b0)",
         "and the poles as d1 = 2 + a1, d2 = 1 - a2, all in Q(k); its low-frequency group delay in samples",
-        "x 16; and k (16, 17, 18 at 104, 208, 416 Hz). Each table is the rows' 5 values in a row, as int32",
-        "little-endian bytes: a bytes constant costs the clip only its bytes (``clipcore.steps.rate_table``",
-        "turns the one it needs into an int array).",
+        "x 16; and k (16, 17, 18 at 104, 208, 416 Hz). Each table is the rows' 5 values in a row, as uint16",
+        "little-endian bytes (every value is positive and below 2^16): a bytes constant costs the clip only",
+        "its bytes (``clipcore.steps.rate_table`` turns the one it needs into an unsigned 16-bit array).",
         "",
         "Values (b0, d1, d2, delay_q4, k) per row:",
     ]
     for rate in RATES_HZ:
+        assert all(0 <= v < 1 << 16 for row in table(rate) for v in row), "a value does not fit uint16"
         lines.append(f"  {rate} Hz: " + "; ".join(" ".join(str(v) for v in row) for row in table(rate)))
     lines += [
         '"""',
@@ -73,7 +74,7 @@ def main() -> None:
         "TABLES = {",
     ]
     for rate in RATES_HZ:
-        raw = b"".join(struct.pack("<5i", *row) for row in table(rate))
+        raw = b"".join(struct.pack("<5H", *row) for row in table(rate))
         lines.append(f"    {rate}: (")
         for k in range(0, len(raw), 32):
             lines.append(f"        {raw[k:k + 32]!r}")

@@ -240,10 +240,10 @@ _RATE_TABLES = {}  # rate -> int array of the table's rows, made on first use
 
 
 def rate_table(rate_hz):
-    """The filter table of one rate as an int array (5 values per row: steps_table.py), made once."""
+    """The filter table of one rate as an unsigned 16-bit array (5 values per row: steps_table.py), made once."""
     t = _RATE_TABLES.get(rate_hz)
     if t is None:
-        t = array.array("i", TABLES[rate_hz])
+        t = array.array("H", TABLES[rate_hz])
         _RATE_TABLES[rate_hz] = t
     return t
 
@@ -349,7 +349,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     smp = ptr16(samples)
     cf = ptr32(cfg)
     s_ = ptr32(st)
-    tb = ptr32(table)
+    tb = ptr16(table)  # every table value is positive and < 2^16 (steps_table.py)
     rn = ptr32(ring_n)
     rdl = ptr32(ring_d)
     ry = ptr32(ring_y)
