@@ -428,6 +428,8 @@ def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan
     if not (clip_names or ports or n_sim):
         raise click.UsageError("give --clip NAME, --serial PORT or --simulate N")
     sources = [serial_source(p) for p in ports]
+    if n_sim:  # the page comes up once they are simulated: say why the wait
+        click.echo(f"simulating {n_sim} athlete(s), {minutes} min each…", err=True)
     sources += [sim_source(f"athlete-{i + 1}", simulate(demo_run(200 + i, minutes=minutes, rate_hz=int(rate_hz))), speed,
                            answers=True) for i in range(n_sim)]
     opened: list = []
