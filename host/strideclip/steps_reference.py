@@ -2,8 +2,8 @@
 
 It exists to check the fixed-point arithmetic of ``clipcore.steps`` (the product): the same
 algorithm with exact Butterworth coefficients, float signals and no truncation. The tuning
-constants are read from ``clipcore.steps`` so the two can never drift apart; the test
-``tests/test_steps_reference.py`` measures how often their contacts agree within one sample.
+constants are read from ``clipcore.steps`` so the two can never drift apart; ``agreement`` counts how
+often their contacts agree within one sample (bench/bench_float_agreement.py, tests/test_steps.py).
 Not used on any product path.
 """
 from __future__ import annotations
@@ -145,6 +145,21 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
             raw_tr = s[i]
             pending = None
     return np.round(np.array(ics)).astype(np.int64)
+
+
+def agreement(recordings, rate_hz: int, accel_ug_per_lsb: int) -> tuple[int, int]:
+    """(contacts of the fixed-point detector with a reference contact within one sample, all of
+    its contacts) over (n, 6) count recordings: the issue #4 agreement figure."""
+    from strideclip.steps import StepDetector
+
+    agree = total = 0
+    for counts in recordings:
+        ic = StepDetector(sampling_rate_hz=rate_hz, accel_ug_per_lsb=accel_ug_per_lsb).detect(counts).events_["ic_idx"]
+        ref = detect_reference(counts, rate_hz, accel_ug_per_lsb)
+        total += len(ic)
+        if len(ref):
+            agree += int(sum(np.min(np.abs(ref - x)) <= 1 for x in ic))
+    return agree, total
 
 
 def _cross_back(y: np.ndarray, level: float, lo: int, hi: int) -> float:

@@ -26,14 +26,16 @@ faster than bytecode); under CPython the same source runs as plain Python.
 
 Formats (integers only; ranges hold for any int16 input, so no value reaches 2^30, neither the
 ESP32's 32-bit viper words nor its small ints overflow, and nothing allocates):
-  accel                 mg: |x| <= 16 000 at +-16 g (counts x K_ACC >> 10), clamped to +-16 383
+  accel                 mg: |x| <= 16 000 at +-16 g ((counts x K_ACC + 2^12) >> 13, K_ACC <= 2^14),
+                        clamped to +-16 383
   |a|                   mg, <= 28 376; clamped to 8191 before the low-pass
   filtered |a|          y, mg x 2 (Q1), <= 16 382
+  step height           mg x 2^5, <= 5.3e5 (its decay by 2^-shift per sample needs the bits)
   filter coefficients   b0 and the poles' distance from (-2, 1), d1 and d2, in Q16/Q17/Q18 at
                         104/208/416 Hz (steps_table.py); each product <= 7.6e8, their sum
                         with the carried remainder <= 1.6e9 < 2^31
   smoothed |a| slope    d = sum of W newest minus W previous |a|, mg x W
-  gravity               mg x 2^4; its norm mg x 4 (components clamped to +-4 g); up x 2^14
+  gravity               mg x 2^12 (<= 6.8e7); its norm mg x 4 (components clamped to +-4 g); up x 2^14
   yaw                   theta = leaky sum of (gyro counts >> 2) . up, |theta| <= 2^23
   times                 sample index from the first sample fed; sub-sample times x 16 (_q4)
 """
@@ -129,10 +131,10 @@ S_X1 = const(10)  # filter input history (mg x 2)
 S_X2 = const(11)
 S_Y1 = const(12)  # filter output history (mg x 2)
 S_Y2 = const(13)
-S_ERR = const(14)  # error feedback of the filter
+S_ERR = const(14)  # the filter's last two rounding remainders (error feedback)
 S_ROW = const(15)  # filter table row in use
 S_PERIOD_Q4 = const(16)
-S_AMP = const(17)  # recent step height, filtered units (mg x 2)
+S_AMP = const(17)  # recent step height, mg x 2^5 (filtered units x 16: the decay needs the bits)
 S_STATE = const(18)  # 0 seeking a hump, 1 rising, 2 waiting for the hump to pass
 S_TR_V = const(19)  # trough of the filtered |a|
 S_TR_I = const(20)
@@ -156,7 +158,8 @@ S_PARITY = const(37)
 S_RESYNC = const(38)
 S_STEPS = const(39)
 S_GNORM_Q2 = const(40)  # |gravity|, mg x 4: the walking oscillation is centred on it
-N_STATE = const(41)
+S_ERR2 = const(41)
+N_STATE = const(42)
 
 # events[] layout
 E_IC = const(0)  # sample index of the initial contact
@@ -186,7 +189,7 @@ def make_config(rate_hz, accel_ug_per_lsb):
     w_shift = 0 if rate_hz == 104 else (1 if rate_hz == 208 else 2)
     w = 1 << w_shift
     cfg = array.array("i", bytes(4 * N_CFG))
-    cfg[C_K_ACC] = (accel_ug_per_lsb * 1024 + 500) // 1000
+    cfg[C_K_ACC] = (accel_ug_per_lsb * 8192 + 500) // 1000  # Q13: 0.01 % scale error at +-16 g
     cfg[C_W] = w
     cfg[C_W_SHIFT] = w_shift
     cfg[C_G_SHIFT] = 7 + w_shift
@@ -213,7 +216,7 @@ def make_state(rate_hz):
     st = array.array("i", bytes(4 * N_STATE))  # no temporary list: the clip's heap is small
     st[S_PERIOD_Q4] = (PERIOD_INIT_MS * rate_hz * 16) // 1000
     st[S_ROW] = filter_row(st[S_PERIOD_Q4], rate_hz, FC_MULT_Q4)
-    st[S_AMP] = AMP_INIT_MG * 2
+    st[S_AMP] = AMP_INIT_MG << 5
     reset(st, 0)
     return st
 
@@ -361,7 +364,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     w = cf[C_W]
     w_shift = cf[C_W_SHIFT]
     g_shift = cf[C_G_SHIFT]
-    g_half = 1 << (g_shift - 1)  # rounded: floored, the gravity would settle 4-16 mg low per axis
+    g_half = 1 << (g_shift - 1)  # rounded: floored, the gravity would settle low
     decay_shift = cf[C_DECAY_SHIFT]
     d0_run_q4 = (cf[C_D0_RUN_Q4] << sx) >> sx
     d0_walk_q4 = (cf[C_D0_WALK_Q4] << sx) >> sx
@@ -388,6 +391,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     y1 = (s_[S_Y1] << sx) >> sx
     y2 = (s_[S_Y2] << sx) >> sx
     err = s_[S_ERR]
+    err2 = s_[S_ERR2]
     row = s_[S_ROW]
     b0 = tb[5 * row]
     d1 = tb[5 * row + 1]
@@ -413,7 +417,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     level = (s_[S_LEVEL] << sx) >> sx
     cross_q4 = (s_[S_CROSS_Q4] << sx) >> sx
     mode = s_[S_MODE_Q8]
-    prom = (amp * PROM_FRAC_Q8) >> 8
+    prom = (amp * PROM_FRAC_Q8) >> 12
     if prom < PROM_MIN_MG * 2:
         prom = PROM_MIN_MG * 2
     fall = (prom * FALL_FRAC_Q8) >> 8
@@ -425,23 +429,26 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     p = start * 6
     end = (start + n) * 6
     while p < end and n_ev < max_events:
-        ax = (((((smp[p] + 0x8000) & 0xFFFF) - 0x8000) * k_acc) >> 10)
-        ay = (((((smp[p + 1] + 0x8000) & 0xFFFF) - 0x8000) * k_acc) >> 10)
-        az = (((((smp[p + 2] + 0x8000) & 0xFFFF) - 0x8000) * k_acc) >> 10)
+        # rounded, not floored: a floor puts each axis 0.5 mg low, and |a| up to 0.9 mg off
+        ax = (((((smp[p] + 0x8000) & 0xFFFF) - 0x8000) * k_acc + 4096) >> 13)
+        ay = (((((smp[p + 1] + 0x8000) & 0xFFFF) - 0x8000) * k_acc + 4096) >> 13)
+        az = (((((smp[p + 2] + 0x8000) & 0xFFFF) - 0x8000) * k_acc + 4096) >> 13)
         # +-16 g is the widest full-scale: larger values (a coarser sensitivity) are clamped
         # there, so |a|^2 stays below 2^30 on the clip's 32-bit words
         ax = ACC_MAX_MG if ax > ACC_MAX_MG else (-ACC_MAX_MG if ax < -ACC_MAX_MG else ax)
         ay = ACC_MAX_MG if ay > ACC_MAX_MG else (-ACC_MAX_MG if ay < -ACC_MAX_MG else ay)
         az = ACC_MAX_MG if az > ACC_MAX_MG else (-ACC_MAX_MG if az < -ACC_MAX_MG else az)
-        # Gravity (slow low-pass) gives the up vector, renewed every 16 samples, for the yaw.
-        gx += ((ax << 4) - gx + g_half) >> g_shift
-        gy += ((ay << 4) - gy + g_half) >> g_shift
-        gz += ((az << 4) - gz + g_half) >> g_shift
+        # Gravity (slow low-pass) gives the up vector, renewed every 16 samples, for the yaw. Its
+        # 12 fractional bits keep the update's dead band under 0.1 mg: with 4 it was 16 mg per
+        # axis, where a still clip's gravity could stick, and |g| sets the walking level.
+        gx += ((ax << 12) - gx + g_half) >> g_shift
+        gy += ((ay << 12) - gy + g_half) >> g_shift
+        gz += ((az << 12) - gz + g_half) >> g_shift
         if idx & 15 == 0:
             # |g| in mg x 4; components clamped to +-4 g (real gravity is 1 g) keep the squares small
-            qx = gx >> 2
-            qy = gy >> 2
-            qz = gz >> 2
+            qx = (gx + 512) >> 10
+            qy = (gy + 512) >> 10
+            qz = (gz + 512) >> 10
             qx = 16383 if qx > 16383 else (-16383 if qx < -16383 else qx)
             qy = 16383 if qy > 16383 else (-16383 if qy < -16383 else qy)
             qz = 16383 if qz > 16383 else (-16383 if qz < -16383 else qz)
@@ -477,7 +484,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
                     break
                 norm = z
         if sum1 < 0:  # (re)starting: pretend the past was like this sample
-            y1 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
+            y1 = ((norm if norm < CLAMP_MG else CLAMP_MG) << 1) + 1
             j = 0
             while j < RING:
                 rn[j] = norm
@@ -491,6 +498,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
             x2 = y1
             y2 = y1
             err = 0
+            err2 = 0
         # Light smoothing s (~10 ms) and its slope d; the cadence-following low-pass y.
         slot = idx & MASK
         rn[slot] = norm
@@ -499,11 +507,16 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
         sum2 += old - rn[(idx - w - w) & MASK]
         rdl[slot] = sum1 - sum2
         s = sum1 >> w_shift
-        x0 = (norm if norm < CLAMP_MG else CLAMP_MG) << 1
+        # + 1: half an mg, the mean that floor(sqrt) takes off |a|
+        x0 = ((norm if norm < CLAMP_MG else CLAMP_MG) << 1) + 1
         # y = b0 (x0 + 2 x1 + x2) - a1 y1 - a2 y2, with a1 = d1 - 2 and a2 = 1 - d2 (the delta form:
         # the poles' small distance from (-2, 1) carries the precision at low cutoffs)
-        acc = b0 * (x0 + x1 + x1 + x2) - d1 * y1 + d2 * y2 + err
+        # The remainders of the last two roundings come back as 2 e1 - e2: the rounding noise is
+        # then shaped by (1 - z^-1)^2 and the poles near z = 1 no longer amplify it (with e1
+        # alone, y wandered 0.6 mg rms from the exact filter: a sample or two at a flat top).
+        acc = b0 * (x0 + x1 + x1 + x2) - d1 * y1 + d2 * y2 + err + err - err2
         q = acc >> qk
+        err2 = err
         err = acc - (q << qk)
         y = y1 + y1 - y2 + q
         x2 = x1
@@ -527,9 +540,9 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
         # The hump state machine on the filtered |a|.
         if state == 0:
             if last_q4 < 0 or (idx << 4) - last_q4 > idle_q4:
-                if amp > (PROM_MIN_MG * 512) // PROM_FRAC_Q8:  # no steps lately: expect smaller ones
-                    amp -= (amp >> decay_shift) + 1
-                    prom = (amp * PROM_FRAC_Q8) >> 8
+                if amp > (PROM_MIN_MG << 13) // PROM_FRAC_Q8:  # no steps lately: expect smaller ones
+                    amp -= (amp >> decay_shift) + 16  # and half an mg
+                    prom = (amp * PROM_FRAC_Q8) >> 12
                     if prom < PROM_MIN_MG * 2:
                         prom = PROM_MIN_MG * 2
                     fall = (prom * FALL_FRAC_Q8) >> 8
@@ -540,10 +553,10 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
             elif idx - last_rise >= refractory:
                 thr = prom
                 if last_q4 >= 0 and (idx << 4) - last_q4 <= idle_q4:  # the rhythm expects a step
-                    thr = (amp * PROM_FRAC_Q8) >> 8
+                    thr = (amp * PROM_FRAC_Q8) >> 12
                     if raw_tr >= TROUGH_RUN_MG and (idx << 4) - last_q4 >= (period_q4 * PROM_DUE_Q8) >> 8:
                         # walking (no flight since the last contact) and the next step is due
-                        thr = (amp * PROM_DUE_FRAC_Q8) >> 8
+                        thr = (amp * PROM_DUE_FRAC_Q8) >> 12
                     if thr < PROM_RHY_MIN_MG * 2:
                         thr = PROM_RHY_MIN_MG * 2
                 if y - tr_v >= thr:
@@ -555,11 +568,11 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
                     if raw_tr >= WALK_TROUGH_MG and period_q4 > walk_period_q4:
                         mode = 256
                     f = F_RUN_Q8 + (((F_WALK_Q8 - F_RUN_Q8) * mode) >> 8)
-                    expect = (amp * EXPECT_Q8) >> 8
+                    expect = (amp * EXPECT_Q8) >> 12
                     if y - tr_v > expect:
                         expect = y - tr_v
                     if mode >= 128:  # walking swings about 1 g: twice the trough's depth is the height
-                        sym = 2 * ((gnorm >> 1) - tr_v)
+                        sym = gnorm - 2 * tr_v  # (|g| is mg x 4, tr_v mg x 2)
                         if sym > expect:
                             expect = sym
                     level = tr_v + ((f * expect) >> 8)
@@ -593,11 +606,11 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
             elif pk_v - y >= fall:
                 height = pk_v - tr_v
                 if s_[S_FIRST_AMP]:
-                    amp = height
+                    amp = height << 4
                     s_[S_FIRST_AMP] = 0
                 else:
-                    amp += (height - amp) >> AMP_SHIFT
-                prom = (amp * PROM_FRAC_Q8) >> 8
+                    amp += ((height << 4) - amp + (1 << (AMP_SHIFT - 1))) >> AMP_SHIFT
+                prom = (amp * PROM_FRAC_Q8) >> 12
                 if prom < PROM_MIN_MG * 2:
                     prom = PROM_MIN_MG * 2
                 fall = (prom * FALL_FRAC_Q8) >> 8
@@ -620,7 +633,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
             step = ic - ((last_q4 + 8) >> 4) if last_q4 >= 0 else 0
             ev[e + E_STEP_SAMPLES] = step if 0 < step <= max_step else 0
             if min_period <= step <= max_period:
-                period_q4 += ((step << 4) - period_q4) >> PERIOD_SHIFT
+                period_q4 += ((step << 4) - period_q4 + (1 << (PERIOD_SHIFT - 1))) >> PERIOD_SHIFT  # rounded
                 idle_q4 = (period_q4 * 3) >> 1
                 refractory = (period_q4 * REFRACTORY_Q8) >> 12
             # the low-pass follows the cadence, and is a little lower when walking
@@ -681,6 +694,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
     s_[S_Y1] = y1
     s_[S_Y2] = y2
     s_[S_ERR] = err
+    s_[S_ERR2] = err2
     s_[S_ROW] = row
     s_[S_THETA] = theta
     s_[S_TH_MIN] = th_min
