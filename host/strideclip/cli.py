@@ -8,6 +8,8 @@ import click
 from strideclip import __version__
 from strideclip.errors import StrideClipError
 
+CLIPS_OPTION = click.option("--clip", "clip_names", multiple=True, help="A clip's BLE name or address; repeat for several.")
+SERIAL_PORTS_OPTION = click.option("--serial", "ports", multiple=True, help="A clip on a USB serial port; repeat for several.")
 CUES_OPTION = click.option("--cues", "cues_path", type=click.Path(dir_okay=False), default=None,
                            help="Cue settings (TOML, [cues] table; docs/cues.md). Live: also sent to each clip.")
 
@@ -295,8 +297,8 @@ def scan(seconds, as_json, ble_backend):
 
 
 @cli.command()
-@click.option("--clip", "clip_names", multiple=True, help="A clip's BLE name or address; repeat for several.")
-@click.option("--serial", "ports", multiple=True, help="A clip on a USB serial port; repeat for several.")
+@CLIPS_OPTION
+@SERIAL_PORTS_OPTION
 @click.option("--replay", "logs", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Play a session log back as if live (developers, demos); repeat for several.")
 @click.option("--sim", "sims", type=click.IntRange(0, 16), default=0, help="Follow this many simulated clips.")
@@ -390,8 +392,8 @@ def _print_live_summary(clips) -> None:
 
 
 @cli.command()
-@click.option("--clip", "clip_names", multiple=True, help="A clip's BLE name or address; repeat for several.")
-@click.option("--serial", "ports", multiple=True, help="A clip on a USB serial port; repeat for several.")
+@CLIPS_OPTION
+@SERIAL_PORTS_OPTION
 @click.option("--simulate", "n_sim", type=click.IntRange(0, 16), default=0,
               help="Follow this many simulated athletes through the whole pipeline (no clip needed).")
 @click.option("--speed", type=click.FloatRange(0.1, 1000), default=1.0, show_default=True,
