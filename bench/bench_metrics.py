@@ -15,6 +15,7 @@ from strideclip.sim import simulate, steady_run, write_log
 from strideclip.steps import StepDetector
 
 TARGET_S = 10.0  # issue #5: a 1-hour 208 Hz log end to end
+REPEATS = 3
 
 
 def main() -> None:
@@ -24,9 +25,12 @@ def main() -> None:
         run = simulate(steady_run(60, seed=1, rate_hz=208))
         write_log(run, path)
         made_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        summary = replay(path)
-        total_s = time.perf_counter() - t0
+        runs_s = []
+        for _ in range(REPEATS):  # this shared machine's speed wanders by tens of per cent: the median of three
+            t0 = time.perf_counter()
+            summary = replay(path)
+            runs_s.append(time.perf_counter() - t0)
+        total_s = sorted(runs_s)[len(runs_s) // 2]
     h = run.hello
     events = StepDetector(sampling_rate_hz=208, accel_ug_per_lsb=h.accel_ug_per_lsb).detect(run.counts).events_
     t0 = time.perf_counter()
@@ -34,8 +38,9 @@ def main() -> None:
                                gyro_dps_per_count=h.gyro_mdps_per_lsb_q8 / 256 / 1000)
     metrics_s = time.perf_counter() - t0
     print(f"log: 60 min at 208 Hz, {summary['samples']} samples, {summary['steps']} steps (simulated in {made_s:.0f} s)")
-    print(f"end to end (decode -> steps -> metrics -> summary): {total_s:.2f} s for 1 h of data "
-          f"(target <= {TARGET_S:.0f} s: {'met' if total_s <= TARGET_S else 'NOT met'})")
+    print(f"end to end (decode -> steps -> metrics -> summary): {total_s:.2f} s for 1 h of data, median of "
+          f"{REPEATS} runs ({', '.join(f'{t:.2f}' for t in runs_s)}) (target <= {TARGET_S:.0f} s: "
+          f"{'met' if total_s <= TARGET_S else 'NOT met'})")
     print(f"metrics engine alone: {metrics_s:.2f} s, {metrics_s / max(len(table), 1) * 1e6:.0f} us per step "
           f"({len(table)} steps)")
 

@@ -62,23 +62,28 @@ for _name in STEP_METRICS_DTYPE.names:
         _NAN_ROW[_name] = math.nan
 
 
+def _ramp(n: int) -> np.ndarray:
+    """0 .. 1 in n samples (np.linspace without its per-call overhead: called twice a step)."""
+    return np.arange(n) / (n - 1) if n > 1 else np.zeros(n)
+
+
 def _angle_range_deg(rate_dps: np.ndarray, rate_hz: int) -> np.ndarray:
     """Range of motion of angles (columns) over a window from their rates; the window is taken as
     a whole cycle, so a straight line between its ends (gyro bias, a steady turn) is removed."""
     angle = np.cumsum(rate_dps, axis=0) / rate_hz
     angle -= angle[0]
-    angle -= np.outer(np.linspace(0.0, 1.0, len(angle)), angle[-1])
+    angle -= np.outer(_ramp(len(angle)), angle[-1])
     return angle.max(axis=0) - angle.min(axis=0)
 
 
 def _oscillation_cm(vertical_g: np.ndarray, rate_hz: int) -> float:
     """Vertical excursion over one step by double integration; the step is a cycle, so the mean
     acceleration (sensor bias, tilt) and the end-to-end drift of position are removed."""
-    acc = (vertical_g - vertical_g.mean()) * G_MPS2
+    acc = (vertical_g - vertical_g.sum() / len(vertical_g)) * G_MPS2
     vel = np.cumsum(acc) / rate_hz
-    vel -= vel.mean()
+    vel -= vel.sum() / len(vel)
     pos = np.cumsum(vel) / rate_hz
-    pos -= np.linspace(pos[0], pos[-1], len(pos))
+    pos -= pos[0] + (pos[-1] - pos[0]) * _ramp(len(pos))
     return float((pos.max() - pos.min()) * 100)
 
 
