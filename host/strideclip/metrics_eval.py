@@ -189,6 +189,9 @@ def rotation_drift_deg(hours: float = 2.0, rate_hz: int = 208, seed: int = 7) ->
 
 # ---- Voisard: U-turns ------------------------------------------------------------------------
 
+LEG_TURN_DEG = 60.0  # a straight leg's heading leaving its start by more than this is a new turn
+
+
 def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
     """Gyro about the learnt vertical (the engine's body frame), integrated over each U-turn."""
     turns = []
@@ -209,8 +212,8 @@ def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
         yaw_dps = (counts[:, 3:6].astype(float) * GYRO_DPS_PER_COUNT - eng.calibrator.gyro_bias_dps) @ up
         heading = np.cumsum(yaw_dps) / rate_hz
         lo, hi = (int(x * rate_hz) for x in tr.eval_window_s)
-        before = heading[lo + rate_hz:u0 - rate_hz // 2]
-        after = heading[u1 + rate_hz // 2:hi - rate_hz]
+        before = _straight_leg(heading[lo + rate_hz:u0 - rate_hz // 2][::-1], rate_hz)
+        after = _straight_leg(heading[u1 + rate_hz // 2:hi - rate_hz], rate_hz)
         if len(before) < rate_hz // 4 or len(after) < rate_hz // 4:
             continue
         turns.append(abs(float(after.mean() - before.mean())))
@@ -218,6 +221,19 @@ def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
     return {"uturns": len(turns), "with_still_spell": stills, "turn_deg": _stats(turns) | {"median": round(float(np.median(turns)), 2)},
             "error_deg": _stats(err), "within_10deg_pct": round(100 * float(np.mean(np.abs(err) <= 10)), 1),
             "max_abs_error_deg": round(float(np.abs(err).max()), 2) if len(err) else math.nan}
+
+
+def _straight_leg(heading_deg: np.ndarray, rate_hz: int) -> np.ndarray:
+    """The leg's heading from its turn-side end (index 0) up to where the walker turns again.
+
+    Some walkers turn once more inside the marked trial (to face the start, or for a third
+    length); that heading belongs to no leg of this U-turn. A leg ends where the heading leaves
+    its first half second's mean by more than LEG_TURN_DEG: the pelvis's own yaw swing in a
+    straight walk stays within about ±15° of it.
+    """
+    ref = heading_deg[:rate_hz // 2].mean()
+    away = np.nonzero(np.abs(heading_deg - ref) > LEG_TURN_DEG)[0]
+    return heading_deg[:away[0]] if len(away) else heading_deg
 
 
 # ---- the body frame on real data -------------------------------------------------------------
