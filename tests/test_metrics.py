@@ -10,6 +10,7 @@ import pytest
 from conftest import require_data
 from mpy import find_tool
 from strideclip import metrics_eval as me
+from strideclip.metrics import VGRF_RMSE_BW
 from strideclip.datasets import ALCANTARA, VOISARD
 from strideclip.packets import encode_packet, encode_samples
 from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine, feed_recording, metrics_for_counts
@@ -122,6 +123,10 @@ def test_alcantara_vgrf_contact_and_cadence():
     # Guards against regressions; the figures themselves are in docs/metrics.md.
     assert out["peak_vgrf_bw_leave_condition_out"]["rmse"] < 0.19
     assert out["peak_vgrf_bw_leave_condition_out"]["n"] >= 420
+    # The shipped model is the fit on today's pipeline, and its stated uncertainty is the
+    # leave-condition-out error: a change to the detector or the engine must refit them.
+    assert np.allclose(out["model_shipped"], out["model_refit_all"], atol=0.005)
+    assert abs(VGRF_RMSE_BW - out["peak_vgrf_bw_leave_condition_out"]["rmse"]) < 0.005
     assert out["contact_ms"]["mae"] < 25 and abs(out["contact_ms"]["bias"]) < 10
     assert out["cadence_abs_error_spm_median"] <= 2.0
 

@@ -29,10 +29,11 @@ LOADING_LP_HZ = 8.0  # the body's loading: vertical acceleration below this freq
 CONTACT_LP_HZ = 12.0
 CONTACT_END_G = 0.45  # stance ends when the low-passed vertical acceleration falls below this
 # Peak vGRF (BW) = A0 + A1 * peak of the loading signal (g) + A2 * raw peak vertical (g).
-# Fitted on Alcantara et al. (2022) by tools/fit_vgrf_model.py; docs/metrics.md gives the
-# leave-condition-out error, which is the uncertainty reported with each estimate.
-VGRF_COEF = (0.1394, 0.8000, 0.0720)
-VGRF_RMSE_BW = 0.17
+# Least squares on every Alcantara et al. (2022) step (metrics_eval.fit_vgrf; printed as
+# "model_refit_all" by `strideclip evaluate-metrics alcantara`). The uncertainty reported with
+# each estimate is the leave-condition-out RMSE (docs/metrics.md); a test keeps both current.
+VGRF_COEF = (0.1806, 0.7795, 0.0743)
+VGRF_RMSE_BW = 0.165
 
 STEP_METRICS_DTYPE = np.dtype([
     ("ic_idx", "i8"),  # sample index of this step's initial contact
