@@ -44,7 +44,9 @@ def clip_lib(tmp_path_factory):
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test` (never `playwright install`)
 # Without these, chromium reaches for Google's services at every start, which this closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+                 "--disable-sync", "--no-first-run", "--disable-quic",
+                 # the dashboard's click plays once the coach picks an athlete; a script's pick is no gesture
+                 "--autoplay-policy=no-user-gesture-required"]
 
 
 @pytest.fixture(scope="session")

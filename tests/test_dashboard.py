@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mpy import find_tool
+from strideclip.dashboard import playing_metronome
 from strideclip.sclog import load_log
 
 
@@ -79,10 +80,30 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
         for key in ("impact_g", "rotation_deg", "loss_pct", "battery_pct"):
             assert all(v not in (None, "") for v in _tile_values(page, key).values()), key
 
-        # a coach's metronome for athlete 2 reaches the simulated clip and shows in its cue log only
-        page.locator("select").select_option("athlete-2")
+        # nothing sounds while the coach listens to no one, whatever the clips play
+        assert page.evaluate("(window.strideclipMetronome || {clicks: []}).clicks.length") == 0
+        # a coach's metronome for athlete 2 reaches the simulated clip and shows in its cue log only;
+        # the laptop, listening to athlete 2, clicks at its tempo
+        page.locator("select").nth(0).select_option("athlete-2")
+        page.locator("select").nth(1).select_option("athlete-2")
         page.click('.bk-btn:text("Metronome")')
         expect(page.locator('.tile[data-athlete="athlete-2"] .cuelog')).to_contain_text("(manual, coach)", timeout=15000)
+        playing = page.locator('.tile[data-athlete="athlete-2"] .playing')
+        expect(playing).to_contain_text("metronome", timeout=5000)
+        tempo = int(playing.get_attribute("data-tempo"))
+        page.wait_for_timeout(2000)
+        clicks, now = page.evaluate("[window.strideclipMetronome.clicks, window.strideclipMetronome.ctx.currentTime]")
+        assert {c["who"] for c in clicks} == {"athlete-2"} and {c["tempo"] for c in clicks} == {tempo}
+        beats = [c["t"] for c in clicks]
+        assert all(abs(b - a - 60 / tempo) < 1e-3 for a, b in zip(beats, beats[1:]))
+        heard = beats[-1] - beats[0] + 60 / tempo  # every beat since the first one is there, up to now
+        assert len(beats) >= 4 and now - 0.2 < beats[0] + heard < now + 0.2 + 60 / tempo, (len(beats), beats[0], now)
+        page.click('.bk-btn:text("Stop")')
+        expect(playing).to_have_count(0, timeout=15000)
+        stopped_at = page.evaluate("window.strideclipMetronome.ctx.currentTime")
+        page.wait_for_timeout(1000)
+        late = page.evaluate("window.strideclipMetronome.clicks.filter(c => c.t > %f + 0.15).length" % stopped_at)
+        assert late == 0, "the laptop kept clicking after the stop"
         logs = {el.get_attribute("data-athlete"): el.locator(".cuelog").inner_text() for el in page.locator(".tile").all()}
         assert "metronome_start" in logs["athlete-2"]
         assert "coach" not in logs["athlete-1"] and "coach" not in logs["athlete-3"]
@@ -98,7 +119,21 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
     assert len(logs) == 1
     sent = [e for _t, e in load_log(logs[0]).host_events if e.get("event") == "cue_sent"]
     assert sent and sent[0]["played"] == "metronome_start" and sent[0]["source"] == "coach"
+    assert sent[1]["played"] == "metronome_stop"
     assert load_log(logs[0]).sent, "the metronome command is in the log as sent to the clip"
+
+
+def test_the_metronome_playing_is_the_newest_start_or_stop_within_its_time():
+    start = {"t_s": 100.0, "played": "metronome_start", "tempo_spm": 172, "duration_s": 30}
+    buzz = {"t_s": 110.0, "played": "buzz", "tempo_spm": None, "duration_s": None}
+    stop = {"t_s": 120.0, "played": "metronome_stop", "tempo_spm": None, "duration_s": None}
+    assert playing_metronome([], 50.0) is None
+    assert playing_metronome([start], 99.0)["remaining_s"] == 31.0  # the clip is ahead of the host's view
+    assert playing_metronome([start, buzz], 115.0) == {"tempo_spm": 172, "remaining_s": 15.0, "cue_t_s": 100.0}
+    assert playing_metronome([start, buzz], 130.0) is None  # played out
+    assert playing_metronome([start, stop], 121.0) is None
+    later = dict(start, t_s=125.0, tempo_spm=176)
+    assert playing_metronome([start, stop, later], 126.0)["tempo_spm"] == 176
 
 
 def test_lan_mode_refuses_requests_without_the_token(tmp_path, browser):

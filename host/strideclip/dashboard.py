@@ -63,6 +63,7 @@ class Dashboard:
             "latency_ms": _first(v["rtt_ms"], v["delay_ms_p95"] if (v["delay_ms_p95"] or 0) >= 0 else None), "battery_pct": v["battery_pct"],
             "rssi_dbm": v["rssi_dbm"], "error": v["error"], "takes_cues": c.takes_commands,
             "cues": [_cue_line(q) for q in s.cues[-8:]], "last_packet_wall_s": c.last_packet_wall_s,
+            "metronome": playing_metronome(s.cues, s.now_s),
         }
 
     def _target_spm(self, c: LiveClip) -> float | None:
@@ -100,6 +101,20 @@ class Dashboard:
 
     def token_ok(self, given: str | None) -> bool:
         return self.token is None or (given is not None and hmac.compare_digest(given, self.token))
+
+
+def playing_metronome(cues: list[dict], now_s: float) -> dict | None:
+    """The metronome the clip plays at ``now_s`` (clip time), from its cue log: the newest start
+    or stop decides (a buzz leaves a metronome playing). None when none plays."""
+    for q in reversed(cues):
+        if q["played"] == "metronome_stop":
+            return None
+        if q["played"] == "metronome_start" and q.get("tempo_spm") and q.get("duration_s"):
+            left_s = q["t_s"] + q["duration_s"] - now_s
+            if left_s <= 0:
+                return None
+            return {"tempo_spm": int(q["tempo_spm"]), "remaining_s": round(left_s, 2), "cue_t_s": q["t_s"]}
+    return None
 
 
 def _first(*values):
@@ -146,6 +161,8 @@ def tile_html(a: dict) -> str:
         f'<tr><td>battery</td><td>{val("battery_pct", a["battery_pct"], 0, " %")}</td>'
         f'<td>RSSI</td><td>{val("rssi_dbm", a["rssi_dbm"], 0, " dBm")}</td></tr></table>'
         + (f'<div class="error">{html.escape(a["error"])}</div>' if a["error"] else "")
+        + (f'<div class="playing" data-tempo="{m["tempo_spm"]}">metronome {m["tempo_spm"]} spm, '
+           f'{m["remaining_s"]:.0f} s left</div>' if (m := a["metronome"]) else "")
         + '<div class="cuelog"><b>cues</b><br>' + ("<br>".join(html.escape(q) for q in a["cues"]) or "none yet")
         + "</div></div>")
 
@@ -181,10 +198,63 @@ CSS = """
 .tile .cad { font-size: 34px; font-weight: 700; } .tile .band { font-size: 13px; color: #555; font-weight: 400; }
 .tile table { font-size: 13px; border-collapse: collapse; } .tile td { padding: 1px 6px 1px 0; }
 .tile .cuelog { font-size: 12px; color: #333; margin-top: 4px; max-height: 90px; overflow: hidden; }
+.tile .playing { font-size: 12px; color: #1a5276; font-weight: 600; margin-top: 4px; }
 .tile .error { color: #c0392b; font-size: 12px; }
 table.session { font-family: system-ui, sans-serif; border-collapse: collapse; }
 table.session td, table.session th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
 """
+
+
+# The laptop's click: the metronome of the athlete the coach listens to, played by the browser.
+# Clicks are scheduled on the audio clock a little ahead (Web Audio; the "two clocks" pattern of
+# C. Wilson, "A Tale of Two Clocks", 2013): timers alone jitter by tens of ms. The page is sent a
+# metronome only when one starts or stops; the browser counts down its remaining time itself.
+CLICK_JS = """
+const M = window.strideclipMetronome || (window.strideclipMetronome =
+    {ctx: null, who: "off", cue: null, tempo: 0, next: 0, end: 0, timer: null, clicks: []});
+const who = listen.value;
+if (who !== "off") {
+    if (!M.ctx) M.ctx = new AudioContext();  // the choice in the page is the gesture browsers want
+    if (M.ctx.state === "suspended") M.ctx.resume();
+}
+const d = beat.data, k = d.athlete.indexOf(who);
+if (!M.ctx || k < 0 || d.tempo_spm[k] <= 0) {
+    M.who = who; M.cue = null; M.tempo = 0;
+    return;
+}
+const now = M.ctx.currentTime;
+if (M.who !== who || M.cue !== d.cue_t_s[k]) {  // another metronome, or another athlete's: from now
+    M.who = who; M.cue = d.cue_t_s[k]; M.next = now + 0.05;
+}
+M.tempo = d.tempo_spm[k];
+M.end = now + d.remaining_s[k];
+if (!M.timer) M.timer = setInterval(() => {
+    while (M.tempo > 0 && M.next < M.end && M.next < M.ctx.currentTime + 0.1) {
+        const t = M.next, osc = M.ctx.createOscillator(), gain = M.ctx.createGain();
+        osc.frequency.value = 1500;
+        gain.gain.setValueAtTime(0.6, t);
+        gain.gain.exponentialRampToValueAtTime(0.001, t + 0.03);
+        osc.connect(gain);
+        gain.connect(M.ctx.destination);
+        osc.start(t);
+        osc.stop(t + 0.04);
+        M.clicks.push({who: M.who, tempo: M.tempo, t: t});
+        if (M.clicks.length > 500) M.clicks.shift();
+        M.next += 60 / M.tempo;
+    }
+}, 25);
+"""
+
+
+def beat_data(dash: Dashboard) -> dict:
+    """Every athlete's metronome now, for the page's click (0 where none plays)."""
+    out = {"athlete": [], "tempo_spm": [], "remaining_s": [], "cue_t_s": []}
+    for c in dash.clips:
+        m = playing_metronome(c.session.cues, c.session.now_s) or {"tempo_spm": 0, "remaining_s": 0.0, "cue_t_s": -1.0}
+        out["athlete"].append(c.name)
+        for key in ("tempo_spm", "remaining_s", "cue_t_s"):
+            out[key].append(m[key])
+    return out
 
 
 def make_app(dash: Dashboard):
@@ -194,7 +264,7 @@ def make_app(dash: Dashboard):
 
     def build(doc) -> None:
         from bokeh.layouts import column, row
-        from bokeh.models import Button, ColumnDataSource, Div, Select, TabPanel, Tabs
+        from bokeh.models import Button, ColumnDataSource, CustomJS, Div, Select, TabPanel, Tabs
         from bokeh.plotting import figure
 
         n = len(dash.clips)
@@ -210,7 +280,16 @@ def make_app(dash: Dashboard):
             b = Button(label=label, width=110, name=f"cue_{kind}")
             b.on_click(_cue_callback(doc, dash, who, kind, sent))
             buttons.append(b)
-        controls = row(Div(text="<b>Cue</b>", width=40), who, *buttons, sent)
+        # the laptop plays the metronome of one athlete (the coach's choice; off by default)
+        listen = Select(title="", value="off", options=["off", *(c.name for c in dash.clips)], width=150,
+                        name="listen")
+        beat = ColumnDataSource(beat_data(dash), name="metronome")
+        click = CustomJS(args={"beat": beat, "listen": listen}, code=CLICK_JS)
+        beat.js_on_change("data", click)
+        listen.js_on_change("value", click)
+        listen.on_change("value", lambda _attr, _old, _new: setattr(beat, "data", beat_data(dash)))  # its time left now
+        controls = row(Div(text="<b>Cue</b>", width=40), who, *buttons, sent,
+                       Div(text="<b>Listen</b>", width=50), listen)
         figs, sources = {}, []
         for key, label in (("cadence_spm", "cadence (steps/min)"), ("impact_g", "peak vertical (g)"),
                            ("rotation_deg", "pelvic rotation (deg)")):
@@ -234,8 +313,14 @@ def make_app(dash: Dashboard):
         rollover = int(CHART_MINUTES * 60 * 1000 / CHART_MS)
         shown_end = {"done": False}
 
+        playing = {"now": _metronomes(beat.data)}
+
         def update_tiles() -> None:
             tiles.text = tiles_html(dash)
+            data = beat_data(dash)
+            if _metronomes(data) != playing["now"]:  # a metronome started or stopped: tell the page
+                playing["now"] = _metronomes(data)
+                beat.data = data
 
         def update() -> None:
             now = time.monotonic() - dash.started_s
@@ -256,6 +341,10 @@ def make_app(dash: Dashboard):
         doc.add_periodic_callback(update, CHART_MS)
 
     return Application(FunctionHandler(build))
+
+
+def _metronomes(data: dict) -> list:
+    return list(zip(data["tempo_spm"], data["cue_t_s"]))
 
 
 def _nan(v):

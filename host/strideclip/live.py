@@ -201,7 +201,7 @@ class LiveClip:
         acknowledged it, it is in the session's cue log and the session log; a refusal is logged
         and returned with its reason."""
         s = self.session
-        t_s = round(s.last_idx / s.rate_hz, 3) if s.rate_hz and s.last_idx is not None else 0.0  # as the clip's cues
+        t_s = s.now_s  # as the clip's cues
         tempo = None
         if kind == "metronome":
             now_spm = s.cadence_spm()

@@ -164,6 +164,11 @@ class Session:
         }
 
     @property
+    def now_s(self) -> float:
+        """The newest sample's time on the clip's clock, as cue times are given."""
+        return round(self.last_idx / self.rate_hz, 3) if self.rate_hz and self.last_idx is not None else 0.0
+
+    @property
     def duration_s(self) -> float:
         if self.first_idx is None or not self.rate_hz:
             return 0.0
