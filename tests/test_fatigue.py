@@ -6,7 +6,7 @@ from strideclip.fatigue import FatigueTracker
 from strideclip.metrics import STEP_METRICS_DTYPE
 
 
-def rows(seconds, *, cadence=170.0, rotation=12.0, drop=8.0, impact=2.4, running=True, seed=0):
+def rows(seconds, *, cadence=170.0, rotation=12.0, drop=8.0, impact=2.4, lean=4.0, running=True, seed=0):
     rng = np.random.default_rng(seed)
     n = int(seconds * cadence / 60)
     t = np.zeros(n, STEP_METRICS_DTYPE)
@@ -16,6 +16,7 @@ def rows(seconds, *, cadence=170.0, rotation=12.0, drop=8.0, impact=2.4, running
     t["pelvic_rotation_deg"] = rotation * (1 + 0.05 * rng.standard_normal(n))
     t["pelvic_drop_deg"] = drop * (1 + 0.05 * rng.standard_normal(n))
     t["peak_vertical_g"] = impact * (1 + 0.1 * rng.standard_normal(n))
+    t["forward_lean_deg"] = lean + 0.7 * rng.standard_normal(n)
     return t
 
 
@@ -32,6 +33,18 @@ def test_rotation_and_drop_rising_is_fatigue_after_15_s():
     states = feed(tr, rows(200, rotation=16.0, drop=10.8, seed=1))  # +33 % and +35 %
     first = states.index("fatigued")
     assert 15 <= tr.entered_s[0] - 300 <= 60 and first > 0
+
+
+def test_leaning_further_forward_is_fatigue_unless_the_runner_climbs():
+    tr = FatigueTracker()
+    feed(tr, rows(300))
+    assert "fatigued" not in feed(tr, rows(120, lean=7.0, seed=7))  # +3 deg (a steep hill's lean): watch at most
+    states = feed(tr, rows(200, lean=8.5, seed=8))  # +4.5 deg on the flat
+    assert "fatigued" in states and tr.last.evidence["lean"] > 1.0
+    climbing = FatigueTracker()
+    feed(climbing, rows(300))
+    assert "fatigued" not in feed(climbing, rows(300, lean=8.5, impact=1.9, cadence=172.0, seed=9))  # uphill: impact -21 %
+    assert climbing.last.evidence["lean"] == 0.0
 
 
 def test_a_slower_pace_a_downhill_and_a_stop_are_not_fatigue():
@@ -75,3 +88,29 @@ def test_an_easy_day_is_not_taken_for_a_tired_one():
     # rotation already 40 % over the usual at the same impact: measured against the usual
     tr = FatigueTracker(prior=USUAL)
     assert feed(tr, rows(360, rotation=16.8, seed=4))[-1] == "fatigued" and tr.baseline_source["rotation"] == "history"
+
+
+def test_a_simulated_runner_who_only_leans_forward_is_found_when_the_lean_reaches_4_degrees():
+    """End to end on the simulator: clip detector, metrics (forward lean from the learnt body
+    frame at a random mounting), then the state. Lean alone drifts +0.5 deg/min from 300 s."""
+    from strideclip.cues_eval import step_events
+    from strideclip.metrics import metrics_for_counts
+    from strideclip.sim import Fatigue, Scenario, Segment, Sensor, simulate
+
+    segs = (Segment("stand", 10), Segment("walk", 30, speed_mps=1.4), Segment("run", 900, speed_mps=3.2))
+    lean_only = Fatigue(300, cadence_pct_per_min=0, rotation_pct_per_min=0, drop_pct_per_min=0,
+                        impact_pct_per_min=0, tilt_deg_per_min=0.5)
+    run = simulate(Scenario(segs, sensor=Sensor.random_mounting(np.random.default_rng(3), 208), fatigue=lean_only,
+                            seed=3, name="lean"))
+    h = run.hello
+    table = metrics_for_counts(run.counts, step_events(run), rate_hz=h.rate_hz, accel_g_per_count=h.accel_ug_per_lsb / 1e6,
+                               gyro_dps_per_count=h.gyro_mdps_per_lsb_q8 / 256 / 1000)
+    tr = FatigueTracker()
+    entered_s = None
+    for row in table:
+        if tr.add_step(row).state == "fatigued" and entered_s is None:
+            entered_s = row["ic_idx"] / h.rate_hz
+            evidence = tr.last.evidence
+    due_s = 300 + 4.0 / 0.5 * 60  # the onset (scenario time) + 4 deg at 0.5 deg/min
+    assert entered_s is not None and -60 < entered_s - due_s < 60, (entered_s, due_s)
+    assert max(evidence, key=evidence.get) == "lean"

@@ -18,10 +18,11 @@ pace, a stop - moves them differently:
   against today.
 - **Now**: medians over the last 30 s of running (at least 20 running steps).
 - **Evidence**, each in units of its threshold: cadence 5 % down, rotation 30 % up, drop 30 %
-  up, impact (peak vertical g) 30 % up. Impact rises steeply downhill and with speed, cadence
-  falls when the runner slows: so a cadence drop only counts while impact is not also down by
-  more than 10 % (slowing down), and an impact rise only counts with another sign of fatigue
-  (it is capped at the largest of the others).
+  up, impact (peak vertical g) 30 % up, forward lean (the stride's mean pelvic pitch against
+  the standing posture) 4° more. Impact rises steeply downhill and with speed, cadence falls
+  when the runner slows, a climber leans into the hill: so a cadence drop or a lean only counts
+  while impact is not also down by more than 10 % (slowing down, climbing), and an impact rise
+  only counts with another sign of fatigue (it is capped at the largest of the others).
 - **Index**: the strongest piece of evidence.
 - **State** with hysteresis: ``watch`` at index 0.6; ``fatigued`` once the index held 0.9 for
   15 s of running; back to ``fresh`` after 60 s under 0.6. (Requiring two signs to agree, or
@@ -43,7 +44,8 @@ import numpy as np
 BASELINE_FROM_S, BASELINE_TO_S = 60.0, 240.0
 WINDOW_S = 30.0
 MIN_STEPS = 20
-THRESHOLDS = {"cadence": 0.05, "rotation": 0.30, "drop": 0.30, "impact": 0.30}
+THRESHOLDS = {"cadence": 0.05, "rotation": 0.30, "drop": 0.30, "impact": 0.30}  # relative changes
+LEAN_THRESHOLD_DEG = 4.0  # forward lean is an angle from the standing posture: its change in degrees
 SLOWING_IMPACT_DOWN = 0.10
 PRIOR_SLOWING_IMPACT_DOWN = 0.0  # across sessions pace differs more: any drop in impact is a slower run
 WATCH, FATIGUED = 0.6, 0.9
@@ -51,7 +53,7 @@ ENTER_S, LEAVE_S = 15.0, 60.0
 STATES = ("warming up", "fresh", "watch", "fatigued")
 
 _COLUMNS = {"cadence": "cadence_smoothed_spm", "rotation": "pelvic_rotation_deg", "drop": "pelvic_drop_deg",
-            "impact": "peak_vertical_g"}
+            "impact": "peak_vertical_g", "lean": "forward_lean_deg"}
 
 
 @dataclass
@@ -154,12 +156,14 @@ class FatigueTracker:
 def _evidence(now: dict, b: dict, *, slowing_impact_down: float = SLOWING_IMPACT_DOWN) -> dict:
     """Each metric's change from the baseline ``b``, in units of its threshold (fatigue's sign)."""
     change = {m: (now[m] - b[m]) / b[m] if b[m] and np.isfinite(b[m]) and np.isfinite(now[m]) else 0.0
-              for m in _COLUMNS}
+              for m in THRESHOLDS}
     ev = {"cadence": max(0.0, -change["cadence"]) / THRESHOLDS["cadence"],
           "rotation": max(0.0, change["rotation"]) / THRESHOLDS["rotation"],
           "drop": max(0.0, change["drop"]) / THRESHOLDS["drop"]}
+    lean_deg = now["lean"] - b["lean"] if np.isfinite(now["lean"]) and np.isfinite(b["lean"]) else 0.0
+    ev["lean"] = max(0.0, lean_deg) / LEAN_THRESHOLD_DEG
     if change["impact"] < -slowing_impact_down:
-        ev["cadence"] = 0.0  # slowing down (or climbing): cadence falls with impact
+        ev["cadence"] = ev["lean"] = 0.0  # slowing down or climbing: cadence falls, a climber leans in
     ev["impact"] = min(max(0.0, change["impact"]) / THRESHOLDS["impact"], max(ev.values()))
     return {m: round(v, 2) for m, v in ev.items()}
 
