@@ -189,7 +189,8 @@ def rotation_drift_deg(hours: float = 2.0, rate_hz: int = 208, seed: int = 7) ->
 
 # ---- Voisard: U-turns ------------------------------------------------------------------------
 
-LEG_TURN_DEG = 60.0  # a straight leg's heading leaving its start by more than this is a new turn
+TURN_SIDE_S = 2.0  # the heading is averaged over this much walking on each side of a U-turn
+TURN_MARGIN_S = 0.5  # ... starting this far from the data set's marked turn
 
 
 def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
@@ -206,14 +207,16 @@ def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
             continue
         up = frame.standing_up if frame.standing_up is not None else frame.up  # a still spell: purest gravity
         stills += frame.standing_up is not None
-        # Heading of the straight walk before the turn against the walk after it (means over
-        # each leg, without the first and last second of walking and half a second around the
-        # marked turn): the pelvis's own yaw swing averages out, and the turn is all of the change.
+        # The heading over the walk just after the turn against just before it (TURN_SIDE_S each
+        # side, TURN_MARGIN_S from the marked turn): about two strides, so the pelvis's own yaw
+        # swing averages out, and near enough that how straight the walker walks the legs does
+        # not enter.
         yaw_dps = (counts[:, 3:6].astype(float) * GYRO_DPS_PER_COUNT - eng.calibrator.gyro_bias_dps) @ up
         heading = np.cumsum(yaw_dps) / rate_hz
         lo, hi = (int(x * rate_hz) for x in tr.eval_window_s)
-        before = _straight_leg(heading[lo + rate_hz:u0 - rate_hz // 2][::-1], rate_hz)
-        after = _straight_leg(heading[u1 + rate_hz // 2:hi - rate_hz], rate_hz)
+        side, margin = int(TURN_SIDE_S * rate_hz), int(TURN_MARGIN_S * rate_hz)
+        before = heading[max(lo, u0 - margin - side):u0 - margin]
+        after = heading[u1 + margin:min(hi, u1 + margin + side)]
         if len(before) < rate_hz // 4 or len(after) < rate_hz // 4:
             continue
         turns.append(abs(float(after.mean() - before.mean())))
@@ -221,19 +224,6 @@ def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
     return {"uturns": len(turns), "with_still_spell": stills, "turn_deg": _stats(turns) | {"median": round(float(np.median(turns)), 2)},
             "error_deg": _stats(err), "within_10deg_pct": round(100 * float(np.mean(np.abs(err) <= 10)), 1),
             "max_abs_error_deg": round(float(np.abs(err).max()), 2) if len(err) else math.nan}
-
-
-def _straight_leg(heading_deg: np.ndarray, rate_hz: int) -> np.ndarray:
-    """The leg's heading from its turn-side end (index 0) up to where the walker turns again.
-
-    Some walkers turn once more inside the marked trial (to face the start, or for a third
-    length); that heading belongs to no leg of this U-turn. A leg ends where the heading leaves
-    its first half second's mean by more than LEG_TURN_DEG: the pelvis's own yaw swing in a
-    straight walk stays within about ±15° of it.
-    """
-    ref = heading_deg[:rate_hz // 2].mean()
-    away = np.nonzero(np.abs(heading_deg - ref) > LEG_TURN_DEG)[0]
-    return heading_deg[:away[0]] if len(away) else heading_deg
 
 
 # ---- the body frame on real data -------------------------------------------------------------
