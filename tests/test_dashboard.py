@@ -8,11 +8,12 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
 from mpy import find_tool
-from strideclip.dashboard import playing_metronome
+from strideclip.pipeline import playing_metronome
 from strideclip.sclog import load_log
 
 
@@ -80,17 +81,18 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
         for key in ("impact_g", "rotation_deg", "loss_pct", "battery_pct"):
             assert all(v not in (None, "") for v in _tile_values(page, key).values()), key
 
-        # nothing sounds while the coach listens to no one, whatever the clips play
-        assert page.evaluate("(window.strideclipMetronome || {clicks: []}).clicks.length") == 0
-        # a coach's metronome for athlete 2 reaches the simulated clip and shows in its cue log only;
-        # the laptop, listening to athlete 2, clicks at its tempo
+        # a coach's metronome for athlete 2 reaches the simulated clip and shows in its cue log only
         page.locator("select").nth(0).select_option("athlete-2")
-        page.locator("select").nth(1).select_option("athlete-2")
         page.click('.bk-btn:text("Metronome")')
         expect(page.locator('.tile[data-athlete="athlete-2"] .cuelog')).to_contain_text("(manual, coach)", timeout=15000)
         playing = page.locator('.tile[data-athlete="athlete-2"] .playing')
         expect(playing).to_contain_text("metronome", timeout=5000)
         tempo = int(playing.get_attribute("data-tempo"))
+        # the laptop stays silent while the coach listens to no one ...
+        page.wait_for_timeout(1000)
+        assert page.evaluate("(window.strideclipMetronome || {clicks: []}).clicks.length") == 0
+        # ... and, listening to athlete 2, joins the metronome already playing at its tempo
+        page.locator("select").nth(1).select_option("athlete-2")
         page.wait_for_timeout(2000)
         clicks, now = page.evaluate("[window.strideclipMetronome.clicks, window.strideclipMetronome.ctx.currentTime]")
         assert {c["who"] for c in clicks} == {"athlete-2"} and {c["tempo"] for c in clicks} == {tempo}
@@ -134,6 +136,8 @@ def test_the_metronome_playing_is_the_newest_start_or_stop_within_its_time():
     assert playing_metronome([start, stop], 121.0) is None
     later = dict(start, t_s=125.0, tempo_spm=176)
     assert playing_metronome([start, stop, later], 126.0)["tempo_spm"] == 176
+    endless = dict(start, t_s=130.0, duration_s=0)  # the clip plays a 0-s metronome until stopped
+    assert playing_metronome([start, endless], 5000.0) == {"tempo_spm": 172, "remaining_s": None, "cue_t_s": 130.0}
 
 
 def test_lan_mode_refuses_requests_without_the_token(tmp_path, browser):
@@ -184,3 +188,23 @@ def test_after_the_run_the_session_view_sums_up_each_athlete_with_a_report(tmp_p
         page.close()
     finally:
         dash.stop()
+
+
+def test_a_rebooted_clip_plays_no_metronome_and_its_clock_starts_again():
+    from clipcore import protocol as P
+    from strideclip.packets import encode_packet, encode_samples
+    from strideclip.pipeline import Session
+
+    hello = P.Hello((0, 1, 0), P.IMU_SIMULATED, 208, 16, 2000, 488, 15625, 7, 1, 90, 19, 0)
+    s = Session()
+    s.feed(encode_packet(hello), 0)
+    for k in range(120):  # 2280 samples, ~11 s
+        s.feed(encode_samples(k, 19 * k, np.zeros((19, 6), np.int16)), 10 * k)
+    s.feed(encode_packet(P.Cue(1040, P.CUE_METRONOME_START, P.REASON_CADENCE_DROP, P.SOURCE_CLIP, 170, 30)), 1300)
+    assert s.now_s == round(2279 / 208, 3)
+    assert s.metronome_now() == {"tempo_spm": 170, "remaining_s": round(1040 / 208 + 30 - 2279 / 208, 2), "cue_t_s": 5.0}
+    s.feed(encode_packet(hello._replace(session_id=2)), 1400)  # the clip rebooted: its samples count from 0
+    for k in range(5):
+        s.feed(encode_samples(k, 19 * k, np.zeros((19, 6), np.int16)), 1500 + 10 * k)
+    assert s.now_s == round(94 / 208, 3)
+    assert s.metronome_now() is None

@@ -63,7 +63,7 @@ class Dashboard:
             "latency_ms": _first(v["rtt_ms"], v["delay_ms_p95"] if (v["delay_ms_p95"] or 0) >= 0 else None), "battery_pct": v["battery_pct"],
             "rssi_dbm": v["rssi_dbm"], "error": v["error"], "takes_cues": c.takes_commands,
             "cues": [_cue_line(q) for q in s.cues[-8:]], "last_packet_wall_s": c.last_packet_wall_s,
-            "metronome": playing_metronome(s.cues, s.now_s),
+            "metronome": s.metronome_now(),
         }
 
     def _target_spm(self, c: LiveClip) -> float | None:
@@ -101,20 +101,6 @@ class Dashboard:
 
     def token_ok(self, given: str | None) -> bool:
         return self.token is None or (given is not None and hmac.compare_digest(given, self.token))
-
-
-def playing_metronome(cues: list[dict], now_s: float) -> dict | None:
-    """The metronome the clip plays at ``now_s`` (clip time), from its cue log: the newest start
-    or stop decides (a buzz leaves a metronome playing). None when none plays."""
-    for q in reversed(cues):
-        if q["played"] == "metronome_stop":
-            return None
-        if q["played"] == "metronome_start" and q.get("tempo_spm") and q.get("duration_s"):
-            left_s = q["t_s"] + q["duration_s"] - now_s
-            if left_s <= 0:
-                return None
-            return {"tempo_spm": int(q["tempo_spm"]), "remaining_s": round(left_s, 2), "cue_t_s": q["t_s"]}
-    return None
 
 
 def _first(*values):
@@ -162,7 +148,8 @@ def tile_html(a: dict) -> str:
         f'<td>RSSI</td><td>{val("rssi_dbm", a["rssi_dbm"], 0, " dBm")}</td></tr></table>'
         + (f'<div class="error">{html.escape(a["error"])}</div>' if a["error"] else "")
         + (f'<div class="playing" data-tempo="{m["tempo_spm"]}">metronome {m["tempo_spm"]} spm, '
-           f'{m["remaining_s"]:.0f} s left</div>' if (m := a["metronome"]) else "")
+           + ("until stopped" if m["remaining_s"] is None else f'{m["remaining_s"]:.0f} s left') + "</div>"
+           if (m := a["metronome"]) else "")
         + '<div class="cuelog"><b>cues</b><br>' + ("<br>".join(html.escape(q) for q in a["cues"]) or "none yet")
         + "</div></div>")
 
@@ -229,6 +216,8 @@ if (M.who !== who || M.cue !== d.cue_t_s[k]) {  // another metronome, or another
 M.tempo = d.tempo_spm[k];
 M.end = now + d.remaining_s[k];
 if (!M.timer) M.timer = setInterval(() => {
+    const late = M.ctx.currentTime - M.next;  // a throttled or busy page: skip the beats gone by
+    if (M.tempo > 0 && late > 0) M.next += Math.ceil(late * M.tempo / 60) * 60 / M.tempo;
     while (M.tempo > 0 && M.next < M.end && M.next < M.ctx.currentTime + 0.1) {
         const t = M.next, osc = M.ctx.createOscillator(), gain = M.ctx.createGain();
         osc.frequency.value = 1500;
@@ -246,14 +235,18 @@ if (!M.timer) M.timer = setInterval(() => {
 """
 
 
+UNTIL_STOPPED_S = 24 * 3600.0  # a metronome without an end plays in the page until its stop comes
+
+
 def beat_data(dash: Dashboard) -> dict:
     """Every athlete's metronome now, for the page's click (0 where none plays)."""
     out = {"athlete": [], "tempo_spm": [], "remaining_s": [], "cue_t_s": []}
     for c in dash.clips:
-        m = playing_metronome(c.session.cues, c.session.now_s) or {"tempo_spm": 0, "remaining_s": 0.0, "cue_t_s": -1.0}
+        m = c.session.metronome_now() or {"tempo_spm": 0, "remaining_s": 0.0, "cue_t_s": -1.0}
         out["athlete"].append(c.name)
-        for key in ("tempo_spm", "remaining_s", "cue_t_s"):
-            out[key].append(m[key])
+        out["tempo_spm"].append(m["tempo_spm"])
+        out["remaining_s"].append(UNTIL_STOPPED_S if m["remaining_s"] is None else m["remaining_s"])
+        out["cue_t_s"].append(m["cue_t_s"])
     return out
 
 

@@ -6,6 +6,8 @@ are counted and reported in ``summary()``.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +43,22 @@ class StepRecord:
     resync: bool
 
 
+def playing_metronome(cues: list[dict], now_s: float) -> dict | None:
+    """The metronome a clip plays at ``now_s`` (clip time), from its cue log: the newest start or
+    stop decides (a buzz leaves a metronome playing). None when none plays. A start of 0 s plays
+    until stopped (the clip's haptics)."""
+    for q in reversed(cues):
+        if q["t_s"] is None or q["played"] == "metronome_stop":
+            return None
+        if q["played"] == "metronome_start" and q.get("tempo_spm"):
+            left_s = math.inf if not q.get("duration_s") else q["t_s"] + q["duration_s"] - now_s
+            if left_s <= 0:
+                return None
+            return {"tempo_spm": int(q["tempo_spm"]), "remaining_s": round(left_s, 2) if math.isfinite(left_s) else None,
+                    "cue_t_s": q["t_s"]}
+    return None
+
+
 @dataclass
 class Session:
     decoder: StreamDecoder = field(default_factory=StreamDecoder)
@@ -62,6 +80,8 @@ class Session:
     fatigue_prior: dict | None = None  # the athlete's usual form from the history (fatigue.prior_from_history)
     fatigue: FatigueTracker = None
     fatigue_changes: list = field(default_factory=list)  # dicts: t_s, state, index, evidence
+    clock_idx: int | None = None  # the newest sample since the clip's last (re)start: its clock now
+    clock_cues: int = 0  # the cues before that restart were timed on the clip's previous clock
 
     def __post_init__(self):
         self.fatigue = FatigueTracker(self.fatigue_prior)
@@ -79,6 +99,7 @@ class Session:
                 end = out.first_idx + len(out.counts) - 1
                 self.first_idx = out.first_idx if self.first_idx is None else min(self.first_idx, out.first_idx)
                 self.last_idx = end if self.last_idx is None else max(self.last_idx, end)
+                self.clock_idx = end if self.clock_idx is None else max(self.clock_idx, end)
                 if not out.backfill:
                     self._detect(out)
             elif isinstance(out, Gap) and self.detector is not None:
@@ -91,6 +112,7 @@ class Session:
                 self.detector = None  # sample indices start again: so do the detector and the metrics
                 self.metrics = None
                 self.fatigue = FatigueTracker(self.fatigue_prior)
+                self.clock_idx, self.clock_cues = None, len(self.cues)  # and a rebooted clip plays nothing
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
         return outputs
@@ -166,7 +188,11 @@ class Session:
     @property
     def now_s(self) -> float:
         """The newest sample's time on the clip's clock, as cue times are given."""
-        return round(self.last_idx / self.rate_hz, 3) if self.rate_hz and self.last_idx is not None else 0.0
+        return round(self.clock_idx / self.rate_hz, 3) if self.rate_hz and self.clock_idx is not None else 0.0
+
+    def metronome_now(self) -> dict | None:
+        """The metronome the clip plays now, from the cues since it last started."""
+        return playing_metronome(self.cues[self.clock_cues:], self.now_s)
 
     @property
     def duration_s(self) -> float:
