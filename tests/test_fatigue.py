@@ -114,3 +114,13 @@ def test_a_simulated_runner_who_only_leans_forward_is_found_when_the_lean_reache
     due_s = 300 + 4.0 / 0.5 * 60  # the onset (scenario time) + 4 deg at 0.5 deg/min
     assert entered_s is not None and -60 < entered_s - due_s < 60, (entered_s, due_s)
     assert max(evidence, key=evidence.get) == "lean"
+
+
+def test_without_a_lean_in_the_warm_up_its_baseline_is_its_first_30_s():
+    tr = FatigueTracker()
+    feed(tr, rows(300, lean=float("nan")))  # started on the move: no standing posture, no lean
+    assert not np.isfinite(tr.baseline["lean"])
+    feed(tr, rows(60, lean=2.0, seed=10))  # a traffic light gave the posture: lean from here
+    assert abs(tr.baseline["lean"] - 2.0) < 0.5
+    states = feed(tr, rows(200, lean=6.5, seed=11))  # +4.5 deg from that
+    assert "fatigued" in states and tr.last.evidence["lean"] > 1.0

@@ -157,3 +157,26 @@ def test_replay_json_has_metric_summary_and_writes_the_step_table(tmp_path):
     again = subprocess.run([find_tool("strideclip"), "replay", log, "--steps-csv", str(table)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_the_lean_is_measured_from_the_standing_before_the_run_not_from_a_later_stop():
+    from strideclip.bodyframe import FrameCalibrator
+
+    cal = FrameCalibrator(rate_hz=208)
+    upright = np.tile([0.0, 0.0, 1.0], (208, 1))
+    bent = np.tile([np.sin(np.radians(40)), 0.0, np.cos(np.radians(40))], (208, 1))  # hands on knees
+    assert cal.add_still(upright)
+    stride = np.tile([0.0, 0.0, 1.0], (230, 1)) + 0.3 * np.sin(np.linspace(0, 4 * np.pi, 230))[:, None] * [1, 0, 0]
+    cal.add_stride(stride)
+    assert cal.add_still(bent)  # a stop after the first stride: still (the gyro offset is learnt) ...
+    assert np.allclose(cal.frame.standing_up, [0, 0, 1])  # ... but the lean's zero stays the first
+
+
+def test_before_any_stride_the_standing_posture_follows_the_latest_stillness():
+    from strideclip.bodyframe import FrameCalibrator
+
+    cal = FrameCalibrator(rate_hz=208)
+    tilted = np.tile([np.sin(np.radians(10)), 0.0, np.cos(np.radians(10))], (208, 1))
+    cal.add_still(np.tile([0.0, 0.0, 1.0], (208, 1)))
+    cal.add_still(tilted)  # the runner settled before starting: that is their standing
+    assert np.allclose(cal.frame.standing_up, tilted[0])

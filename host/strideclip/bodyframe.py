@@ -84,15 +84,19 @@ class FrameCalibrator:
         self.strides = 0
 
     def add_still(self, accel_g: np.ndarray, gyro_dps: np.ndarray | None = None) -> bool:
-        """Offer a spell of samples; if the clip was still, it sets up, the standing posture and
-        the gyro's zero-rate offset."""
+        """Offer a spell of samples; if the clip was still, it sets up, the gyro's zero-rate offset
+        and (before the first stride) the standing posture."""
         if len(accel_g) < self.rate_hz // 2:
             return False
         norm = np.linalg.norm(accel_g, axis=1)
         if norm.std() > STILL_MAX_SD_G or not 0.8 < norm.mean() < 1.2:
             return False
         g = _unit(accel_g.mean(axis=0))
-        self._standing = g
+        if self._standing is None or not self.strides:
+            # The forward lean's zero: standing before the first stride (or the first stop, in a
+            # session that starts on the move). A later stop - a traffic light, a runner bent
+            # over to get their breath - does not move it, or every lean after it would move too.
+            self._standing = g
         if gyro_dps is not None and np.all(gyro_dps.std(axis=0) < STILL_MAX_SD_DPS) and \
                 np.linalg.norm(gyro_dps.mean(axis=0)) < MAX_GYRO_BIAS_DPS:
             self.gyro_bias_dps = gyro_dps.mean(axis=0)  # not turning either: what is left is offset

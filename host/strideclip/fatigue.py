@@ -10,8 +10,11 @@ pace, a stop - moves them differently:
 - Only running steps count, and running time is the clock: stops and walking breaks neither
   add evidence nor take it away.
 - **Baseline**: medians of each metric over running time 60-240 s (after the first minute).
+  The lean needs a standing spell first (its zero is the standing posture): in a session that
+  starts on the move, its baseline is its first 30 s once it is known.
   With the athlete's history (``prior``: their usual form, the median of their latest sessions;
-  strideclip.history), a metric whose warm-up value is already past its threshold against the
+  strideclip.history; not the lean, which is measured against each session's own standing
+  posture), a metric whose warm-up value is already past its threshold against the
   usual form - by the evidence rules below, except that any drop in impact marks a slower run,
   as pace differs more between sessions than within one - keeps the usual form as its baseline:
   a runner who starts a session already tired is measured against their normal self, not
@@ -113,6 +116,8 @@ class FatigueTracker:
         if len(self.recent) < MIN_STEPS:
             return self._reading(None, {})
         now = {m: _middle(self._sorted[m]) for m in _COLUMNS}
+        if not math.isfinite(self.baseline["lean"]) and len(self._sorted["lean"]) >= MIN_STEPS:
+            self.baseline["lean"] = now["lean"]  # no lean in the warm-up (no standing spell yet): from the first one
         evidence = self._evidence(now)
         index = _index(evidence)
         self._advance(index)
