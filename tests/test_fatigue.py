@@ -124,3 +124,11 @@ def test_without_a_lean_in_the_warm_up_its_baseline_is_its_first_30_s():
     assert abs(tr.baseline["lean"] - 2.0) < 0.5
     states = feed(tr, rows(200, lean=6.5, seed=11))  # +4.5 deg from that
     assert "fatigued" in states and tr.last.evidence["lean"] > 1.0
+
+
+def test_watch_holds_until_the_index_falls_under_half_a_threshold():
+    tr = FatigueTracker()
+    feed(tr, rows(300))
+    assert feed(tr, rows(60, rotation=12 * (1 + 0.3 * 0.7), seed=12))[-1] == "watch"
+    assert set(feed(tr, rows(60, rotation=12 * (1 + 0.3 * 0.55), seed=13))[30:]) == {"watch"}  # 0.55: no flapping
+    assert feed(tr, rows(60, rotation=12 * (1 + 0.3 * 0.35), seed=14))[-1] == "fresh"

@@ -175,7 +175,10 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
     session = Session(cue_settings=_cue_settings(cues_path), fatigue_prior=prior)
     summary = run_replay(log, speed=1.0 if realtime else speed, session=session)
     if steps_csv:
-        write_step_table_csv(session.step_table(), steps_csv)
+        table = session.step_table()
+        write_step_table_csv(table, steps_csv)
+        # a detected step has a row once the next contact closes it (not the last, not across a gap)
+        click.echo(f"wrote {steps_csv}: {len(table)} steps with their metrics", err=True)
     if as_json:
         click.echo(json.dumps(summary))
         return

@@ -74,10 +74,11 @@ def _print_summary(s: dict, folder: Path) -> None:
                f"detector resynchronised {s['detector_resyncs']} time(s)")
     fat = s.get("fatigue_onset_s")
     click.echo(f"  cues: {len(s['cues'])}" + (f" (fatigue set in at {fat / 60:.1f} min)" if fat else ""))
-    for c in s["cues"]:
-        click.echo(f"    {c['t_s'] / 60:5.1f} min  metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s ({c['reason']})")
-    for f in s["fatigue"][1:]:  # after the warm-up
-        click.echo(f"    {f['t_s'] / 60:5.1f} min  fatigue state: {f['state']} (index {f['index']})")
+    events = [(c["t_s"], f"metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s ({c['reason']})")
+              for c in s["cues"]]
+    events += [(f["t_s"], f"fatigue state: {f['state']} (index {f['index']})") for f in s["fatigue"][1:]]  # after the warm-up
+    for t_s, what in sorted(events, key=lambda e: e[0]):
+        click.echo(f"    {t_s / 60:5.1f} min  {what}")
     click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json, report.html (open it in a browser)")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
     click.echo("  the coach's view: strideclip dashboard --simulate 3 (then open http://127.0.0.1:8050/)")

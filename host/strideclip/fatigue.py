@@ -27,7 +27,7 @@ pace, a stop - moves them differently:
   while impact is not also down by more than 10 % (slowing down, climbing), and an impact rise
   only counts with another sign of fatigue (it is capped at the largest of the others).
 - **Index**: the strongest piece of evidence.
-- **State** with hysteresis: ``watch`` at index 0.6; ``fatigued`` once the index held 0.9 for
+- **State** with hysteresis: ``watch`` at index 0.6 (until it falls under 0.5); ``fatigued`` once the index held 0.9 for
   15 s of running; back to ``fresh`` after 60 s under 0.6. (Requiring two signs to agree, or
   a 60 s window and 30 s hold, declared fatigue 1-2.5 minutes after the coaching thresholds on
   the simulator: docs/cues.md.)
@@ -52,6 +52,7 @@ LEAN_THRESHOLD_DEG = 4.0  # forward lean is an angle from the standing posture: 
 SLOWING_IMPACT_DOWN = 0.10
 PRIOR_SLOWING_IMPACT_DOWN = 0.0  # across sessions pace differs more: any drop in impact is a slower run
 WATCH, FATIGUED = 0.6, 0.9
+WATCH_LEAVE = 0.5  # watch ends under this: an index hovering at 0.6 does not flap between states
 ENTER_S, LEAVE_S = 15.0, 60.0
 STATES = ("warming up", "fresh", "watch", "fatigued")
 
@@ -149,7 +150,8 @@ class FatigueTracker:
                 self.state = "fatigued"
                 self.entered_s.append(t)
             else:
-                self.state = "watch" if index >= WATCH else "fresh"
+                watching = index >= WATCH or (self.state == "watch" and index >= WATCH_LEAVE)
+                self.state = "watch" if watching else "fresh"
         elif self._below_since is not None and t - self._below_since >= LEAVE_S:
             self.state = "fresh"
 

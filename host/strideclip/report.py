@@ -344,6 +344,8 @@ def _bokeh_sides(data: dict):
                                        name=f"hist_{col}_{side}")
                 fig.quad(left="left", right="right", bottom=0, top="count", source=src, alpha=0.45, color=colour,
                          legend_label=side)
+        else:  # a session too short for any running step: say so rather than draw an empty frame
+            fig.text(x=[0], y=[0], text=["no running steps"], text_align="center", text_baseline="middle")
         figs.append(fig)
     return row(*figs, name="sides")
 
