@@ -60,6 +60,7 @@ def test_replay_uses_the_settings_and_reports_what_the_cues_did(tmp_path):
     assert plain["cues"] and plain["cues"][0]["reason"] == "cadence_drop"
     outcome = plain["cue_outcomes"][0]
     assert outcome["t_s"] == plain["cues"][0]["t_s"] and set(outcome) >= {"recovered_after_s", "in_zone_pct"}
+    assert 0 < outcome["watched_s"] <= 300  # the running time after the cue that the log still holds
     (tmp_path / "lax.toml").write_text("[cues]\ndrop_pct = 20\nfloor_spm = 120\n")
     lax = json.loads(subprocess.run([find_tool("strideclip"), "replay", str(log), "--json", "--cues",
                                      str(tmp_path / "lax.toml")], capture_output=True, text=True, check=True).stdout)

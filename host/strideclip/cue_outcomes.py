@@ -3,7 +3,7 @@
 - ``recovered_after_s``: running time from the cue until the runner was back - smoothed cadence
   within 2 % of the cue's tempo (cadence cues), or pelvic rotation back under its warm-up level
   plus 15 % (rotation cues, half the 30 % rise that cues) - and stayed there for 10 s; None if
-  not within the 5 minutes after the cue;
+  not within the 5 minutes after the cue (``watched_s``: how much of them the log holds);
 - ``in_zone_pct``: the share of running steps in the cue and the 2 minutes after it with their
   cadence within 3 % of the tempo.
 
@@ -25,7 +25,8 @@ WARMUP_S = 240.0  # the cue policy's warm-up (clipcore.cues default)
 def cue_outcomes(table: np.ndarray, cues: list[dict], rate_hz: int) -> list[dict]:
     run = table[table["running"] == 1]
     if not len(run) or not rate_hz:
-        return [{"t_s": c["t_s"], "reason": c["reason"], "recovered_after_s": None, "in_zone_pct": None} for c in cues]
+        return [{"t_s": c["t_s"], "reason": c["reason"], "recovered_after_s": None, "watched_s": 0.0, "in_zone_pct": None}
+                for c in cues]
     t = run["ic_idx"] / rate_hz
     cad = run["cadence_smoothed_spm"]
     rot = run["pelvic_rotation_deg"]
@@ -40,6 +41,7 @@ def cue_outcomes(table: np.ndarray, cues: list[dict], rate_hz: int) -> list[dict
             ok = np.abs(cad - tempo) <= tempo * RECOVER_CADENCE_PCT / 100
         out.append({"t_s": c["t_s"], "reason": c["reason"],
                     "recovered_after_s": _recovered_after(t, ok, c["t_s"]),
+                    "watched_s": round(float(np.clip(t[-1] - c["t_s"], 0, LOOK_S)), 1),  # running left in the log
                     "in_zone_pct": _in_zone(t, cad, tempo, c["t_s"], c["t_s"] + (c.get("duration_s") or 0) + ZONE_AFTER_S)})
     return out
 
