@@ -474,6 +474,8 @@ def evaluate_cues_cmd(seeds, clip_rate, fatigue_state, as_json):
 
     from strideclip.cues_eval import evaluate_cues
 
+    click.echo(f"simulating {seeds} fatigue runs and {seeds} steady runs at {clip_rate} Hz "
+               f"(about {6 * seeds if not fatigue_state else 9 * seeds} s on a laptop)...", err=True)
     out = evaluate_cues(seeds, int(clip_rate), fatigue_state=fatigue_state)
     if as_json:
         click.echo(json.dumps(out))
