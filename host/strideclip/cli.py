@@ -195,9 +195,12 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
                f"{summary.get('pelvic_rotation_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_drop_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_tilt_deg_median', float('nan')):.1f} deg")
+    from strideclip.cue_outcomes import LOOK_S
+
     for cue, outcome in zip(summary["cues"], summary["cue_outcomes"]):
-        rec, watched = outcome["recovered_after_s"], outcome.get("watched_s", 300)
-        unseen = "no recovery within 5 min" if watched >= 300 else f"no recovery in the {watched:.0f} s the log still has"
+        rec, watched = outcome["recovered_after_s"], outcome.get("watched_s", LOOK_S)
+        unseen = (f"no recovery within {LOOK_S / 60:.0f} min" if watched >= LOOK_S
+                  else f"no recovery in the {watched:.0f} s the log still has")
         click.echo(f"  cue at {cue['t_s']:.1f} s: {cue['played']} at {cue['tempo_spm']} spm ({cue['reason']}); "
                    f"{'recovered after ' + format(rec, '.0f') + ' s' if rec is not None else unseen}"
                    f", {outcome['in_zone_pct'] if outcome['in_zone_pct'] is not None else '-'} % of steps in the zone")
