@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test bench clean system-tools
+.PHONY: demo test bench clean system-tools rig
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,10 @@ demo: $(STAMP)
 	$(BIN)/strideclip demo
 
 # System tools the tests drive: Debian's chromium for the page tests (Playwright never
-# downloads a browser here) and openscad to render the case. Installed with apt-get if missing.
-APT_TOOLS := /usr/bin/chromium:chromium /usr/bin/openscad:openscad
+# downloads a browser here), openscad to render the case and gcc-multilib for the clip's 32-bit
+# test rig. Installed with apt-get if missing.
+APT_TOOLS := /usr/bin/chromium:chromium /usr/bin/openscad:openscad \
+	/usr/include/x86_64-linux-gnu/gnu/stubs-32.h:gcc-multilib
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-tools:
@@ -33,7 +35,12 @@ system-tools:
 		else echo "no apt-get: $$missing not installed, the tests that need them will be skipped"; fi; \
 	fi
 
-test: $(STAMP) system-tools
+# The clip's test rig: MicroPython's 32-bit unix port with NimBLE and littlefs, built once from
+# ../shared/vendor into build/rig (tests/rig/README.md).
+rig: system-tools
+	tools/build_rig.sh
+
+test: $(STAMP) system-tools rig
 	$(BIN)/python -m pytest -n 2 -q
 
 # Benchmarks print figures; the peer comparison needs mobgap, so they get their own venv.

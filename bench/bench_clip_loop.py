@@ -1,14 +1,15 @@
-"""The clip's whole loop under MicroPython (issue #7): FIFO read -> packets -> step detector ->
-cue policy -> framing -> serial, as a callgrind instruction count per sample; with bytes and
-notifications per second and the heap in use, at 104, 208 and 416 Hz.
+"""The clip's whole loop on the rig (tests/rig/README.md): the unchanged firmware on MicroPython's
+32-bit unix port (the ESP32's int width and viper words), FIFO read -> packets -> step detector
+-> cue policy -> framing -> USB serial, as a callgrind instruction count per sample; with bytes
+and frames per second on the link, the I2C and flash time the clip waited, and its heap.
 
-The app runs as in tests/test_firmware.py (mpy files, emulated LSM6DSOX, machine shims). The
-emulated chip's own Python costs instructions a real chip does not, so the same run with only
-the FIFO read (opts imu_only) is the baseline: app cost = full - baseline. Method for counts:
-DESIGN.md (two lengths, difference over the difference in samples; ~50-75 instructions per us on
-an ESP32 at 240 MHz). Run: .venv/bin/python bench/bench_clip_loop.py
+The emulated chip and the rig's stand-ins are Python on this interpreter but hardware on a clip:
+the same boot running only the firmware's FIFO driver (imu_only) is the baseline, and app cost =
+full - baseline. The board is the XIAO ESP32S3 (PSRAM: the backfill store in RAM), so no flash
+emulation enters the count; the DevKitC's flash store costs the flash time printed (CPU stalled),
+not instructions. Method for counts: DESIGN.md (two lengths, difference over the difference in
+samples; ~50-75 instructions per us on an ESP32 at 240 MHz). Run: .venv/bin/python bench/bench_clip_loop.py
 """
-import json
 import re
 import shutil
 import struct
@@ -17,37 +18,33 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from strideclip import clipbuild
-from strideclip.sim import simulate, steady_run
-
 REPO = Path(__file__).resolve().parents[1]
-# The harness, emulated chip and shims are Python on this heap but C or absent on a clip: they get
-# 16 kB on top of the clip's 96 kB, and the clip's own part is reported (as in tests/test_firmware.py).
-HEAP = "112k"
+sys.path.insert(0, str(REPO / "tests"))
+import rig as R  # noqa: E402
+
+from strideclip.sim import simulate, steady_run  # noqa: E402
+
+PSRAM = {"heapsize": "2300k", "clip_heap_bytes": 2 * 1024 * 1024}
 
 
-def run(tmp: Path, lib: Path, counts: np.ndarray, rate: int, callgrind: bool, **opts) -> tuple[dict, int, int]:
-    counts.astype("<i2").tofile(tmp / "c.bin")
-    bare = subprocess.run([str(Path(sys.executable).parent / "micropython"), "-c", "import gc\ngc.collect()\nprint(gc.mem_alloc())"],
-                          capture_output=True, text=True, check=True).stdout.split()[-1]
-    (tmp / "o.json").write_text(json.dumps({"config": {"sample_rate_hz": rate}, "backfill_path": str(tmp / "bf.bin"),
-                                            "bare_bytes": int(bare), **opts}))
-    micropython = str(Path(sys.executable).parent / "micropython")
-    cmd = [micropython, "-X", f"heapsize={HEAP}", "-c", f"import sys; sys.path.insert(0, {str(lib / 'test')!r}); import run_app",
-           str(lib), str(tmp / "c.bin"), str(tmp / "out.bin"), str(tmp / "o.json")]
-    if callgrind:
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", "--toggle-collect=run_main*", *cmd]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    summary = {}
-    for line in done.stdout.splitlines():
-        key, *values = line.split()
-        if len(values) == 1:
-            summary[key] = int(values[0])
-    instr = int(re.search(r"Collected\s*:\s*(\d+)", done.stderr).group(1)) if callgrind else 0
-    frames = (tmp / "out.bin").read_bytes()
-    return summary, instr, len(frames)
+def boot(board: R.Board, counts, rate: int, callgrind: bool, **opts) -> tuple[R.Boot, int]:
+    """One boot over counts; (its result, the instructions callgrind counted or 0)."""
+    end_ms = len(counts) * 1000 // rate + 300
+    if not callgrind:
+        return board.boot(counts, end_ms=end_ms, rate_hz=rate, **opts), 0
+    import os
+
+    wrapper = board.dir / "valgrind.sh"  # the rig's interpreter, run under callgrind
+    wrapper.write_text(f'#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=/dev/null {board.exe} "$@" '
+                       f'2>{board.dir}/cg.txt\n')
+    os.chmod(wrapper, 0o755)
+    exe, board.exe = board.exe, str(wrapper)
+    try:
+        result = board.boot(counts, end_ms=end_ms, rate_hz=rate, end="interrupt", **opts)  # (a clean exit: callgrind reports)
+    finally:
+        board.exe = exe
+    text = (board.dir / "cg.txt").read_text()
+    return result, int(re.search(r"Collected\s*:\s*(\d+)", text).group(1))
 
 
 def count_frames(data: bytes) -> int:
@@ -59,30 +56,47 @@ def count_frames(data: bytes) -> int:
     return n
 
 
+def measure(rate: int, minutes: float = 1.5, callgrind: bool = True, board_name: str = "xiao-esp32s3") -> dict:
+    """Figures for one rate (also used by hardware/power_budget.py for the link traffic)."""
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        firmware = R.build_firmware(tmp / "fw")
+        cfg = {"link": "usb", "sample_rate_hz": rate, "board": board_name}
+        board = R.Board(tmp / "clip", firmware, cfg)
+        sim = simulate(steady_run(minutes, seed=3, rate_hz=rate)).counts
+        out = {"rate_hz": rate}
+        if callgrind:
+            n1, n2 = 20 * rate, 60 * rate
+            (_, i1), (_, i2) = (boot(board, sim[:n], rate, True, **PSRAM) for n in (n1, n2))
+            (_, b1), (_, b2) = (boot(board, sim[:n], rate, True, firmware="imu_only", **PSRAM) for n in (n1, n2))
+            out["full_per_sample"] = (i2 - i1) / (n2 - n1)
+            out["baseline_per_sample"] = (b2 - b1) / (n2 - n1)
+            out["app_per_sample"] = out["full_per_sample"] - out["baseline_per_sample"]
+        board = R.Board(tmp / "devkit", firmware, dict(cfg, board="esp32-devkitc"))
+        run, _ = boot(board, sim, rate, False)
+        seconds = len(sim) / rate
+        out["frames_per_s"] = count_frames(run.serial) / seconds
+        out["bytes_per_s"] = len(run.serial) / seconds
+        out["i2c_busy_pct"] = 100 * run.report["i2c_busy_ms"] / run.report["t_ms"]
+        out["flash_busy_pct"] = 100 * run.report["flash"]["busy_ms"] / run.report["t_ms"]
+        out["heap_free_kb"] = run.report["mem_free"] / 1024
+        return out
+
+
 def main() -> None:
     if not shutil.which("valgrind"):
         sys.exit("needs valgrind")
-    with tempfile.TemporaryDirectory() as t:
-        tmp = Path(t)
-        lib = clipbuild.build(tmp / "lib")
-        clipbuild.compile_tree(REPO / "tests" / "fw", lib / "test")
-        for rate in (104, 208, 416):
-            sim = simulate(steady_run(1.5, seed=3, rate_hz=rate)).counts
-            n1, n2 = 20 * rate, 60 * rate
-            (_, i1, _), (_, i2, _) = (run(tmp, lib, sim[:n], rate, True) for n in (n1, n2))
-            (_, b1, _), (_, b2, _) = (run(tmp, lib, sim[:n], rate, True, imu_only=True) for n in (n1, n2))
-            full, base = (i2 - i1) / (n2 - n1), (b2 - b1) / (n2 - n1)
-            summary, _, nbytes = run(tmp, lib, sim, rate, False)
-            seconds = len(sim) / rate
-            frames = count_frames((tmp / "out.bin").read_bytes())
-            app = full - base
-            print(f"{rate} Hz: whole loop {app:.0f} host instructions per sample without the emulated FIFO "
-                  f"({full:.0f} with it) -> {app / 75:.0f}-{app / 50:.0f} us per sample on an ESP32, "
-                  f"{app / 75 * rate / 1e4:.1f}-{app / 50 * rate / 1e4:.1f} % of the CPU")
-            print(f"        {nbytes / seconds:.0f} bytes/s and {frames / seconds:.1f} frames/s on the link "
-                  f"(one notification per frame over BLE; limit 40/s), heap in use at the end "
-                  f"{(summary['mem_alloc'] - summary['standin_bytes']) / 1024:.0f} kB of 96 kB for the clip's own part "
-                  f"(64-bit unix port)")
+    if R.unavailable():
+        sys.exit(R.unavailable())
+    for rate in (104, 208, 416):
+        m = measure(rate)
+        app = m["app_per_sample"]
+        print(f"{rate} Hz: whole loop {app:.0f} host instructions per sample without the emulated FIFO "
+              f"({m['full_per_sample']:.0f} with it) -> {app / 75:.0f}-{app / 50:.0f} us per sample on an ESP32, "
+              f"{app / 75 * rate / 1e4:.1f}-{app / 50 * rate / 1e4:.1f} % of the CPU (32-bit rig)")
+        print(f"        {m['bytes_per_s']:.0f} bytes/s and {m['frames_per_s']:.1f} frames/s on the link "
+              f"(one notification per frame over BLE; limit 40/s); the clip waited on I2C {m['i2c_busy_pct']:.1f} % "
+              f"and on the flash (DevKitC: backfill store on flash) {m['flash_busy_pct']:.1f} % of the time")
 
 
 if __name__ == "__main__":

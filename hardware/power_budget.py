@@ -1,9 +1,10 @@
 """The clip's power budget: current per part from datasheets, the link traffic measured by running
 the firmware itself, and the battery life that follows (issue #11).
 
-The link traffic (notifications and bytes per second) is measured, not assumed: the firmware app
-runs under the MicroPython unix port on a simulated run at each rate, as in
-bench/bench_clip_loop.py, and its frames are counted (one BLE notification per frame). The
+The link traffic (notifications and bytes per second) is measured, not assumed: the firmware runs
+on the test rig (tests/rig: MicroPython's 32-bit unix port, emulated chips) over a simulated run
+at each rate, as in bench/bench_clip_loop.py, and its frames are counted (one BLE notification
+per frame). The
 currents are typical datasheet figures (sources in CURRENTS_MA); no clip was on a meter here,
 so the hours are estimates with a low and a high case.
 
@@ -16,7 +17,6 @@ import csv
 import importlib.util
 import json
 import re
-import tempfile
 from pathlib import Path
 
 HARDWARE = Path(__file__).resolve().parent
@@ -49,24 +49,14 @@ MARATHON_PLUS_H = 6.0
 
 
 def measure_link(rates=(104, 208, 416), minutes: float = 1.5) -> dict:
-    """Frames and bytes per second the firmware sends at each rate (unix port, simulated run)."""
+    """Frames and bytes per second the firmware sends at each rate (the rig, a simulated run)."""
     spec = importlib.util.spec_from_file_location("bench_clip_loop", REPO / "bench" / "bench_clip_loop.py")
     loop = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loop)
-    from strideclip import clipbuild
-    from strideclip.sim import simulate, steady_run
-
     out = {}
-    with tempfile.TemporaryDirectory() as t:
-        tmp = Path(t)
-        lib = clipbuild.build(tmp / "lib")
-        clipbuild.compile_tree(REPO / "tests" / "fw", lib / "test")
-        for rate in rates:
-            counts = simulate(steady_run(minutes, seed=3, rate_hz=rate)).counts
-            _, _, nbytes = loop.run(tmp, lib, counts, rate, False)
-            frames = loop.count_frames((tmp / "out.bin").read_bytes())
-            seconds = len(counts) / rate
-            out[rate] = {"frames_per_s": frames / seconds, "bytes_per_s": nbytes / seconds}
+    for rate in rates:
+        m = loop.measure(rate, minutes, callgrind=False)
+        out[rate] = {"frames_per_s": m["frames_per_s"], "bytes_per_s": m["bytes_per_s"]}
     return out
 
 

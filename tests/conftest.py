@@ -30,17 +30,6 @@ def require_data(name: str):
     return folder
 
 
-@pytest.fixture(scope="session")
-def clip_lib(tmp_path_factory):
-    """firmware/, shared/ and tests/fw compiled to .mpy, as they are copied onto a clip."""
-    from mpy import REPO
-    from strideclip import clipbuild
-
-    lib = clipbuild.build(tmp_path_factory.mktemp("clip_lib"))
-    clipbuild.compile_tree(REPO / "tests" / "fw", lib / "test")
-    return lib
-
-
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test` (never `playwright install`)
 # Without these, chromium reaches for Google's services at every start, which this closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 
 class PtyLink:
-    def __init__(self, damage: Callable[[int, bytes], bytes] | None = None):
+    def __init__(self, damage: Callable[[int, bytes], bytes] | None = None,
+                 to_device: Callable[[bytes, Callable[[bytes], None]], None] | None = None):
         self.dev_master, self.dev_slave = pty.openpty()
         self.host_master, self.host_slave = pty.openpty()
         for fd in (self.dev_slave, self.host_master, self.host_slave):
@@ -20,6 +21,7 @@ class PtyLink:
         self.device_path = os.ttyname(self.dev_slave)  # the clip writes and reads here
         self.host_path = os.ttyname(self.host_slave)  # the host opens this as its port
         self.damage = damage  # (offset of the chunk in the clip's stream, chunk) -> chunk
+        self.to_device = to_device  # (bytes from the host, write) -> None: the device's receive path
         self.clip_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._bridge, daemon=True)
@@ -38,6 +40,8 @@ class PtyLink:
                         data = self.damage(self.clip_bytes, data)
                     self.clip_bytes += len(data)
                     os.write(self.host_master, data)
+                elif self.to_device:
+                    self.to_device(data, lambda b: os.write(self.dev_master, b))
                 else:
                     os.write(self.dev_master, data)
 

@@ -1,6 +1,5 @@
-"""Every name the code uses is defined: pyflakes over the firmware, clipcore and the host.
-Some firmware (firmware/clipfw/board.py: the real board's wiring) runs only on a clip, so no
-other test would notice a missing import there."""
+"""Every name the code uses is defined: pyflakes over the firmware, clipcore, the host and the
+rig's stand-ins (some of them run only inside the rig's interpreter)."""
 import subprocess
 import sys
 
@@ -8,9 +7,8 @@ from mpy import REPO
 
 
 def test_no_undefined_names():
-    # (tests/fw/run_app.py is left out: it deletes its big buffers by name to free the heap,
-    # which pyflakes reads as a use after del)
-    done = subprocess.run([sys.executable, "-m", "pyflakes", "firmware", "shared", "host", "bench", "tests/blesim"],
+    done = subprocess.run([sys.executable, "-m", "pyflakes", "firmware", "shared", "host", "bench", "tests/blesim",
+                           "tests/rig"],
                           cwd=REPO, capture_output=True, text=True)
     undefined = [line for line in done.stdout.splitlines()
                  if ("undefined name" in line and "unable to detect" not in line)

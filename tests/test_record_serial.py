@@ -1,18 +1,21 @@
-"""`strideclip record --serial`: the clip's firmware (MicroPython unix port, emulated IMU) writes
-its USB serial stream into a real pseudo-terminal; the host records it with real pyserial
-(issue #8, the serial part). Bytes are damaged on the way: the host resynchronises, asks the
-clip for the samples of the frames that were hit (BACKFILL), and ends with every sample."""
-import json
+"""`strideclip record --serial`: the clip's firmware on the rig (tests/rig) writes its USB serial
+stream into a real pseudo-terminal; the host records it with real pyserial (issue #8, the serial
+part). The port behaves as the ESP32's: a 0x03 from the host is Ctrl-C unless the firmware turned
+that off (rig.usb_rx). Bytes are damaged on the way: the host resynchronises, asks the clip for
+the samples of the frames that were hit (BACKFILL), and ends with every sample."""
+import os
 import subprocess
 
 import numpy as np
 
-from mpy import find_tool, micropython_exe
+import rig as R
+from mpy import find_tool
 from ptys import PtyLink
 from strideclip.sclog import load_log
 from strideclip.sim import simulate, steady_run
 
 DAMAGE_AT = (20_000, 60_000, 100_000)  # offsets in the clip's byte stream
+SPEED = 4  # the board's clock runs 4x faster than the wall's (a host hiccup of 0.3 s is 1.2 s for the clip)
 
 
 def flip(offset, chunk):
@@ -23,29 +26,29 @@ def flip(offset, chunk):
     return bytes(out)
 
 
-def test_record_over_serial_resyncs_after_damage_and_keeps_everything_else(clip_lib, tmp_path):
-    run = simulate(steady_run(2, seed=14))
-    counts_path, opts_path = tmp_path / "counts.bin", tmp_path / "opts.json"
-    run.counts.astype("<i2").tofile(counts_path)
-    # The clip's store holds the whole (fast-forwarded) run, and it keeps answering for a moment
-    # after its data ends: the host's backfill requests arrive in real time.
-    opts_path.write_text(json.dumps({"backfill_path": str(tmp_path / "bf.bin"), "serial_device": True,
-                                     "config": {"backfill_s": 600}, "linger_polls": 100}))
-    link = PtyLink(damage=flip)
+def test_record_over_serial_resyncs_after_damage_and_keeps_everything_else(tmp_path, tmp_path_factory):
+    run = simulate(steady_run(1, seed=14))
+    firmware = R.build_firmware(tmp_path_factory.mktemp("fw"))
+    board = R.Board(tmp_path / "clip", firmware, {"link": "usb", "backfill_s": 60})
+    proc = None
+    link = PtyLink(damage=flip, to_device=lambda data, write: R.usb_rx(proc.pid, data, write))
     log_path = tmp_path / "run.sclog"
     try:
         recorder = subprocess.Popen([find_tool("strideclip"), "record", "--serial", link.host_path, "-o", str(log_path),
                                      "--idle-s", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert recorder.stdout.readline().startswith("recording")  # the host listens before the clip talks
-        clip = subprocess.run([micropython_exe(), "-X", "heapsize=112k", "-c",
-                               f"import sys; sys.path.insert(0, {str(clip_lib / 'test')!r}); import run_app",
-                               str(clip_lib), str(counts_path), link.device_path, str(opts_path)],
-                              capture_output=True, text=True, timeout=300)
-        assert clip.returncode == 0, clip.stderr
-        out, err = recorder.communicate(timeout=60)  # (the first line was read above)
+        dev = os.open(link.device_path, os.O_RDWR | os.O_NOCTTY)
+        # The board keeps answering for 20 s of its time after the run (the host's backfill requests).
+        proc = board.boot(run.counts, stdin=dev, stdout=dev, popen=True, clock="real", speed=SPEED,
+                          end_ms=len(run.counts) * 1000 // 208 + 20_000)
+        _, err = proc.communicate(timeout=300)
+        os.close(dev)
+        out, rec_err = recorder.communicate(timeout=60)  # (the first line was read above)
     finally:
         link.close()
-    assert recorder.returncode == 0, err
+    boot = board.result(proc.returncode, err.decode(errors="replace"))
+    assert boot.how == "power_off", boot.stderr
+    assert recorder.returncode == 0, rec_err
     log = load_log(log_path)
     assert log.header["source"] == "usb-serial" and log.hello.rate_hz == 208
     # Everything that arrived is right and in its place; the damaged frames were asked for again.

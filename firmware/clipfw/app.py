@@ -4,11 +4,15 @@ One pass (``App.poll``) moves everything the IMU's FIFO holds: each sample goes 
 being filled (and, with the packet, into the backfill store); the batch goes through the
 clipcore step detector; each step is sent as a STEP event and offered to the clipcore cue
 policy, which may start the metronome when no host is connected. Then commands from the host
-are answered and the haptics are advanced. Buffers are made once: the per-sample path
-allocates nothing (tests/test_firmware.py checks it under heap_lock).
+are answered, a backfill under way sends its next packets and the haptics are advanced. Buffers
+are made once: the per-sample path allocates nothing (tests/test_firmware.py checks it under
+heap_lock).
 
 The sample index counts from 0 at boot; a FIFO overrun skips the index forward by the samples
 the chip dropped (estimated from the time since the last read) and says so in a STATUS packet.
+An I2C error is reported and the chip read again on the next pass; if it keeps failing the chip
+is set up again (it may have been reset by a glitch), and the samples it could not keep are
+skipped the same way.
 """
 import array
 import time
@@ -22,6 +26,7 @@ from clipfw.backfill import Backfill
 
 MAX_BATCH = 64  # samples moved per FIFO read (~0.3 s at 208 Hz)
 MAX_EVENTS = 8
+IMU_RETRY_PASSES = 3  # I2C failing this many passes in a row: set the chip up again
 
 
 def make_buffers(cfg):
@@ -37,8 +42,8 @@ def make_buffers(cfg):
 
 
 class App:
-    def __init__(self, cfg, imu, link, *, clip_id=0, session_id=1, haptics=None, backfill_path=None,
-                 ticks_ms=time.ticks_ms, buffers=None, log=None, battery=None):
+    def __init__(self, cfg, imu, link, *, clip_id=0, session_id=1, haptics=None, backfill_dir=None,
+                 ticks_ms=time.ticks_ms, buffers=None, log=None, battery=None, reset_cause=0):
         self.cfg = cfg
         self.imu = imu
         self.link = link
@@ -47,34 +52,42 @@ class App:
         rate = cfg["sample_rate_hz"]
         imu.configure(rate, cfg["accel_fs_g"], cfg["gyro_fs_dps"])
         self.rate_hz = rate
-        # HELLO fields in the order of clipcore.protocol.Hello
-        self.hello = (FW_VERSION, imu.MODEL, rate, cfg["accel_fs_g"], cfg["gyro_fs_dps"], imu.accel_ug_per_lsb,
+        # HELLO fields in the order of clipcore.protocol.Hello (a list: the battery changes in place)
+        self.hello = [FW_VERSION, imu.MODEL, rate, cfg["accel_fs_g"], cfg["gyro_fs_dps"], imu.accel_ug_per_lsb,
                       imu.gyro_mdps_per_lsb_q8, clip_id, session_id, P.BATTERY_UNKNOWN,
-                      cfg["samples_per_packet"], P.HELLO_FLAG_BACKFILL)
+                      cfg["samples_per_packet"], P.HELLO_FLAG_BACKFILL]
         b = buffers or make_buffers(cfg)
         self.batcher, self.fifo, self.out, self.detector, backfill_buf, self.small = b
         self.detector.configure(rate, imu.accel_ug_per_lsb)
         self.cue_cfg = cues.make_config(rate)
         self.cue_state = cues.make_state()
-        self.backfill = Backfill(cfg["backfill_s"], rate, cfg["samples_per_packet"], backfill_path, backfill_buf)
+        self.backfill = Backfill(cfg["backfill_s"], rate, cfg["samples_per_packet"], backfill_dir, backfill_buf)
         self.idx = 0  # index of the next sample
         self.packets = 0
         self.steps = 0
         self.cues = 0
         self.last_read_ms = ticks_ms()
         self.backlog = 0
+        self.imu_failures = 0  # passes in a row whose FIFO read failed
         self.streaming = True
         self.log = log  # clipfw.flashlog.FlashLog: the run goes to flash while no host listens
         self.logs = None  # clipfw.logsync.LogServer, made on the first log command
         self.battery = battery  # clipfw.battery.Battery, or None
         self.battery_pct = P.BATTERY_UNKNOWN
         self.next_battery_ms = ticks_ms()
-        packet_lengths = (P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
-                          P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * cfg["samples_per_packet"])
-        link.prepare(self.out, packet_lengths)
+        self.packet_lengths = (P.HELLO_BYTES, P.STEP_BYTES, P.CUE_BYTES, P.STATUS_BYTES, P.RESULT_BYTES,
+                               P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * cfg["samples_per_packet"])
+        link.prepare(self.out, self.packet_lengths)
         if log:
-            log.prepare(packet_lengths)
-        self.send_packet(self.small, P.pack_hello(self.small, self.hello))
+            log.prepare(self.packet_lengths)
+        self.send_packet(self.small, self.publish_hello())
+        self._status(P.STATUS_BOOT, reset_cause)
+
+    def publish_hello(self):
+        """The HELLO into self.small and onto the link (readable over BLE); its length."""
+        n = P.pack_hello(self.small, self.hello)
+        self.link.set_hello(self.small, n)
+        return n
 
     # -- output -------------------------------------------------------------------------------
     def send_packet(self, pkt, n):
@@ -88,24 +101,54 @@ class App:
     def _status(self, code, value):
         self.send_packet(self.small, P.pack_status(self.small, self.idx, code, value))
 
+    def recovered(self, where):
+        """An error was caught at `where` (P.ERROR_*) and the clip carries on: say so."""
+        try:
+            self._status(P.STATUS_ERROR, where)
+        except Exception:  # noqa: BLE001  (reporting must never be what stops the clip)
+            pass
+
     # -- one pass of the loop -----------------------------------------------------------------
     def poll(self):
-        n = self.imu.read(self.fifo, MAX_BATCH)
         now = self.ticks_ms()
-        if self.imu.overrun:
-            self._overrun(now, n)
-        self.backlog = self.imu.level - n  # left in the FIFO for the next pass
-        self.last_read_ms = now
+        n = self._read(now)
         if n:
             self._samples(n)
             self._detect(n)
         self.link.poll(self)
+        if self.backfill.sending:
+            self.backfill.pump(self)
         if self.logs is not None:
             self.logs.pump(self.link)
+        if self.log is not None:
+            self.log.tick(now)
         if self.battery and time.ticks_diff(now, self.next_battery_ms) >= 0:
             self.battery.report(self, now)
         if self.haptics:
             self.haptics.tick(now)
+        return n
+
+    def _read(self, now):
+        """Move what the FIFO holds into self.fifo; 0 if the chip did not answer (said once
+        per outage in a STATUS; the samples wait in its FIFO for the next pass)."""
+        imu = self.imu
+        try:
+            if self.imu_failures >= IMU_RETRY_PASSES:
+                imu.configure(self.rate_hz, self.cfg["accel_fs_g"], self.cfg["gyro_fs_dps"])
+                # The chip starts afresh: what it made since the last read is gone.
+                self.backlog = 0
+                self._skip(now, 0, True)
+            n = imu.read(self.fifo, MAX_BATCH)
+        except OSError as e:
+            if self.imu_failures == 0:
+                self._status(P.STATUS_IMU_ERROR, e.errno if isinstance(e.errno, int) else 0)
+            self.imu_failures += 1
+            return 0
+        self.imu_failures = 0
+        if imu.overrun:
+            self._skip(now, imu.level, False)
+        self.backlog = imu.level - n  # left in the FIFO for the next pass
+        self.last_read_ms = now
         return n
 
     def _samples(self, n):
@@ -114,13 +157,18 @@ class App:
         while done < n:
             done += b.fill(self.fifo, done, n - done)
             if b.count == b.capacity:
-                n_pkt = b.packet_len()
-                self.backfill.keep(b.buf)
-                if self.streaming:
-                    self.send_packet(b.buf, n_pkt)
-                self.packets += 1
-                b.next_packet()
+                self._packet_out()
         self.idx += n
+
+    def _packet_out(self):
+        """The packet in hand (full, or cut short before a hole) is kept and sent."""
+        b = self.batcher
+        n_pkt = b.packet_len()
+        self.backfill.keep(b.buf, self)
+        if self.streaming:
+            self.send_packet(b.buf, n_pkt)
+        self.packets += 1
+        b.next_packet()
 
     def _detect(self, n):
         done = 0
@@ -144,34 +192,40 @@ class App:
             seconds = self.cue_state[cues.CUE_S]
             self.cues += 1
             if self.haptics:
-                self.haptics.metronome(tempo, seconds, self.ticks_ms())
+                self.haptics.metronome(tempo, seconds)
             self.send_packet(self.small, P.pack_cue(self.small, ic_idx, P.CUE_METRONOME_START, reason, P.SOURCE_CLIP,
                                                     tempo, seconds))
 
-    def _overrun(self, now, n_read):
-        """The chip's FIFO overflowed: skip the index by the samples it dropped. Since the last
-        read the chip made `elapsed x rate` samples; with what was left over then, all but
-        what it holds now are lost."""
+    def _skip(self, now, level, restarted):
+        """Samples were lost (the FIFO overflowed, or the chip started afresh): skip the index by
+        them. Since the last read the chip made `elapsed x rate` samples; with what was left over
+        then, all but what it holds now are lost."""
         produced = time.ticks_diff(now, self.last_read_ms) * self.rate_hz // 1000
-        lost = self.backlog + produced - self.imu.level
+        lost = self.backlog + produced - level
         if lost > 0:
             b = self.batcher
             if b.count:  # a packet cannot hold a hole: send the one in hand short
-                self.send_packet(b.buf, b.packet_len())
-                self.packets += 1
-                b.next_packet()
+                self._packet_out()
             self.idx += lost
             b.first_idx = self.idx
             self.detector.resync(self.idx)
-        self._status(P.STATUS_FIFO_OVERFLOW, max(lost, 0))
+        if not restarted:
+            self._status(P.STATUS_FIFO_OVERFLOW, max(lost, 0))
+        self.last_read_ms = now
 
     def flush(self):
         """Send the samples of the packet in hand (when streaming stops or the app ends)."""
-        b = self.batcher
-        if b.count:
-            self.send_packet(b.buf, b.packet_len())
-            self.packets += 1
-            b.next_packet()
+        if self.batcher.count:
+            self._packet_out()
+
+    def close(self):
+        """The app is stopped (Ctrl-C): what is in hand goes out and the log is closed whole."""
+        self.flush()
+        if self.log is not None:
+            self.log.close()
+        self.backfill.close()
+        if hasattr(self.link, "close"):
+            self.link.close()
 
     # -- commands from the host ---------------------------------------------------------------
     def command(self, pkt, authenticated=True):
@@ -199,12 +253,12 @@ class App:
         elif op == P.OP_SET_CONFIG:
             return self._set_config(args[0], args[1])
         elif op == P.OP_BACKFILL:
+            # The RESULT goes first (detail: the samples that will come), then the packets a few
+            # per pass (paced under the link's buffers), then a STATUS backfill_done.
             first_idx, count = args
             if not self.backfill.covers(first_idx, count):
                 return P.RESULT_UNAVAILABLE, self.backfill.oldest_idx()
-            sent = self.backfill.send(first_idx, count, self.send_packet)
-            self._status(P.STATUS_BACKFILL_DONE, sent)
-            return P.RESULT_OK, sent
+            return P.RESULT_OK, self.backfill.start(first_idx, count)
         elif op == P.OP_LOG_LIST or op == P.OP_LOG_READ or op == P.OP_LOG_DELETE:
             if self.logs is None:
                 from clipfw.logsync import LogServer
@@ -214,14 +268,20 @@ class App:
         elif op in (P.OP_BUZZ, P.OP_METRONOME_START, P.OP_METRONOME_STOP):
             if self.haptics is None:
                 return P.RESULT_UNAVAILABLE, 0
-            now = self.ticks_ms()
             if op == P.OP_BUZZ:
-                self.haptics.buzz(args[0], args[1], args[2], args[3], now)
+                self.haptics.buzz(args[0], args[1], args[2], args[3])
+                self._host_cue(P.CUE_BUZZ, 0, 0)
             elif op == P.OP_METRONOME_START:
-                self.haptics.metronome(args[0], args[1], now)
+                self.haptics.metronome(args[0], args[1])
+                self._host_cue(P.CUE_METRONOME_START, args[0], args[1])
             else:
                 self.haptics.stop()
+                self._host_cue(P.CUE_METRONOME_STOP, 0, 0)
         return P.RESULT_OK, 0
+
+    def _host_cue(self, kind, tempo, seconds):
+        """A cue the host asked for is played: the CUE event says so (source: host)."""
+        self.send_packet(self.small, P.pack_cue(self.small, self.idx, kind, P.REASON_MANUAL, P.SOURCE_HOST, tempo, seconds))
 
     def _set_config(self, key, value):
         """Cue settings by number (docs/protocol.md, SET_CONFIG keys); the old value stays on error."""

@@ -1,85 +1,203 @@
 """The backfill store: the last packets the clip sent, so a host that missed some can ask again.
 
-Each full SAMPLES packet is kept in a slot (slot = packet number modulo the slot count), in RAM
-when there is room (boards with PSRAM) or in a file of fixed size on flash otherwise. A request
-for a range of sample indices is answered with the stored packets that overlap it, re-typed as
-BACKFILL; the host merges them by sample index (and ignores what it already has). A slot's own
-header says which samples it holds, so nothing else is kept per slot.
+Every SAMPLES packet the clip makes is kept: in a RAM ring when there is room (boards with PSRAM),
+else on flash. On flash the store is a ring of segment files, each written from its start to its
+end by appending and then reused whole (reopened "wb": littlefs frees its blocks). littlefs
+rewrites a file's whole tail when a write lands mid-file (copy on write), so the store never
+seeks to write; a request reads through a second handle.
+
+A request for a range of sample indices (``start``) is answered a few packets per pass of the
+main loop (``pump``): each held packet overlapping the range is re-typed BACKFILL, numbered from
+seq 0 for this request, and sent; one the link refuses (its buffers are full) is sent again on
+the next pass. When the range is done a STATUS backfill_done gives the samples sent. The host
+merges them by sample index (and ignores what it already has). A slot's own header says which
+samples it holds, so nothing else is kept per packet.
 """
+import os
+
 from micropython import const
 
 from clipcore import wire as P
 
 _FIRST_IDX_OFFSET = const(3)  # SAMPLES header: type u8, seq u16, first_idx u32, count u8
+_COUNT_OFFSET = const(7)
+SEGMENT_PACKETS = const(32)  # ~7.5 kB a segment file: ~3 s at 208 Hz
+PACKETS_PER_PASS = const(2)  # ~20 notifications a second, beside 11-22 live ones: under ~40/s
+SCAN_PER_PASS = const(16)  # packets looked at per pass (reads from flash cost time)
+
+
+def _packets(seconds, rate_hz, samples_per_packet):
+    return (seconds * rate_hz + samples_per_packet - 1) // samples_per_packet + 1
+
+
+def flash_bytes(seconds, rate_hz, samples_per_packet):
+    """What a store on flash takes at most (the flash log leaves it this much)."""
+    n_segs = (_packets(seconds, rate_hz, samples_per_packet) + SEGMENT_PACKETS - 1) // SEGMENT_PACKETS + 1
+    return n_segs * SEGMENT_PACKETS * (P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * samples_per_packet)
 
 
 class Backfill:
-    def __init__(self, seconds, rate_hz, samples_per_packet, path=None, buf=None):
+    def __init__(self, seconds, rate_hz, samples_per_packet, folder=None, buf=None):
         self.spp = samples_per_packet
         self.slot_bytes = P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * samples_per_packet
-        self.n_slots = (seconds * rate_hz + samples_per_packet - 1) // samples_per_packet + 1
-        self.kept = 0  # packets kept since boot; the last n_slots of them are held
-        self.path = path
+        n_packets = _packets(seconds, rate_hz, samples_per_packet)
+        self.kept = 0  # packets kept since boot
+        self.folder = folder
+        self.failed = False  # the flash refused a write: nothing more is kept
         self._ram = None
-        self._file = None
-        if path:
-            self._file = open(path, "w+b")
-        else:
-            self._ram = bytearray(self.n_slots * self.slot_bytes)
+        self._w = None  # the segment being appended to
+        self._r = None  # a segment open for reading, and which
+        self._r_seg = -1
+        self._w_dirty = False
         self.buf = buf or bytearray(self.slot_bytes)  # one packet being re-sent
-
-    def keep(self, pkt):
-        """Keep a full SAMPLES packet (its bytes, as sent)."""
-        slot = self.kept % self.n_slots
-        if self._ram is not None:
-            o = slot * self.slot_bytes
-            self._ram[o:o + self.slot_bytes] = pkt
+        self.sending = False
+        if folder:
+            self.n_segs = (n_packets + SEGMENT_PACKETS - 1) // SEGMENT_PACKETS + 1
+            self.capacity = (self.n_segs - 1) * SEGMENT_PACKETS  # packets always held (plus the current segment's)
+            self.paths = ["%s/%02d.bin" % (folder, s) for s in range(self.n_segs)]
+            try:
+                try:
+                    os.mkdir(folder)
+                except OSError:
+                    pass
+                for name in os.listdir(folder):  # a store from an earlier boot is worth nothing now
+                    os.remove(folder + "/" + name)
+                self._w = open(self.paths[0], "wb")
+            except OSError:
+                self.failed = True
         else:
-            self._file.seek(slot * self.slot_bytes)
-            self._file.write(pkt)
-        self.kept += 1
+            self.n_segs = 0
+            self.capacity = n_packets
+            self._ram = bytearray(n_packets * self.slot_bytes)
+
+    # -- keeping ------------------------------------------------------------------------------
+    def keep(self, pkt, app):
+        """Keep a SAMPLES packet (its bytes, as sent; a short one too: its header says so)."""
+        if self._ram is not None:
+            o = (self.kept % self.capacity) * self.slot_bytes
+            self._ram[o:o + self.slot_bytes] = pkt
+            self.kept += 1
+            return
+        if self.failed:
+            return
+        try:
+            self._w.write(pkt)
+            self._w_dirty = True
+            self.kept += 1
+            if self.kept % SEGMENT_PACKETS == 0:  # the segment is full: on to the next, reused whole
+                self._w.close()
+                s = (self.kept // SEGMENT_PACKETS) % self.n_segs
+                if self._r_seg == s:
+                    self._close_reader()
+                self._w = open(self.paths[s], "wb")  # (the one allocation: a file object per segment)
+                self._w_dirty = False
+        except Exception:  # noqa: BLE001  (a full or failing flash: backfill is lost, the run goes on)
+            self.failed = True
+            app.recovered(P.ERROR_FLASH)
+
+    def _held(self):
+        """Packet numbers [lo, hi) still held."""
+        hi = self.kept
+        if self._ram is not None:
+            return max(0, hi - self.capacity), hi
+        return max(0, (hi // SEGMENT_PACKETS - self.n_segs + 1) * SEGMENT_PACKETS), hi
 
     def _load(self, k):
         """Packet number k into self.buf; return its first sample index."""
-        slot = k % self.n_slots
         if self._ram is not None:
-            o = slot * self.slot_bytes
-            for i in range(self.slot_bytes):
-                self.buf[i] = self._ram[o + i]
-        else:
-            self._file.seek(slot * self.slot_bytes)
-            self._file.readinto(self.buf)
+            o = (k % self.capacity) * self.slot_bytes
+            self.buf[:] = memoryview(self._ram)[o:o + self.slot_bytes]
+            return P.u32(self.buf, _FIRST_IDX_OFFSET)
+        s = (k // SEGMENT_PACKETS) % self.n_segs
+        if k // SEGMENT_PACKETS == self.kept // SEGMENT_PACKETS and (self._w_dirty or self._r_seg == s):
+            # the segment being written: make what it holds readable, and read it afresh
+            if self._w_dirty:
+                self._w.flush()
+                self._w_dirty = False
+            self._close_reader()
+        if self._r_seg != s:
+            self._close_reader()
+            self._r = open(self.paths[s], "rb")
+            self._r_seg = s
+        self._r.seek((k % SEGMENT_PACKETS) * self.slot_bytes)
+        self._r.readinto(self.buf)
         return P.u32(self.buf, _FIRST_IDX_OFFSET)
 
-    def _held(self):
-        return max(0, self.kept - self.n_slots), self.kept  # packet numbers [lo, hi)
+    def _close_reader(self):
+        if self._r is not None:
+            self._r.close()
+            self._r = None
+            self._r_seg = -1
 
     def oldest_idx(self):
         lo, hi = self._held()
-        return self._load(lo) if hi > lo else -1
+        return self._load(lo) if hi > lo and not self.failed else -1
 
     def covers(self, first_idx, count):
         """True if every requested sample is still held."""
         lo, hi = self._held()
-        if hi == lo:
+        if hi == lo or self.failed:
             return False
-        return self._load(lo) <= first_idx and first_idx + count <= self._load(hi - 1) + self.spp
+        try:
+            newest = self._load(hi - 1)
+            return self._load(lo) <= first_idx and first_idx + count <= newest + self.buf[_COUNT_OFFSET]
+        except OSError:
+            return False
 
-    def send(self, first_idx, count, send_packet):
-        """Re-send, in order, the held packets overlapping [first_idx, first_idx + count) as
-        BACKFILL packets through send_packet(buf, n); return the number of samples sent."""
+    # -- answering a request, a few packets per pass ------------------------------------------
+    def start(self, first_idx, count):
+        """Begin sending [first_idx, first_idx + count) (replacing a request under way); return
+        the samples that will come."""
         lo, hi = self._held()
-        end = first_idx + count
-        sent = 0
-        for k in range(lo, hi):
-            f = self._load(k)
-            if f + self.spp <= first_idx or f >= end:
-                continue
-            self.buf[0] = P.header_byte(P.T_BACKFILL)
-            send_packet(self.buf, self.slot_bytes)
-            sent += self.spp
-        return sent
+        self.first_idx = first_idx
+        self.end_idx = first_idx + count
+        self.next_k = lo
+        self.end_k = hi
+        self.seq = 0
+        self.sent = 0
+        self.sending = True
+        return count
+
+    def pump(self, app):
+        """Send the next packets of the request under way; stop at the first the link refuses."""
+        link = app.link
+        if not link.host_connected():  # the host left: it asks again for what it lacks
+            self.sending = False
+            return
+        scanned = sent = 0
+        try:
+            while self.next_k < self.end_k and scanned < SCAN_PER_PASS and sent < PACKETS_PER_PASS:
+                scanned += 1
+                if self.next_k < self._held()[0]:  # overwritten since the request: gone
+                    self.next_k += 1
+                    continue
+                f = self._load(self.next_k)
+                n = self.buf[_COUNT_OFFSET]
+                if f + n <= self.first_idx or f >= self.end_idx:
+                    self.next_k += 1
+                    continue
+                b = self.buf
+                b[0] = P.header_byte(P.T_BACKFILL)
+                b[1] = self.seq & 0xFF
+                b[2] = (self.seq >> 8) & 0xFF
+                if not link.send(b, P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * n):
+                    return  # the same packet on the next pass
+                self.seq += 1
+                self.sent += n
+                sent += 1
+                self.next_k += 1
+        except OSError:  # the flash would not read: what was sent stands
+            app.recovered(P.ERROR_FLASH)
+            self.next_k = self.end_k
+        if self.next_k >= self.end_k:
+            self.sending = False
+            app._status(P.STATUS_BACKFILL_DONE, self.sent)
 
     def close(self):
-        if self._file:
-            self._file.close()
+        self._close_reader()
+        if self._w is not None:
+            try:
+                self._w.close()
+            except OSError:
+                pass
+            self._w = None

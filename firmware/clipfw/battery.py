@@ -45,8 +45,8 @@ class Battery:
         was = app.battery_pct
         app.battery_pct = pct
         app.next_battery_ms = time.ticks_add(now, REPORT_S * 1000)
-        h = app.hello
-        app.hello = h[:9] + (pct,) + h[10:]  # the HELLO a host gets on (re)connecting
+        app.hello[9] = pct  # the HELLO a host gets on (re)connecting
+        app.publish_hello()
         if hasattr(app.link, "battery"):
             app.link.battery(pct)
         low = pct < LOW_PCT and (was == P.BATTERY_UNKNOWN or was >= LOW_PCT)

@@ -23,7 +23,7 @@ DEFAULTS = {
     "gyro_fs_dps": 2000,
     "samples_per_packet": 19,  # 19 fills one notification at MTU 247
     "haptic_pin": 25,
-    "haptic_pwm_hz": 200,  # an ERM motor driven through a transistor
+    "haptic_pwm_hz": 20000,  # the RMT carrier's frequency during a pulse (its duty: the intensity)
     "haptic_intensity_pct": 80,
     "battery_adc_pin": 35,  # through a 1:2 divider
     "backfill_s": 60,  # the last this many seconds can be sent again
@@ -55,7 +55,7 @@ RANGES = {  # key: (lowest, highest) for integers
     "haptic_pin": (0, 48),
     "battery_adc_pin": (0, 48),
     "samples_per_packet": (1, 19),
-    "haptic_pwm_hz": (50, 40000),
+    "haptic_pwm_hz": (2000, 40000),  # the RMT carrier's 16-bit halves hold any duty 1..99 % here
     "haptic_intensity_pct": (1, 100),
     "backfill_s": (10, 600),
 }

@@ -76,10 +76,13 @@ class LogServer:
         if not link.host_connected():  # the host left: it asks again for what it lacks
             self.stop()
             return
+        chunk = min(P.LOG_CHUNK_BYTES, link.max_payload() - P.LOG_DATA_HEADER_BYTES)  # pieces fit the MTU
+        if chunk <= 0:
+            return
         for _ in range(PACKETS_PER_POLL):
             n = self.end - self.pos
-            if n > P.LOG_CHUNK_BYTES:
-                n = P.LOG_CHUNK_BYTES
+            if n > chunk:
+                n = chunk
             P.pack_log_data_header(self.buf, self.log_no, self.pos)
             self.f.seek(self.pos)
             got = self.f.readinto(self.chunk if n == P.LOG_CHUNK_BYTES else self.chunk[:n])

@@ -3,10 +3,20 @@
 Frames go out on ``out`` (the USB CDC port: sys.stdout.buffer on the clip); command frames come
 in on ``inp`` (sys.stdin.buffer), read without blocking through ``poller`` (select.poll on the
 clip). A wired host is trusted: no pairing on a cable.
+
+On the ESP32 a 0x03 byte arriving on the USB serial port is Ctrl-C: the port's receive interrupt
+raises KeyboardInterrupt in whatever runs, and SET_CONFIG's opcode is 3, CRCs are any byte. So
+the link turns that off (micropython.kbd_intr(-1)) and stops the app itself on three Ctrl-C in a
+row that are not inside a frame: what a developer presses to get the REPL back, and what
+`strideclip flash` and `sync --port` send before mpremote.
 """
+import micropython
 from clipcore import wire as P
 
 from clipfw.views import Views
+
+CTRL_C = 3
+CTRL_C_TO_STOP = 3
 
 
 class SerialLink:
@@ -19,6 +29,10 @@ class SerialLink:
         self.frame = bytearray(0)
         self.frames_out = 0
         self.bytes_out = 0
+        self.ctrl_c = 0  # Ctrl-C bytes in a row outside any frame
+        self.one = bytearray(1)
+        if inp is not None:
+            micropython.kbd_intr(-1)  # 0x03 is data here (the module docstring)
 
     def prepare(self, out, packet_lengths):
         """The frame buffer (made at boot) and views for the frame lengths the app will send."""
@@ -36,25 +50,44 @@ class SerialLink:
     def host_connected(self):
         return self.inp is not None
 
+    def max_payload(self):
+        return 512  # a byte stream: any packet the clip makes fits a frame
+
+    def set_hello(self, pkt, n):
+        """(Over BLE the HELLO is also readable; a byte stream has nothing to read.)"""
+
     def poll(self, app):
         """Answer the commands that have arrived."""
         if self.inp is None:
             return
-        if self.poller is None:  # a stream that never blocks (tests' scripted host)
-            data = self.inp.read(64)
-            if not data:
+        for _ in range(64):  # a byte at a time: read(n) waits for all n; ipoll allocates nothing
+            ready = False
+            for _ev in self.poller.ipoll(0):
+                ready = True
+            if not ready:
                 return
-            self.deframer.feed(data)
-        else:
-            got = 0
-            while got < 64 and self.poller.poll(0):  # a byte at a time: read(n) may wait for all n
-                self.deframer.feed(self.inp.read(1))
-                got += 1
-            if not got:
-                return
+            if not self.inp.readinto(self.one):
+                return  # (a closed port: nothing to read)
+            self._byte(self.one, app)
+
+    def _byte(self, b, app):
+        d = self.deframer
+        d.feed(b)
         while True:
-            pkt = self.deframer.next_packet()
+            pkt = d.next_packet()
             if pkt is None:
                 break
-            n = app.command(pkt)
-            app.send_packet(app.small, n)
+            app.send_packet(app.small, app.command(pkt))
+        # A Ctrl-C outside any frame: the deframer holds no frame start (at most the one byte
+        # it keeps in case it is half a sync marker).
+        if b[0] == CTRL_C and d.pending_bytes() <= 1:
+            self.ctrl_c += 1
+            if self.ctrl_c >= CTRL_C_TO_STOP:
+                micropython.kbd_intr(CTRL_C)
+                raise KeyboardInterrupt
+        else:
+            self.ctrl_c = 0
+
+    def close(self):
+        if self.inp is not None:
+            micropython.kbd_intr(CTRL_C)

@@ -25,9 +25,10 @@ def mpy_cross() -> str:
     return exe
 
 
-def compile_tree(src: Path, dest: Path, march: str = UNIX_PORT_MARCH) -> list[Path]:
-    """Every .py under src compiled to dest/<same path>.mpy; returns the files written."""
-    exe = mpy_cross()
+def compile_tree(src: Path, dest: Path, march: str = UNIX_PORT_MARCH, exe: str | None = None) -> list[Path]:
+    """Every .py under src compiled to dest/<same path>.mpy (by the mpy-cross at exe, else the
+    installed one); returns the files written."""
+    exe = exe or mpy_cross()
     written = []
     for py in sorted(src.rglob("*.py")):
         out = dest / py.relative_to(src).with_suffix(".mpy")

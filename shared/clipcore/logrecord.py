@@ -51,7 +51,8 @@ def record_into(out, pos, kind, t_ms, body, n):
     out[pos + 2] = size & 0xFF
     out[pos + 3] = size >> 8
     out[pos + 4] = kind
-    t_ms &= 0xFFFFFFFF
+    if not 0 <= t_ms <= 0x3FFFFFFF:  # (only then: on a 32-bit port the mask makes a big int)
+        t_ms &= 0xFFFFFFFF
     out[pos + 5] = t_ms & 0xFF
     out[pos + 6] = (t_ms >> 8) & 0xFF
     out[pos + 7] = (t_ms >> 16) & 0xFF

@@ -80,7 +80,11 @@ STATUS_NAMES = {
     STATUS_BACKFILL_DONE: "backfill_done",
     STATUS_DETECTOR_RESYNC: "detector_resync",
     STATUS_CONFIG_ERROR: "config_error",
+    STATUS_ERROR: "error",
+    STATUS_SMALL_MTU: "small_mtu",
 }
+ERROR_NAMES = {ERROR_LOOP: "main loop", ERROR_BLE_EVENT: "BLE event handler", ERROR_FLASH: "flash write",
+               ERROR_RESTARTING: "restarting"}
 
 OPCODE_NAMES = {
     OP_START_STREAM: "start_stream",

@@ -94,6 +94,13 @@ STATUS_CONFIG_CHANGED = const(9)  # [config key]
 STATUS_BACKFILL_DONE = const(10)  # [samples sent]
 STATUS_DETECTOR_RESYNC = const(11)  # [samples missing]
 STATUS_CONFIG_ERROR = const(12)  # [0]: the config file was refused; the clip runs on its defaults
+STATUS_ERROR = const(13)  # [where, ERROR_*]: the clip caught an error there and carried on
+STATUS_SMALL_MTU = const(14)  # [MTU]: too small for a SAMPLES packet; samples go to flash and the store
+# Where a caught error was (STATUS_ERROR's value).
+ERROR_LOOP = const(1)  # a pass of the main loop
+ERROR_BLE_EVENT = const(2)  # the BLE event handler (the stack would otherwise drop it for good)
+ERROR_FLASH = const(3)  # a write to flash other than the log (bonds, backfill store, session counter)
+ERROR_RESTARTING = const(4)  # the main loop failed pass after pass: the clip restarts itself
 
 # Command opcodes and the byte length of their arguments.
 OP_START_STREAM = const(1)  # no args
@@ -266,7 +273,7 @@ class SampleBatcher:
         return memoryview(self.buf)[: self.packet_len()]
 
     def next_packet(self):
-        self.first_idx = (self.first_idx + self.count) & 0xFFFFFFFF
+        self.first_idx += self.count  # (no mask: a 32-bit port would build a big int per packet)
         self.seq = (self.seq + 1) & 0xFFFF
         self.count = 0
 
@@ -287,7 +294,7 @@ def _copy_le16(buf, o: int, values, i: int, end: int):
 
 def pack_samples_header(buf, ptype, seq, first_idx, count):
     """Write the 8-byte header of a SAMPLES/BACKFILL packet; return the whole packet's length."""
-    struct.pack_into("<BHIB", buf, 0, header_byte(ptype), seq & 0xFFFF, first_idx & 0xFFFFFFFF, count)
+    struct.pack_into("<BHIB", buf, 0, header_byte(ptype), seq & 0xFFFF, first_idx, count)
     return SAMPLES_HEADER_BYTES + SAMPLE_BYTES * count
 
 

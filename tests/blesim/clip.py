@@ -184,6 +184,9 @@ class SimClip:
     def host_connected(self) -> bool:
         return self.connection is not None
 
+    def max_payload(self) -> int:
+        return self.connection.att_mtu - 3 if self.connection else 20
+
     def send(self, pkt, n: int) -> bool:
         """The link as LogServer.pump sees it: pieces queued here, notified right after."""
         if self.connection is None:
