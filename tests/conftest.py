@@ -30,6 +30,14 @@ def require_data(name: str):
     return folder
 
 
+@pytest.fixture(scope="session")
+def firmware(tmp_path_factory):
+    """The clip's firmware compiled by the test rig's own mpy-cross (tests/rig), as installed on a clip."""
+    import rig
+
+    return rig.build_firmware(tmp_path_factory.mktemp("firmware"))
+
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make test` (never `playwright install`)
 # Without these, chromium reaches for Google's services at every start, which this closed network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -10,9 +10,10 @@ heap_lock).
 
 The sample index counts from 0 at boot; a FIFO overrun skips the index forward by the samples
 the chip dropped (estimated from the time since the last read) and says so in a STATUS packet.
-An I2C error is reported and the chip read again on the next pass; if it keeps failing the chip
-is set up again (it may have been reset by a glitch), and the samples it could not keep are
-skipped the same way.
+An I2C error is reported (once per outage) and the chip read again on the next pass: its FIFO
+kept the samples. A chip that stops sampling (reset by a power glitch: it comes back powered
+down) is set up again after a second without samples, and the time it missed is skipped the
+same way.
 """
 import array
 import time
@@ -26,7 +27,7 @@ from clipfw.backfill import Backfill
 
 MAX_BATCH = 64  # samples moved per FIFO read (~0.3 s at 208 Hz)
 MAX_EVENTS = 8
-IMU_RETRY_PASSES = 3  # I2C failing this many passes in a row: set the chip up again
+IMU_SILENT_MS = 1000  # no sample for this long from a chip that answers: it was reset, set it up again
 
 
 def make_buffers(cfg):
@@ -69,6 +70,7 @@ class App:
         self.last_read_ms = ticks_ms()
         self.backlog = 0
         self.imu_failures = 0  # passes in a row whose FIFO read failed
+        self.last_sample_ms = self.last_read_ms
         self.streaming = True
         self.log = log  # clipfw.flashlog.FlashLog: the run goes to flash while no host listens
         self.logs = None  # clipfw.logsync.LogServer, made on the first log command
@@ -95,8 +97,10 @@ class App:
         log = self.log
         # Whatever no host received goes to flash: every sample is on one side or the other.
         if log is not None and not log.full and not (delivered and self.link.host_connected()):
-            if not log.packet(pkt, n):  # the flash just filled up: say so, once
-                self.send_packet(self.small, P.pack_status(self.small, self.idx, P.STATUS_FLASH_FULL, log.bytes))
+            if not log.packet(pkt, n):  # the flash just filled up: say so, once, in the log and to a host
+                n = P.pack_status(self.small, self.idx, P.STATUS_FLASH_FULL, log.bytes)
+                log.last_word(self.small, n)
+                self.link.send(self.small, n)
 
     def _status(self, code, value):
         self.send_packet(self.small, P.pack_status(self.small, self.idx, code, value))
@@ -133,12 +137,16 @@ class App:
         per outage in a STATUS; the samples wait in its FIFO for the next pass)."""
         imu = self.imu
         try:
-            if self.imu_failures >= IMU_RETRY_PASSES:
-                imu.configure(self.rate_hz, self.cfg["accel_fs_g"], self.cfg["gyro_fs_dps"])
-                # The chip starts afresh: what it made since the last read is gone.
-                self.backlog = 0
-                self._skip(now, 0, True)
             n = imu.read(self.fifo, MAX_BATCH)
+            if n == 0 and time.ticks_diff(now, self.last_sample_ms) > IMU_SILENT_MS:
+                # It answers but makes nothing: reset by a glitch. Set it up again; what it
+                # missed is skipped (a gap the host sees), and the STATUS says why (value 0).
+                imu.configure(self.rate_hz, self.cfg["accel_fs_g"], self.cfg["gyro_fs_dps"])
+                self._status(P.STATUS_IMU_ERROR, 0)
+                self.last_read_ms, self.backlog = self.last_sample_ms, 0  # it was silent since then
+                self._skip(now, 0, True)
+                self.last_sample_ms = now
+                return 0
         except OSError as e:
             if self.imu_failures == 0:
                 self._status(P.STATUS_IMU_ERROR, e.errno if isinstance(e.errno, int) else 0)
@@ -149,6 +157,8 @@ class App:
             self._skip(now, imu.level, False)
         self.backlog = imu.level - n  # left in the FIFO for the next pass
         self.last_read_ms = now
+        if n:
+            self.last_sample_ms = now
         return n
 
     def _samples(self, n):

@@ -23,6 +23,7 @@ from clipfw.views import Views
 
 FLUSH_MS = 2000
 LITTLEFS_SPARE_BYTES = 16 * 4096  # littlefs copies blocks on write: never fill the last of them
+LAST_WORD_BYTES = 64  # kept back for the record that says the log stopped
 
 
 class FlashLog:
@@ -71,8 +72,21 @@ class FlashLog:
         end = L.record_into(self.buf, 0, L.REC_CLIP, t_ms, pkt, n)
         return self._write(self.buf, end)
 
+    def last_word(self, pkt, n):
+        """The log has stopped: this one record (the STATUS saying so) still goes in, and the
+        log is made durable, so a host reading it later learns why it ends."""
+        if self.f is None or self.error:
+            return
+        end = L.record_into(self.buf, 0, L.REC_CLIP, time.ticks_diff(self.ticks_ms(), self.t0_ms), pkt, n)
+        try:
+            self.f.write(self.views.get(self.buf, end))
+            self.bytes += end
+        except OSError:
+            pass
+        self.flush()
+
     def _write(self, buf, n):
-        if self.bytes + n > self.max_bytes:
+        if self.bytes + n > self.max_bytes - LAST_WORD_BYTES:
             self.full = True
             return False
         try:

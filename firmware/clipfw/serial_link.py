@@ -7,9 +7,11 @@ clip). A wired host is trusted: no pairing on a cable.
 On the ESP32 a 0x03 byte arriving on the USB serial port is Ctrl-C: the port's receive interrupt
 raises KeyboardInterrupt in whatever runs, and SET_CONFIG's opcode is 3, CRCs are any byte. So
 the link turns that off (micropython.kbd_intr(-1)) and stops the app itself on three Ctrl-C in a
-row that are not inside a frame: what a developer presses to get the REPL back, and what
-`strideclip flash` and `sync --port` send before mpremote.
+row, within half a second, that are not inside a frame: what a developer presses to get the REPL back,
+and what `strideclip flash` and `sync --port` send before mpremote.
 """
+import time
+
 import micropython
 from clipcore import wire as P
 
@@ -17,6 +19,7 @@ from clipfw.views import Views
 
 CTRL_C = 3
 CTRL_C_TO_STOP = 3
+CTRL_C_WITHIN_MS = 500
 
 
 class SerialLink:
@@ -29,7 +32,8 @@ class SerialLink:
         self.frame = bytearray(0)
         self.frames_out = 0
         self.bytes_out = 0
-        self.ctrl_c = 0  # Ctrl-C bytes in a row outside any frame
+        self.ctrl_c = 0  # Ctrl-C bytes in a row outside any frame ...
+        self.ctrl_c_ms = 0  # ... since the first of them
         self.one = bytearray(1)
         if inp is not None:
             micropython.kbd_intr(-1)  # 0x03 is data here (the module docstring)
@@ -81,6 +85,9 @@ class SerialLink:
         # A Ctrl-C outside any frame: the deframer holds no frame start (at most the one byte
         # it keeps in case it is half a sync marker).
         if b[0] == CTRL_C and d.pending_bytes() <= 1:
+            now = time.ticks_ms()
+            if self.ctrl_c == 0 or time.ticks_diff(now, self.ctrl_c_ms) > CTRL_C_WITHIN_MS:
+                self.ctrl_c, self.ctrl_c_ms = 0, now
             self.ctrl_c += 1
             if self.ctrl_c >= CTRL_C_TO_STOP:
                 micropython.kbd_intr(CTRL_C)

@@ -153,9 +153,19 @@ def backends(radio):
                 self._connection = None
 
         async def pair(self, *args, **kwargs) -> None:
-            if self._connection is None:
+            """Pair, or with a bond already made re-encrypt with its keys (what BlueZ does); a
+            peer that lost the bond is paired again."""
+            conn = self._connection
+            if conn is None:
                 raise BleakError("not connected")
-            await self._connection.pair()
+            keystore = radio.central.keystore
+            if keystore is not None and await keystore.get(str(conn.peer_address)) is not None:
+                try:
+                    await conn.encrypt()
+                    return
+                except (hci.HCI_Error, Exception):  # noqa: BLE001  (the peer forgot us: pair afresh)
+                    pass
+            await conn.pair()
 
         async def unpair(self) -> None:
             raise NotImplementedError("bumble backend: unpair")

@@ -270,3 +270,44 @@ class Board:
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         serial = serial_path.read_bytes() if serial_path and serial_path.exists() else b""
         return Boot(report, serial, stderr, returncode, opts or {})
+
+
+BASE_MAC = (0x24, 0x0A, 0xC4, 0x51, 0xA0, 0x00)  # the clip's eFuse MAC (machine.unique_id())
+BT_ADDRESS = "24:0A:C4:51:A0:02"  # ESP-IDF: the Bluetooth address is the base MAC + 2
+CLIP_ID = 0xC451A002  # the low 32 bits of the Bluetooth address
+
+
+class BleClip:
+    """A clip on the rig over BLE: its controller on the air (tests/rig/air.py) and its boots,
+    each a process of the rig's interpreter on the real clock (NimBLE needs real time). A boot
+    ends with the power (end_ms) or when killed (a power cut); another boot of the same board is
+    the clip after a reboot, with what its flash kept."""
+
+    def __init__(self, air, board: Board):
+        self.air = air
+        self.board = board
+        self.controller = None
+        self.proc = None
+
+    async def boot(self, counts: np.ndarray | None, **opts) -> None:
+        import asyncio
+
+        if self.controller is None:
+            self.controller, self.hci_path = await self.air.clip_controller(BT_ADDRESS + "/P")
+        opts.setdefault("clock", "real")
+        opts.setdefault("base_mac", list(BASE_MAC))
+        self.proc = await asyncio.to_thread(self.board.boot, counts, popen=True,
+                                            env={"MICROPYBTUART": self.hci_path}, **opts)
+
+    async def finish(self, timeout_s: float = 900) -> Boot:
+        """Wait for this boot to end (its end_ms, or a reset): what it left."""
+        import asyncio
+
+        proc = self.proc
+        _, err = await asyncio.wait_for(asyncio.to_thread(proc.communicate), timeout_s)
+        return self.board.result(proc.returncode, err.decode(errors="replace"))
+
+    async def power_cut(self) -> Boot:
+        """The battery is pulled: the process dies where it stands."""
+        self.proc.kill()
+        return await self.finish(30)

@@ -149,6 +149,9 @@ class BleTransport:
             await client.start_notify(P.BLE_EVENTS_UUID, receive)
             await client.start_notify(P.BLE_CONTROL_UUID, receive)
             await client.start_notify(P.BLE_SAMPLES_UUID, receive)
+            hello = bytes(await client.read_gatt_char(P.BLE_EVENTS_UUID))  # the HELLO, readable on any MTU
+            if hello and hello[0] & 0x0F == P.T_HELLO:
+                self.on_packet(hello, time.monotonic())
             self.client = client  # connected: commands may go out, their results will be heard
         except (BleakError, asyncio.TimeoutError, OSError) as e:
             self.client = None

@@ -13,6 +13,7 @@ Nothing here allocates on the paths the firmware takes per sample (ticks, I2C co
 checks): the clock is kept as whole milliseconds plus microseconds, both small ints.
 """
 import gc
+import json
 import micropython
 import os
 import utime
@@ -93,6 +94,7 @@ class Rig:
         self.rmt_log = []  # what the RMT was told to play, and when (esp32.py)
         self.flash = None  # the flash chip (rigflash.Flash)
         self.ending = False
+        self.dead = False  # the board is going down: nothing more happens on it
         self._in_tick = False
 
     # -- time -------------------------------------------------------------------------------
@@ -146,7 +148,7 @@ class Rig:
 
     # -- what happens when the firmware touches the board -------------------------------------
     def tick(self):
-        if self._in_tick:
+        if self._in_tick or self.dead:
             return
         self._in_tick = True
         clock = self.clock
@@ -185,6 +187,9 @@ class Rig:
             self.i2c_errors = f[2]
         elif kind == "raise":  # the next I2C transfer raises something no driver expects
             self.raise_next = f[2]
+        elif kind == "imu_reset":  # a power glitch resets the IMU: powered down, FIFO empty
+            for dev in self.devices.values():
+                dev.power_on_reset()
         elif kind == "stall":  # the CPU is held this many ms (a flash burst, a stuck driver)
             self.cost_us(f[2] * 1000)
         elif kind == "alloc":  # allocate in the firmware's pass (the heap-lock test's negative control)
@@ -207,10 +212,9 @@ class Rig:
 
     # -- leaving the board --------------------------------------------------------------------
     def write_report(self, how):
+        self.dead = True
         self.ballast = None  # the run is over: the report may use the clip's heap
         gc.collect()
-        import json
-
         r = self.report
         r["end"] = how
         r["t_ms"] = self.clock.ms

@@ -50,7 +50,7 @@ class Lsm6:
         self.regs[0x0F] = who_am_i
         self.rate_hz = 0
         self.rate_ppm = rate_ppm  # the chip's own clock, this far off nominal
-        self.t0_ms = 0
+        self.t0_ms = -1  # when it first sampled: the recording's start (the runner's motion goes on from there)
         self.running = False
         self.head = 0  # FIFO: index of the oldest word still held (words count from 0 at start)
         self.made = 0  # words the chip has made so far
@@ -64,19 +64,23 @@ class Lsm6:
                 "transfers": self.transfers, "overruns": self.overruns, "recording": self.rec.n}
 
     # -- the chip's clock ----------------------------------------------------------------------
-    def _catch_up(self):
-        if not self.running:
-            return
+    def _words_now(self):
+        """Words made since the recording started, by the chip's clock."""
         c = self.rig.clock
         ms = c.ms - self.t0_ms
-        # samples made: whole seconds first, so no intermediate leaves the small-int range
+        # whole seconds first, so no intermediate leaves the small-int range
         rate = self.rate_hz
         samples = (ms // 1000) * rate + ((ms % 1000) * 1000 + c.us) * rate // 1_000_000
         if self.rate_ppm:
             samples += samples * self.rate_ppm // 1_000_000
         if samples > self.rec.n:
             samples = self.rec.n  # the recording ends: the chip has nothing more to give
-        made = samples * self.WORDS_PER_SAMPLE
+        return samples * self.WORDS_PER_SAMPLE
+
+    def _catch_up(self):
+        if not self.running:
+            return
+        made = self._words_now()
         if made > self.made:
             self.made = made
             if made - self.head > self.CAPACITY_WORDS:  # continuous mode: the oldest are overwritten
@@ -84,6 +88,14 @@ class Lsm6:
                 if not self.overrun:
                     self.overruns += 1
                 self.overrun = True
+
+    def power_on_reset(self):
+        who = self.regs[0x0F]
+        for i in range(len(self.regs)):
+            self.regs[i] = 0
+        self.regs[0x0F] = who
+        self.running = False
+        self.overrun = False
 
     def level_words(self):
         self._catch_up()
@@ -97,18 +109,20 @@ class Lsm6:
         self.regs[reg] = value
         if reg == 0x12 and value & 0x01:  # CTRL3_C SW_RESET: FIFO and settings cleared
             self.running = False
-            self.head = self.made = 0
             self.overrun = False
         self._configured()
 
     def _start(self, odr_code):
-        """FIFO in continuous mode at this ODR code: the chip starts sampling now."""
+        """FIFO in continuous mode at this ODR code: the chip samples from now, with an empty FIFO
+        (after a reset, the recording goes on where the time is: the runner did not stop)."""
         rate = (0, 12, 26, 52, 104, 208, 416, 833)[odr_code] if odr_code < 8 else 0
         if rate and not self.running:
             self.rate_hz = rate
-            self.t0_ms = self.rig.clock.ms
+            if self.t0_ms < 0:
+                self.t0_ms = self.rig.clock.ms
             self.running = True
-            self.head = self.made = 0
+            self.made = self.head = self._words_now()
+            self.overrun = False
 
     def word_byte(self, w, k):
         """Byte k of word w (its position in the chip's output order)."""
