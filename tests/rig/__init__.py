@@ -229,6 +229,10 @@ class Board:
     def listing(self) -> str:
         return self._fs("check")
 
+    def ls(self, path: str) -> dict[str, int]:
+        """Names and sizes in a folder of the clip's flash (mounted, never formatted)."""
+        return {line.split()[0]: int(line.split()[1]) for line in self._fs("ls", path).splitlines() if line.strip()}
+
     def boot(self, counts: np.ndarray | None = None, *, timeout_s: float = 600, usb_in: list | None = None,
              stdin=subprocess.DEVNULL, stdout=None, env: dict | None = None, popen: bool = False, **opts):
         """Boot the clip once; counts is the run its IMU sees from the start of this boot.

@@ -76,23 +76,21 @@ class AirLink(LocalLink):
                 if _pair(connection.self_address, connection.peer_address) == key:
                     yield controller, connection
 
-    async def lose(self, device: Device, clip: "ClipController", supervision_timeout_s: float = 0.72,
+    async def lose(self, laptop: Controller, clip: "ClipController", supervision_timeout_s: float = 0.72,
                    out_of_range_s: float = 0.0) -> None:
         """The runner leaves the laptop's range: data stops at once, after the supervision timeout
         both hosts hear Disconnection Complete (0x08), and nothing gets through (no advertising
         seen, no connection) for out_of_range_s more."""
-        pairs = [_pair(device.random_address, clip.public_address)]
-        for _c, conn in self.connections_between(device.random_address, clip.public_address):
-            pairs.append(_pair(conn.self_address, conn.peer_address))
-        pairs += [_pair(conn.self_address, conn.peer_address) for conn in clip.le_connections.values()]
+        pairs = [_pair(conn.self_address, conn.peer_address) for conn in clip.le_connections.values()]
         for p in pairs:
             self.muted.add(p)
         clip.out_of_range = True
         try:
             await asyncio.sleep(supervision_timeout_s)
-            for controller in (clip, device.host.controller):
+            for controller in (clip, laptop):
                 for connection in list(controller.le_connections.values()):
-                    controller.on_le_disconnected(connection, hci.HCI_CONNECTION_TIMEOUT_ERROR)
+                    if _pair(connection.self_address, connection.peer_address) in pairs:
+                        controller.on_le_disconnected(connection, hci.HCI_CONNECTION_TIMEOUT_ERROR)
             await asyncio.sleep(out_of_range_s)
         finally:
             for p in pairs:
@@ -208,7 +206,7 @@ class Air:
         from blesim.bleak_bumble import backends
 
         self.link = AirLink()
-        controller = LaptopController("laptop", link=self.link)
+        self.laptop = controller = LaptopController("laptop", link=self.link)
         config = DeviceConfiguration(name="laptop", address=hci.Address(LAPTOP_IDENTITY), irk=LAPTOP_IRK,
                                      le_privacy_enabled=True, le_rpa_timeout=0)
         self.central = Device(config=config, host=Host(controller, AsyncPipeSink(controller)))

@@ -5,6 +5,7 @@
     micropython rigfs.py HOST_DIR BOARD_DIR put         # copy HOST_DIR/put/* over what is there
     micropython rigfs.py HOST_DIR BOARD_DIR pull PATH   # copy PATH (a file or a folder) to HOST_DIR/pull/
     micropython rigfs.py HOST_DIR BOARD_DIR check       # mount (never format); print what is there
+    micropython rigfs.py HOST_DIR BOARD_DIR ls PATH     # the names in a folder, one a line, and sizes
 """
 import os
 import sys
@@ -59,6 +60,12 @@ elif cmd == "pull":
     else:
         with open(src, "rb") as fi, open("/host/pull/" + src.rsplit("/", 1)[1], "wb") as fo:
             fo.write(fi.read())
+elif cmd == "ls":
+    try:
+        for name in os.listdir("/flash" + sys.argv[4]):
+            print(name, os.stat("/flash" + sys.argv[4] + "/" + name)[6])
+    except OSError:
+        pass  # no such folder: nothing in it
 elif cmd == "check":
     for name in os.listdir("/flash"):
         print(name, os.stat("/flash/" + name)[6])
