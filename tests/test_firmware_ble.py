@@ -88,6 +88,26 @@ def test_standalone_nine_minutes_coach_alone_and_log_every_sample(firmware, tmp_
         assert np.all(np.abs(np.diff(beats) - 60_000 / c.tempo_spm) < 0.05)
 
 
+@pytest.mark.parametrize("chip", ["lsm6dsox", "lsm6ds3trc"])
+def test_416_hz_standalone_ten_minutes_without_an_overrun_with_i2c_and_flash_costs(firmware, tmp_path, chip):
+    """The heaviest load: 416 Hz, no host, so every packet goes to the flash log besides the
+    backfill store (two files appended, littlefs allocating, erases stalling the CPU 45 ms each),
+    and the FIFO read over I2C at 0.4 ms + 9 bit times a byte. Ten minutes (more than the flash
+    holds: the log stops at full, the store goes on): no overrun, every sample in the log."""
+    run = simulate(steady_run(10, seed=21, rate_hz=416))
+    board = R.Board(tmp_path / "clip", firmware, dict(BLE, sample_rate_hz=416, imu=chip))
+    boot = asyncio.run(standalone(board, run.counts, imu=chip, i2c_overhead_us=400,
+                                  end_ms=len(run.counts) * 1000 // 416 + 600, end="interrupt"))
+    assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
+    assert boot.report["imu"]["overruns"] == 0, boot.report["imu"]
+    (log,) = flash_logs(board).values()
+    assert not log.gaps and np.array_equal(log.counts, run.counts[:len(log.counts)])
+    assert statuses(events_of(log), P.STATUS_FLASH_FULL) and not statuses(events_of(log), P.STATUS_ERROR)
+    t = boot.report["t_ms"]
+    print(f"{chip} 416 Hz standalone: I2C {100 * boot.report['i2c_busy_ms'] / t:.1f} %, "
+          f"flash {100 * boot.report['flash']['busy_ms'] / t:.1f} % of the time, {boot.report['flash']['erases']} erases")
+
+
 def test_a_config_file_that_is_refused_leaves_the_clip_on_its_defaults_and_says_so(firmware, tmp_path):
     run = simulate(steady_run(0.5, seed=18))
     board = R.Board(tmp_path / "clip", firmware, {"sample_rate_hz": 200})
@@ -288,3 +308,215 @@ def test_ble_bond_stream_and_two_15_s_drops_backfilled_completely_under_the_stac
     assert len(done) == 2 and all(d.value >= b - a for d, (a, b) in zip(done, gaps))
     # and no error on the clip: no MemoryError, no handler lost, no flash trouble
     assert not statuses(events_of(log), P.STATUS_ERROR)
+
+
+async def connect_raw(air: Air, *, pair: bool):
+    """A bleak client on the laptop, not the host's transport: to write what a host would not."""
+    from bleak import BleakClient
+
+    client = BleakClient(R.BT_ADDRESS + "/P", backend=air.client_backend, timeout=10, pair=pair)
+    await client.connect()
+    results = []  # what the clip sent on its control and events characteristics, decoded
+    await client.start_notify(P.BLE_CONTROL_UUID, lambda _c, data: results.append(P.decode(bytes(data))))
+    await client.start_notify(P.BLE_EVENTS_UUID, lambda _c, data: results.append(P.decode(bytes(data))))
+    return client, results
+
+
+async def write_command(client, results, cmd_id, opcode, *args, timeout_s=3.0):
+    buf = bytearray(32)
+    await client.write_gatt_char(P.BLE_CONTROL_UUID, bytes(buf[:P.pack_command(buf, cmd_id, opcode, args)]), response=True)
+    t = 0.0
+    mine = [r for r in results if isinstance(r, P.Result) and r.cmd_id == cmd_id]
+    while not mine and t < timeout_s:
+        await asyncio.sleep(0.05)
+        t += 0.05
+        mine = [r for r in results if isinstance(r, P.Result) and r.cmd_id == cmd_id]
+    return mine[0] if mine else None
+
+
+def test_ble_gatt_table_advertising_and_a_write_before_bonding_refused(firmware, tmp_path):
+    board = R.Board(tmp_path / "clip", firmware, BLE)
+    run = simulate(steady_run(0.5, seed=31))
+
+    async def main():
+        air = Air()
+        await air.start()
+        clip = R.BleClip(air, board)
+        await clip.boot(run.counts, end_ms=15_000)
+        await asyncio.sleep(1.0)
+        client, results = await connect_raw(air, pair=False)
+        info = {uuid: bytes(await client.read_gatt_char(uuid)).decode() for uuid in
+                ("00002a29-0000-1000-8000-00805f9b34fb", "00002a24-0000-1000-8000-00805f9b34fb",
+                 "00002a25-0000-1000-8000-00805f9b34fb", "00002a26-0000-1000-8000-00805f9b34fb")}
+        hello = P.decode(bytes(await client.read_gatt_char(P.BLE_EVENTS_UUID)))
+        refused = await write_command(client, results, 1, P.OP_HELLO)
+        await client.pair()
+        accepted = await write_command(client, results, 2, P.OP_SET_CONFIG, 1, 170)
+        table = sorted((s.uuid, sorted(c.uuid for c in s.characteristics)) for s in client.services)
+        await client.disconnect()
+        adv = clip.controller.le_legacy_advertiser
+        payloads = bytes(adv.advertising_data), bytes(adv.scan_response_data)
+        boot = await clip.finish()
+        await air.close()
+        return info, hello, refused, accepted, table, payloads, boot
+
+    info, hello, refused, accepted, table, (adv, resp), boot = asyncio.run(main())
+    assert "crashed" not in boot.report, boot.stderr
+    assert list(info.values()) == ["StrideClip", "StrideClip clip", "%08x" % R.CLIP_ID, "0.3.0"]
+    assert isinstance(hello, P.Hello) and hello.clip_id == R.CLIP_ID  # the low 32 bits of its address
+    assert refused.code == P.RESULT_NOT_AUTHENTICATED and accepted.code == P.RESULT_OK
+    uuid = bytes(reversed(bytes.fromhex(P.BLE_SERVICE_UUID.replace("-", ""))))
+    assert adv == bytes([2, 0x01, 0x06, 17, 0x07]) + uuid  # hosts filter on the UUID
+    assert resp == bytes([4, 0x09]) + b"Ana" + bytes([4, 0x16, 0x0F, 0x18, 50])  # name and charge
+    services = dict(table)
+    assert services[P.BLE_SERVICE_UUID] == sorted([P.BLE_SAMPLES_UUID, P.BLE_EVENTS_UUID, P.BLE_CONTROL_UUID])
+    assert "0000180a-0000-1000-8000-00805f9b34fb" in services and "0000180f-0000-1000-8000-00805f9b34fb" in services
+
+
+def test_ble_the_bond_holds_across_a_reboot_for_a_laptop_with_a_private_address(firmware, tmp_path):
+    """A phone or Mac connects from a resolvable private address, a new one each time. The bond
+    made before a power cut is honoured after the reboot: the link is encrypted with the stored
+    keys (no pairing again) and commands are taken. (With the IRQ handler registered after
+    active(True), NimBLE never loads the IRK and the laptop is a stranger: PIN or key missing.)"""
+    board = R.Board(tmp_path / "clip", firmware, BLE)
+    run = simulate(steady_run(1, seed=32))
+
+    async def main():
+        air = Air()
+        await air.start()
+        pairings = []
+        pair = air.central.pair
+
+        async def counted(connection):
+            pairings.append(connection)
+            return await pair(connection)
+
+        air.central.pair = counted
+        clip = R.BleClip(air, board)
+        await clip.boot(run.counts, end_ms=60_000)
+        await asyncio.sleep(1.0)
+        client, results = await connect_raw(air, pair=True)
+        first = await write_command(client, results, 1, P.OP_SET_CONFIG, 1, 170)
+        address_before = str(air.central.random_address)
+        await asyncio.sleep(0.5)  # (the loop saves the keys within a pass)
+        cut = await clip.power_cut()
+        await air.link.lose(air.laptop, clip.controller)  # the laptop notices the clip is gone
+        await air.new_rpa()
+        await clip.boot(run.counts, end_ms=8_000, reset_cause=R.PWRON_RESET)
+        await asyncio.sleep(1.0)
+        client, results = await connect_raw(air, pair=True)
+        second = await write_command(client, results, 2, P.OP_SET_CONFIG, 1, 172)
+        await client.disconnect()
+        boot = await clip.finish()
+        await air.close()
+        return first, second, pairings, address_before, str(air.central.random_address), cut, boot
+
+    first, second, pairings, before, after, cut, boot = asyncio.run(main())
+    assert cut.returncode == -9 and "crashed" not in boot.report, boot.stderr
+    assert before != after  # a new private address after the reboot
+    assert first.code == P.RESULT_OK and second.code == P.RESULT_OK
+    assert len(pairings) == 1  # paired once; the second link was encrypted with the bond's keys
+
+
+def test_ble_on_mtu_23_events_commands_and_the_hello_work_and_samples_go_to_flash(firmware, tmp_path):
+    """A central that never raises the MTU (and answers the clip's own request with 23): a
+    SAMPLES packet cannot fit. The clip says so once (STATUS small_mtu), its steps, results and
+    HELLO (read from the events characteristic) reach the host, and the samples go to flash."""
+    board = R.Board(tmp_path / "clip", firmware, BLE)
+    run = simulate(steady_run(0.5, seed=33))
+
+    async def main():
+        air = Air(max_mtu=23, requested_mtu=None)
+        await air.start()
+        clip = R.BleClip(air, board)
+        await clip.boot(run.counts, end_ms=25_000, end="interrupt")
+        await asyncio.sleep(1.0)
+        _adverts, live = await follow(air, ["Ana"], tmp_path / "host", until=lambda live: False, timeout_s=15)
+        boot = await clip.finish()
+        await air.close()
+        return live, boot
+
+    live, boot = asyncio.run(main())
+    assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
+    log = load_log(live[0].log_path)
+    events = events_of(log)
+    assert log.hello is not None and log.hello.clip_id == R.CLIP_ID  # read, not notified
+    assert [s.value for s in statuses(events, P.STATUS_SMALL_MTU)] == [23]
+    assert len([e for e in events if isinstance(e, P.Step)]) > 10 and len(log.counts) == 0
+    results = [e for e in events if isinstance(e, P.Result)]
+    assert results and all(r.code == P.RESULT_OK for r in results)  # the host's HELLO requests, answered
+    (flash,) = flash_logs(board).values()  # every sample is on the clip's flash for a later sync
+    assert flash.report.clean and not flash.gaps and len(flash.counts) >= 24 * 208
+    assert np.array_equal(flash.counts, run.counts[:len(flash.counts)])
+
+
+def test_ble_a_memory_error_in_the_event_handler_is_survived_and_said(firmware, tmp_path):
+    """The heap is exhausted for 2 s (a leak elsewhere) while the host writes a command: the event
+    handler's copy of the write fails with MemoryError (rig/board/bluetooth.py). MicroPython would drop a handler that
+    raises, for good (no more writes, no more connections until a reboot); the clip's catches
+    it, the write is lost (the host asks again), the STATUS says so and later writes are answered."""
+    board = R.Board(tmp_path / "clip", firmware, BLE)
+    run = simulate(steady_run(0.5, seed=34))
+
+    async def main():
+        air = Air()
+        await air.start()
+        clip = R.BleClip(air, board)
+        loop = asyncio.get_running_loop()
+        t_boot = loop.time()
+        await clip.boot(run.counts, end_ms=25_000, faults=[[9_000, "ble_alloc", 2_000]])
+        await asyncio.sleep(1.0)
+        client, results = await connect_raw(air, pair=True)
+        before = await write_command(client, results, 1, P.OP_SET_CONFIG, 1, 170)
+        while loop.time() - t_boot < 9.6:  # inside the 2 s the heap is taken
+            await asyncio.sleep(0.05)
+        during = await write_command(client, results, 2, P.OP_SET_CONFIG, 1, 171, timeout_s=1.0)
+        await asyncio.sleep(2.5)
+        after = await write_command(client, results, 3, P.OP_SET_CONFIG, 1, 172)
+        await client.disconnect()
+        boot = await clip.finish()
+        await air.close()
+        return before, during, after, results, boot
+
+    before, during, after, results, boot = asyncio.run(main())
+    assert "crashed" not in boot.report, boot.stderr
+    assert boot.report["faults"][0][1] == "ble_alloc" and boot.report["ble_alloc_failures"] >= 1
+    assert before.code == P.RESULT_OK and during is None and after.code == P.RESULT_OK
+    assert P.ERROR_BLE_EVENT in [r.value for r in statuses(results, P.STATUS_ERROR)]
+
+
+def test_ble_metronome_beats_keep_time_at_416_hz_while_streaming_and_logging_to_flash(firmware, tmp_path):
+    """The host starts a 30 s metronome; the clip samples at 416 Hz, streams over BLE, and for
+    10 s of it is out of range (logging to flash, erases stalling the CPU). The beats are played
+    by the RMT: each is 60/170 s after the last, whatever the loop does."""
+    board = R.Board(tmp_path / "clip", firmware, dict(BLE, sample_rate_hz=416))
+    run = simulate(steady_run(1, seed=35, rate_hz=416))
+
+    async def main():
+        air = Air()
+        await air.start()
+        clip = R.BleClip(air, board)
+        await clip.boot(run.counts, end_ms=50_000, end="interrupt")
+        await asyncio.sleep(1.0)
+        client, results = await connect_raw(air, pair=True)
+        samples = []
+        await client.start_notify(P.BLE_SAMPLES_UUID, lambda _c, data: samples.append(len(data)))
+        started = await write_command(client, results, 1, P.OP_METRONOME_START, 170, 30)
+        await asyncio.sleep(8)
+        await air.link.lose(air.laptop, clip.controller, out_of_range_s=10)
+        boot = await clip.finish()
+        await air.close()
+        return started, results, samples, boot
+
+    started, results, samples, boot = asyncio.run(main())
+    assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
+    assert started.code == P.RESULT_OK and len(samples) > 8 * 416 // 19  # it streamed
+    assert boot.report["flash"]["erases"] > 0  # (FIFO overruns: see the 416 Hz standalone test)
+    (cue,) = [r for r in results if isinstance(r, P.Cue)]
+    assert (cue.kind, cue.source, cue.tempo_spm, cue.duration_s) == (P.CUE_METRONOME_START, P.SOURCE_HOST, 170, 30)
+    (log,) = flash_logs(board).values()
+    assert len(log.counts) >= 9 * 416  # the 10 s out of range went to flash
+    beats = [a for a, _b in boot.motor_on_ms()]
+    assert len(beats) == 30 * 170 // 60
+    error_ms = np.abs(np.diff(beats) - 60_000 / 170)
+    assert np.percentile(error_ms, 99) <= 5 and error_ms.max() < 0.05  # hardware: microseconds

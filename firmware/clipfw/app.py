@@ -25,7 +25,8 @@ from clipcore import steps
 from clipfw import FW_VERSION
 from clipfw.backfill import Backfill
 
-MAX_BATCH = 64  # samples moved per FIFO read (~0.3 s at 208 Hz)
+MAX_BATCH = 64  # samples moved per FIFO read (~0.3 s at 208 Hz) ...
+MAX_READS = 4  # ... and reads per pass while the FIFO still holds more (a slow pass: flash erases)
 MAX_EVENTS = 8
 IMU_SILENT_MS = 1000  # no sample for this long from a chip that answers: it was reset, set it up again
 
@@ -115,10 +116,15 @@ class App:
     # -- one pass of the loop -----------------------------------------------------------------
     def poll(self):
         now = self.ticks_ms()
-        n = self._read(now)
-        if n:
-            self._samples(n)
-            self._detect(n)
+        n = 0
+        for _ in range(MAX_READS):  # until the FIFO is empty: a slow pass must not leave it filling up
+            got = self._read(now)
+            if got:
+                self._samples(got)
+                self._detect(got)
+            n += got
+            if got < MAX_BATCH or self.backlog <= 0:
+                break
         self.link.poll(self)
         if self.backfill.sending:
             self.backfill.pump(self)

@@ -145,6 +145,7 @@ def loop(app, wdt):
             try:
                 app.poll()
                 failures = 0
+                time.sleep_ms(POLL_MS)  # (scheduled callbacks run here: one that raises is a failed pass too)
             except Exception:  # noqa: BLE001  (KeyboardInterrupt is not an Exception: Ctrl-C still stops)
                 failures += 1
                 app.recovered(P.ERROR_LOOP)
@@ -152,7 +153,7 @@ def loop(app, wdt):
                     app.recovered(P.ERROR_RESTARTING)
                     _close(app)
                     machine.reset()
-            time.sleep_ms(POLL_MS)
+                time.sleep_ms(POLL_MS)
     finally:
         _close(app)
         # The watchdog cannot be stopped on the ESP32: feed it from a timer so the REPL (and

@@ -122,7 +122,9 @@ def backends(radio):
             self._connection = conn
             conn.on("disconnection", self._on_disconnection)
             self._peer = Peer(conn)
-            await self._peer.request_mtu(REQUESTED_MTU)
+            mtu = getattr(radio, "requested_mtu", REQUESTED_MTU)  # (a radio may stand for a central that never asks)
+            if mtu:
+                await self._peer.request_mtu(mtu)
             if pair:
                 await self.pair()
             await self._peer.discover_services()

@@ -202,7 +202,7 @@ class Air:
     clips' controllers. ``scanner_backend`` / ``client_backend`` are bleak backends on the laptop,
     for the host's own code (tests/blesim/bleak_bumble.py)."""
 
-    def __init__(self, max_mtu: int = 517):
+    def __init__(self, max_mtu: int = 517, requested_mtu: int | None = 247):
         from blesim.bleak_bumble import backends
 
         self.link = AirLink()
@@ -212,7 +212,8 @@ class Air:
         self.central = Device(config=config, host=Host(controller, AsyncPipeSink(controller)))
         self.central.keystore = MemoryKeyStore()
         self.central.pairing_config_factory = _pairing
-        self.central.gatt_server.max_mtu = max_mtu  # a central that cannot go beyond 23 answers so
+        self.central.gatt_server.max_mtu = max_mtu  # a central that cannot go beyond 23 answers so ...
+        self.requested_mtu = requested_mtu  # ... and never asks
         self.connect_lock = asyncio.Lock()
         self.scanner_backend, self.client_backend = backends(self)
         self.clips: list[tuple[ClipController, object]] = []

@@ -34,6 +34,7 @@ if opts.get("lockstep"):
     rig.lockstep = (open("/host/to_host", "w"), open("/host/to_rig", "r"))
 import machine  # noqa: E402,F401  (the stand-ins the firmware will import: loaded now, counted now)
 import time  # noqa: E402,F401
+import bluetooth  # noqa: E402,F401  (the real module, through rig/board/bluetooth.py)
 import rigflash  # noqa: E402
 import rigimu  # noqa: E402
 

@@ -86,7 +86,8 @@ class Rig:
         self.i2c_errors = 0  # transfers still to fail (an injected fault)
         self.raise_next = None  # an exception the next I2C transfer raises
         self.alloc_next = False  # the next I2C transfer allocates (inside the firmware's pass)
-        self.hog = None  # heap held by a fault
+        self.hog = None  # True while a fault holds the heap (locked)
+        self.ble_alloc_fail_until = 0  # the BLE handler's reads fail with MemoryError until then (bluetooth.py)
         self.hog_until = 0
         self.report = {}  # filled by the stand-ins, written at the end
         self.devices = {}  # I2C address -> emulated chip
@@ -114,6 +115,8 @@ class Rig:
             micropython.heap_unlock()
             self.locked = False
         self.passes += 1
+        if self.ending:
+            raise KeyboardInterrupt  # (end(): Ctrl-C, where it is safe to raise)
         clock = self.clock
         clock.sync()
         if self.lockstep:
@@ -173,6 +176,7 @@ class Rig:
             self.power_cut("time")
         if self.hog is not None and now >= self.hog_until:
             self.hog = None
+            micropython.heap_unlock()
         while self.next_fault < len(self.faults) and self.faults[self.next_fault][0] <= now:
             self.fault(self.faults[self.next_fault])
             self.next_fault += 1
@@ -194,24 +198,17 @@ class Rig:
             self.cost_us(f[2] * 1000)
         elif kind == "alloc":  # allocate in the firmware's pass (the heap-lock test's negative control)
             self.alloc_next = True
-        elif kind == "hog":  # the heap is taken for arg ms (a leak elsewhere, fragmentation)
+        elif kind == "ble_alloc":  # for arg ms the BLE event handler cannot allocate (bluetooth.py)
+            self.ble_alloc_fail_until = self.clock.ms + f[2]
+        elif kind == "hog":  # no heap at all for arg ms (a leak elsewhere took it): every allocation fails
             self.hog_until = self.clock.ms + f[2]
-            hog = []
-            try:
-                while True:
-                    hog.append(bytearray(256))
-            except MemoryError:
-                pass
-            try:
-                while True:
-                    hog.append(bytearray(16))
-            except MemoryError:
-                pass
-            self.hog = hog
+            self.hog = True
+            micropython.heap_lock()
         self.report.setdefault("faults", []).append([self.clock.ms, kind])
 
     # -- leaving the board --------------------------------------------------------------------
     def write_report(self, how):
+        self._unlock_all()
         self.dead = True
         self.ballast = None  # the run is over: the report may use the clip's heap
         gc.collect()
@@ -233,6 +230,14 @@ class Rig:
         with open(self.opts["host"] + "/report.json", "w") as f:
             f.write(json.dumps(r))
 
+    def _unlock_all(self):
+        if self.locked:
+            micropython.heap_unlock()
+        if self.hog:
+            micropython.heap_unlock()
+        self.locked = False
+        self.hog = None
+
     def die(self):
         """The power is gone: nothing more runs, nothing more is written."""
         os.system("kill -9 $PPID")  # the shell's parent is this interpreter
@@ -240,30 +245,29 @@ class Rig:
             pass
 
     def power_cut(self, where):
-        if self.locked:
-            micropython.heap_unlock()
-        self.hog = None
+        self._unlock_all()
         self.report["cut"] = {"t_ms": self.clock.ms, "where": where}
         self.write_report("power_cut")
         self.die()
 
     def reset(self, cause, why):
         """machine.reset() or the watchdog: the board restarts (the host boots it again)."""
-        if self.locked:
-            micropython.heap_unlock()
-        self.hog = None
+        self._unlock_all()
         self.report["reset"] = {"cause": cause, "why": why, "t_ms": self.clock.ms}
         self.write_report("reset")
         self.die()
 
     def end(self):
-        """The run is over: the power goes off, or (opts end: interrupt) Ctrl-C reaches the app."""
+        """The run is over: the power goes off, or (opts end: interrupt) Ctrl-C reaches the app at
+        its next sleep. (On the ESP32 a KeyboardInterrupt is raised between bytecodes, never in
+        the middle of a littlefs operation; here the flash is Python called from littlefs, so
+        the rig raises it only where the loop sleeps.)"""
         self.ending = True
+        if self.opts.get("end", "power_off") == "interrupt":
+            return
         if self.locked:
             micropython.heap_unlock()
             self.locked = False
-        if self.opts.get("end", "power_off") == "interrupt":
-            raise KeyboardInterrupt
         self.write_report("power_off")
         self.die()
 

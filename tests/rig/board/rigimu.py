@@ -56,12 +56,14 @@ class Lsm6:
         self.made = 0  # words the chip has made so far
         self.overrun = False
         self.overruns = 0
+        self.overrun_ms = [0] * 16  # when the first 16 happened (made now: no allocation later)
         self.words_read = 0
         self.transfers = 0
 
     def stats(self):
         return {"samples_made": self.made // self.WORDS_PER_SAMPLE, "words_read": self.words_read,
-                "transfers": self.transfers, "overruns": self.overruns, "recording": self.rec.n}
+                "transfers": self.transfers, "overruns": self.overruns, "recording": self.rec.n,
+                "overrun_ms": self.overrun_ms[:min(self.overruns, 16)]}
 
     # -- the chip's clock ----------------------------------------------------------------------
     def _words_now(self):
@@ -86,6 +88,8 @@ class Lsm6:
             if made - self.head > self.CAPACITY_WORDS:  # continuous mode: the oldest are overwritten
                 self.head = made - self.CAPACITY_WORDS
                 if not self.overrun:
+                    if self.overruns < 16:
+                        self.overrun_ms[self.overruns] = self.rig.clock.ms
                     self.overruns += 1
                 self.overrun = True
 
