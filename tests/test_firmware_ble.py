@@ -62,7 +62,7 @@ def test_standalone_nine_minutes_coach_alone_and_log_every_sample(firmware, tmp_
 
     run = simulate(replace(sc, fatigue=replace(sc.fatigue, rotation_pct_per_min=10.0, cadence_pct_per_min=-1.5)))
     board = R.Board(tmp_path / "clip", firmware, BLE)
-    boot = asyncio.run(standalone(board, run.counts, end_ms=len(run.counts) * 1000 // 208 + 600, end="interrupt"))
+    boot = R.run_async(standalone(board, run.counts, end_ms=len(run.counts) * 1000 // 208 + 600, end="interrupt"))
     assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
     (log,) = flash_logs(board).values()
     assert log.report.clean and log.header["source"] == "clip" and log.hello.clip_id == R.CLIP_ID
@@ -96,7 +96,7 @@ def test_416_hz_standalone_ten_minutes_without_an_overrun_with_i2c_and_flash_cos
     holds: the log stops at full, the store goes on): no overrun, every sample in the log."""
     run = simulate(steady_run(10, seed=21, rate_hz=416))
     board = R.Board(tmp_path / "clip", firmware, dict(BLE, sample_rate_hz=416, imu=chip))
-    boot = asyncio.run(standalone(board, run.counts, imu=chip, i2c_overhead_us=400,
+    boot = R.run_async(standalone(board, run.counts, imu=chip, i2c_overhead_us=400,
                                   end_ms=len(run.counts) * 1000 // 416 + 600, end="interrupt"))
     assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
     assert boot.report["imu"]["overruns"] == 0, boot.report["imu"]
@@ -111,7 +111,7 @@ def test_416_hz_standalone_ten_minutes_without_an_overrun_with_i2c_and_flash_cos
 def test_a_config_file_that_is_refused_leaves_the_clip_on_its_defaults_and_says_so(firmware, tmp_path):
     run = simulate(steady_run(0.5, seed=18))
     board = R.Board(tmp_path / "clip", firmware, {"sample_rate_hz": 200})
-    boot = asyncio.run(standalone(board, run.counts, end_ms=10_000, end="interrupt"))
+    boot = R.run_async(standalone(board, run.counts, end_ms=10_000, end="interrupt"))
     assert boot.report.get("interrupted"), boot.stderr
     (log,) = flash_logs(board).values()
     assert statuses(events_of(log), P.STATUS_CONFIG_ERROR) and log.hello.rate_hz == 208
@@ -150,7 +150,7 @@ def test_twenty_power_cuts_lose_only_the_last_seconds_and_the_next_boot_is_a_new
         finally:
             await air.close()
 
-    asyncio.run(cut_twenty())
+    R.run_async(cut_twenty())
     logs = flash_logs(board)
     assert len(cuts) == 20
     sessions = []
@@ -179,7 +179,7 @@ def test_a_full_flash_stops_the_log_with_a_status_and_nothing_else(firmware, tmp
     board = R.Board(tmp_path / "clip", firmware, BLE)
     old = bytes(1_500_000)  # an earlier run nobody synced
     board.put({"logs/clip-c451a002-00099.sclog": old})
-    boot = asyncio.run(standalone(board, run.counts, end_ms=len(run.counts) * 1000 // 208 + 600, end="interrupt"))
+    boot = R.run_async(standalone(board, run.counts, end_ms=len(run.counts) * 1000 // 208 + 600, end="interrupt"))
     assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
     (log,) = flash_logs(board, skip=("clip-c451a002-00099.sclog",)).values()
     full = statuses(events_of(log), P.STATUS_FLASH_FULL)
@@ -286,7 +286,7 @@ def test_ble_bond_stream_and_two_15_s_drops_backfilled_completely_under_the_stac
         await air.close()
         return adverts, live, boot
 
-    adverts, live, boot = asyncio.run(main())
+    adverts, live, boot = R.run_async(main())
     assert [(a.name, a.battery_pct) for a in adverts] == [("Ana", 50)]
     assert "crashed" not in boot.report and boot.how == "power_off", boot.stderr
     log = load_log(live[0].log_path)
@@ -360,7 +360,7 @@ def test_ble_gatt_table_advertising_and_a_write_before_bonding_refused(firmware,
         await air.close()
         return info, hello, refused, accepted, table, payloads, boot
 
-    info, hello, refused, accepted, table, (adv, resp), boot = asyncio.run(main())
+    info, hello, refused, accepted, table, (adv, resp), boot = R.run_async(main())
     assert "crashed" not in boot.report, boot.stderr
     assert list(info.values()) == ["StrideClip", "StrideClip clip", "%08x" % R.CLIP_ID, "0.3.0"]
     assert isinstance(hello, P.Hello) and hello.clip_id == R.CLIP_ID  # the low 32 bits of its address
@@ -411,7 +411,7 @@ def test_ble_the_bond_holds_across_a_reboot_for_a_laptop_with_a_private_address(
         await air.close()
         return first, second, pairings, address_before, str(air.central.random_address), cut, boot
 
-    first, second, pairings, before, after, cut, boot = asyncio.run(main())
+    first, second, pairings, before, after, cut, boot = R.run_async(main())
     assert cut.returncode == -9 and "crashed" not in boot.report, boot.stderr
     assert before != after  # a new private address after the reboot
     assert first.code == P.RESULT_OK and second.code == P.RESULT_OK
@@ -436,7 +436,7 @@ def test_ble_on_mtu_23_events_commands_and_the_hello_work_and_samples_go_to_flas
         await air.close()
         return live, boot
 
-    live, boot = asyncio.run(main())
+    live, boot = R.run_async(main())
     assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
     log = load_log(live[0].log_path)
     events = events_of(log)
@@ -478,7 +478,7 @@ def test_ble_a_memory_error_in_the_event_handler_is_survived_and_said(firmware, 
         await air.close()
         return before, during, after, results, boot
 
-    before, during, after, results, boot = asyncio.run(main())
+    before, during, after, results, boot = R.run_async(main())
     assert "crashed" not in boot.report, boot.stderr
     assert boot.report["faults"][0][1] == "ble_alloc" and boot.report["ble_alloc_failures"] >= 1
     assert before.code == P.RESULT_OK and during is None and after.code == P.RESULT_OK
@@ -508,7 +508,7 @@ def test_ble_metronome_beats_keep_time_at_416_hz_while_streaming_and_logging_to_
         await air.close()
         return started, results, samples, boot
 
-    started, results, samples, boot = asyncio.run(main())
+    started, results, samples, boot = R.run_async(main())
     assert boot.report.get("interrupted") and "crashed" not in boot.report, boot.stderr
     assert started.code == P.RESULT_OK and len(samples) > 8 * 416 // 19  # it streamed
     assert boot.report["flash"]["erases"] > 0  # (FIFO overruns: see the 416 Hz standalone test)

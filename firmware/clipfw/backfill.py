@@ -173,7 +173,10 @@ class Backfill:
                     continue
                 f = self._load(self.next_k)
                 n = self.buf[_COUNT_OFFSET]
-                if f + n <= self.first_idx or f >= self.end_idx:
+                if f >= self.end_idx:  # packets are in index order: the rest are later still
+                    self.next_k = self.end_k
+                    break
+                if f + n <= self.first_idx:
                     self.next_k += 1
                     continue
                 b = self.buf

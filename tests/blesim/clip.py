@@ -1,12 +1,18 @@
-"""A simulated clip as a bumble BLE peripheral: the clip's GATT table (clipcore.wire UUIDs,
-the same advertising and scan-response bytes as the firmware), streaming a simulated run's
-raw counts as SAMPLES packets through clipcore.protocol in (scaled) real time.
+"""A simulated clip as a bumble BLE peripheral, for the host's tests that need many clips or
+runs faster than real time (the firmware itself runs on the rig, tests/rig, in real time).
+tests/test_blesim_conformance.py holds it to the firmware on the rig: the same GATT table
+(clipcore.wire UUIDs, Battery and Device Information), the same advertising and scan-response
+bytes, the same answers and events to the same commands.
 
-It behaves as firmware/clipfw does where the host can tell: the sample clock runs whether or
-not a central is connected (packets no one receives are lost, their sequence numbers too);
-the last ``store_s`` seconds are kept for BACKFILL, sent before the command's RESULT; control
-writes are refused ``not_authenticated`` until the link is encrypted; a HELLO goes out after
-the MTU exchange and on request. Faults for tests: ``drop_link`` (out of range for a while),
+It streams a simulated run's raw counts as SAMPLES packets through clipcore.protocol in
+(scaled) real time, and behaves as firmware/clipfw does where the host can tell: the sample
+clock runs whether or not a central is connected (packets no one receives are lost, their
+sequence numbers too); clip_id is the low 32 bits of its Bluetooth address; the HELLO is the
+events characteristic's value, and goes out after the MTU exchange and on request; control
+writes are refused ``not_authenticated`` until the link is encrypted; SET_CONFIG is confirmed by
+a STATUS config_changed, a buzz or metronome by a CUE (source: host); the last ``store_s`` seconds
+are kept for BACKFILL, sent after the command's RESULT, numbered from seq 0, then a STATUS
+backfill_done. Faults for tests: ``drop_link`` (out of range for a while),
 ``answer_commands=False`` (a clip that never answers), ``garbage=True`` (our UUID, nonsense).
 With ``log_dir`` it holds session logs on a "flash" and serves them with the firmware's own
 clipfw.logsync; ``lose_log_every=k`` loses every k-th LOG_DATA notification on the air.
@@ -21,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from bumble import gatt
-from bumble.device import AdvertisingEventProperties, AdvertisingParameters
 
 from clipcore import advertising as AD
 from clipcore import cues
@@ -32,8 +37,7 @@ from blesim.radio import Radio, make_device
 sys.path.append(str(Path(__file__).resolve().parents[2] / "firmware"))
 from clipfw.logsync import LogServer  # noqa: E402  (the clip's own code serves its flash logs)
 
-SERVICE_BATTERY = 0x180F
-CHAR_BATTERY_LEVEL = 0x2A19
+FW_VERSION = "0.3.0"  # what the firmware's Device Information says (firmware/clipfw/__init__.py)
 
 
 class SimClip:
@@ -44,7 +48,8 @@ class SimClip:
         self.name = name
         self.address = radio.address_for(index)
         self.counts = counts
-        self.hello = hello._replace(battery_pct=battery_pct)
+        self.clip_id = int(self.address.replace(":", "")[-8:], 16)  # the low 32 bits of its address
+        self.hello = hello._replace(battery_pct=battery_pct, clip_id=self.clip_id)
         self.rate_hz = hello.rate_hz
         self.speed = speed
         self.spp = spp
@@ -76,17 +81,23 @@ class SimClip:
     # -- GATT ---------------------------------------------------------------------------------
     def _build_gatt(self) -> None:
         notify, write = gatt.Characteristic.Properties.NOTIFY, gatt.Characteristic.Properties.WRITE
+        read = gatt.Characteristic.Properties.READ
         readable, writeable = gatt.Characteristic.READABLE, gatt.Characteristic.WRITEABLE
         self.samples_char = gatt.Characteristic(P.BLE_SAMPLES_UUID, notify, readable, b"")
-        self.events_char = gatt.Characteristic(P.BLE_EVENTS_UUID, notify, readable, b"")
+        self.events_char = gatt.Characteristic(P.BLE_EVENTS_UUID, notify | read, readable, encode_packet(self.hello))
         self.control_char = gatt.Characteristic(P.BLE_CONTROL_UUID, write | notify, writeable,
                                                 gatt.CharacteristicValue(write=self._on_control_write))
-        self.battery_char = gatt.Characteristic(gatt.GATT_BATTERY_LEVEL_CHARACTERISTIC,
-                                                gatt.Characteristic.Properties.READ | notify, readable,
+        self.battery_char = gatt.Characteristic(gatt.GATT_BATTERY_LEVEL_CHARACTERISTIC, read | notify, readable,
                                                 bytes([self.battery_pct]))
+        info = [gatt.Characteristic(uuid, read, readable, value) for uuid, value in (
+            (gatt.GATT_MANUFACTURER_NAME_STRING_CHARACTERISTIC, b"StrideClip"),
+            (gatt.GATT_MODEL_NUMBER_STRING_CHARACTERISTIC, b"StrideClip clip"),
+            (gatt.GATT_SERIAL_NUMBER_STRING_CHARACTERISTIC, b"%08x" % self.clip_id),
+            (gatt.GATT_FIRMWARE_REVISION_STRING_CHARACTERISTIC, FW_VERSION.encode()))]
         self.device.add_service(gatt.Service(P.BLE_SERVICE_UUID, [self.samples_char, self.events_char,
                                                                    self.control_char]))
         self.device.add_service(gatt.Service(gatt.GATT_BATTERY_SERVICE, [self.battery_char]))
+        self.device.add_service(gatt.Service(gatt.GATT_DEVICE_INFORMATION_SERVICE, info))
 
     async def start(self) -> None:
         self.device.on("connection", self._on_connection)
@@ -96,17 +107,11 @@ class SimClip:
             self._later(self._serve_logs())
 
     async def _advertise(self) -> None:
-        # The clip advertises the UUID and answers scans with its name and battery (both built
-        # by clipcore.wire). bumble's virtual controller answers a scan request with the
-        # advertising data again, so here both go in one extended advertisement instead.
-        params = AdvertisingParameters(advertising_event_properties=AdvertisingEventProperties(is_legacy=False),
-                                       primary_advertising_interval_min=20, primary_advertising_interval_max=20)
-        if getattr(self, "adv_set", None) is not None:
-            await self.adv_set.start()  # the controller stopped it when a central connected
-            return
-        self.adv_set = await self.device.create_advertising_set(
-            advertising_parameters=params, random_address=self.device.random_address,
-            advertising_data=AD.advertising_payload(P.BLE_SERVICE_UUID) + AD.scan_response(self.name, self.battery_pct))
+        """The clip's advertising data (the service UUID) and scan response (name, charge), both
+        built by clipcore.advertising, as legacy PDUs as the firmware's NimBLE sends them."""
+        await self.device.start_advertising(advertising_data=AD.advertising_payload(P.BLE_SERVICE_UUID),
+                                            scan_response_data=AD.scan_response(self.name, self.battery_pct),
+                                            advertising_interval_min=20, advertising_interval_max=20)
 
     def _on_connection(self, connection) -> None:
         self.connection = connection
@@ -233,9 +238,10 @@ class SimClip:
         detail = 0
         if code == P.RESULT_OK and not self.encrypted:
             code = P.RESULT_NOT_AUTHENTICATED
+        after = None
         if code == P.RESULT_OK:
             _, opcode, args = P.parse_command(pkt)
-            code, detail = await self._act(opcode, args)
+            code, detail, after = await self._act(opcode, args)
             if code == P.RESULT_OK:
                 self.commands.append((opcode, args))
         if code != P.RESULT_OK:
@@ -243,37 +249,53 @@ class SimClip:
         buf = bytearray(P.RESULT_BYTES)
         P.pack_result(buf, cmd_id, opcode, code, detail)
         await self._notify(self.control_char, bytes(buf))
+        if after is not None:  # (the backfill: after its RESULT, as the firmware sends it)
+            await after
 
-    async def _act(self, opcode: int, args: tuple) -> tuple[int, int]:
+    async def _event(self, pack, *fields) -> None:
+        buf = bytearray(32)
+        await self._send_event(bytes(buf[:pack(buf, self._next_idx, *fields)]))
+
+    async def _act(self, opcode: int, args: tuple):
+        """(result code, detail, what to send after the RESULT or None), as firmware/clipfw/app.py."""
         if opcode == P.OP_HELLO:
             await self._send_event(encode_packet(self.hello))
         elif opcode == P.OP_SET_CONFIG:
             code = cues.set_config(self.cue_config, args[0], args[1])
             if code != P.RESULT_OK:
-                return code, args[0]
+                return code, args[0], None
+            await self._event(P.pack_status, P.STATUS_CONFIG_CHANGED, args[0])
+            return P.RESULT_OK, args[1], None
         elif opcode == P.OP_BACKFILL:
             first_idx, count = args
-            oldest = self.store[0][0] if self.store else self._next_idx
-            if first_idx < oldest or first_idx + count > self._next_idx:
-                return P.RESULT_UNAVAILABLE, oldest
-            return P.RESULT_OK, await self._backfill(first_idx, first_idx + count)
+            oldest = self.store[0][0] if self.store else -1
+            if not self.store or first_idx < oldest or first_idx + count > self._next_idx:
+                return P.RESULT_UNAVAILABLE, oldest, None
+            return P.RESULT_OK, count, self._backfill(first_idx, first_idx + count)
         elif opcode in (P.OP_LOG_LIST, P.OP_LOG_READ, P.OP_LOG_DELETE):
             if self.logs is None:
-                return P.RESULT_UNAVAILABLE, 0
-            return self.logs.command(opcode, args)
+                return P.RESULT_UNAVAILABLE, 0, None
+            return (*self.logs.command(opcode, args), None)
         elif opcode == P.OP_STOP_STREAM:
             self._streaming = False
         elif opcode == P.OP_START_STREAM:
             self._streaming = True
-        return P.RESULT_OK, 0
+        elif opcode == P.OP_BUZZ:
+            await self._event(P.pack_cue, P.CUE_BUZZ, P.REASON_MANUAL, P.SOURCE_HOST, 0, 0)
+        elif opcode == P.OP_METRONOME_START:
+            await self._event(P.pack_cue, P.CUE_METRONOME_START, P.REASON_MANUAL, P.SOURCE_HOST, args[0], args[1])
+        elif opcode == P.OP_METRONOME_STOP:
+            await self._event(P.pack_cue, P.CUE_METRONOME_STOP, P.REASON_MANUAL, P.SOURCE_HOST, 0, 0)
+        return P.RESULT_OK, 0, None
 
-    async def _backfill(self, start: int, end: int) -> int:
-        sent = 0
+    async def _backfill(self, start: int, end: int) -> None:
+        """The stored packets overlapping [start, end), whole, as BACKFILL numbered from seq 0;
+        then a STATUS backfill_done with the samples sent."""
+        sent = seq = 0
         for first, block in list(self.store):
-            lo, hi = max(start, first), min(end, first + len(block))
-            if lo >= hi:
+            if first + len(block) <= start or first >= end:
                 continue
-            pkt = encode_samples(self._next_seq, lo, block[lo - first : hi - first], backfill=True)
-            if await self._notify(self.samples_char, pkt):
-                sent += hi - lo
-        return sent
+            if await self._notify(self.samples_char, encode_samples(seq, first, block, backfill=True)):
+                sent += len(block)
+                seq += 1
+        await self._event(P.pack_status, P.STATUS_BACKFILL_DONE, sent)

@@ -15,8 +15,8 @@ from bumble.transport.common import AsyncPipeSink
 from blesim.bleak_bumble import backends
 
 
-def make_device(link: LocalLink, address: str, name: str) -> Device:
-    controller = Controller(name, link=link, public_address=address)
+def make_device(link: LocalLink, address: str, name: str, controller_class=Controller) -> Device:
+    controller = controller_class(name, link=link, public_address=address)
     device = Device(name=name, address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
     return device
 
@@ -24,7 +24,9 @@ def make_device(link: LocalLink, address: str, name: str) -> Device:
 class Radio:
     def __init__(self):
         self.link = LocalLink()
-        self.central = make_device(self.link, "F0:F0:F0:F0:F0:F0", "host adapter")
+        from rig.air import LaptopController  # (a scan response that is the advertiser's own)
+
+        self.central = make_device(self.link, "F0:F0:F0:F0:F0:F0", "host adapter", LaptopController)
         self.connect_lock = asyncio.Lock()
         self.clips = []
         self.scanner_backend, self.client_backend = backends(self)

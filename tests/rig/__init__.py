@@ -315,3 +315,25 @@ class BleClip:
         """The battery is pulled: the process dies where it stands."""
         self.proc.kill()
         return await self.finish(30)
+
+
+def run_async(main):
+    """asyncio.run(main) in a thread of its own: a Playwright session elsewhere in this process
+    (the page tests) keeps an event loop in the main thread, where asyncio.run refuses to start."""
+    import asyncio
+    import threading
+
+    out: dict = {}
+
+    def target():
+        try:
+            out["value"] = asyncio.run(main)
+        except BaseException as e:  # noqa: BLE001  (raised again in the caller's thread)
+            out["error"] = e
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]

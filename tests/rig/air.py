@@ -172,6 +172,17 @@ class ClipController(Controller):
 class LaptopController(Controller):
     """The laptop's controller: a scan response carries what the advertiser put in it."""
 
+    def scan_response_of(self, address: hci.Address) -> bytes | None:
+        advertiser = self.link.find_le_controller(address)
+        if advertiser is None:
+            return None
+        if advertiser.le_legacy_advertiser.enabled:
+            return bytes(advertiser.le_legacy_advertiser.scan_response_data)
+        for adv_set in advertiser.advertising_sets.values():  # (extended commands, legacy PDUs)
+            if adv_set.enabled and adv_set.address == address:
+                return bytes(adv_set.scan_response_data)
+        return None
+
     def send_hci_packet(self, packet):
         legacy = isinstance(packet, hci.HCI_LE_Advertising_Report_Event)
         if legacy or isinstance(packet, hci.HCI_LE_Extended_Advertising_Report_Event):
@@ -179,9 +190,9 @@ class LaptopController(Controller):
                         else hci.HCI_LE_Extended_Advertising_Report_Event.EventType.SCAN_RESPONSE)
             for report in packet.reports:
                 if report.event_type == scan_rsp:
-                    advertiser = self.link.find_le_controller(report.address)
-                    if advertiser is not None and advertiser.le_legacy_advertiser.enabled:
-                        report.data = bytes(advertiser.le_legacy_advertiser.scan_response_data)
+                    data = self.scan_response_of(report.address)
+                    if data is not None:
+                        report.data = data
             packet = type(packet)(packet.reports)
         super().send_hci_packet(packet)
 
