@@ -54,11 +54,16 @@ async def record(radio: Radio, clips: list[SimClip], out_dir, *, during=None, ti
         await asyncio.sleep(0.3)
         stop.set()
 
-    async def go():
+    async def run_clips():
         while any(not c.host_listening for c in clips):  # every clip's samples subscribed before they start
             await asyncio.sleep(0.05)
-        await asyncio.wait_for(asyncio.gather(*(c.stream() for c in clips), stop_when_done(),
-                                              during(clips) if during else asyncio.sleep(0)), timeout_s)
+        await asyncio.gather(*(c.stream() for c in clips), stop_when_done(), during(clips) if during else asyncio.sleep(0))
+
+    async def go():
+        try:
+            await asyncio.wait_for(run_clips(), timeout_s)
+        finally:
+            stop.set()  # done, or failed: the host stops either way (a test must not hang)
 
     task = asyncio.ensure_future(go())
     try:

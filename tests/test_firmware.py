@@ -119,13 +119,14 @@ def test_a_pass_under_heap_lock_that_allocates_is_survived(board):
 def test_fifo_overrun_is_reported_and_the_index_skips_the_lost_samples(board):
     run = simulate(steady_run(1, seed=6))
     boot = board().boot(run.counts, end_ms=58_000, faults=[[20_000, "stall", 4000]])  # the CPU held 4 s
-    assert boot.report["imu"]["overruns"] == 1
+    assert boot.report["imu"]["overruns"] >= 1
     dec, blocks, gaps, events = decoded(packets(boot.serial))
     over = statuses(events, P.STATUS_FIFO_OVERFLOW)
-    assert len(over) == 1 and len(gaps) == 1
-    lost = gaps[0].end_idx - gaps[0].start_idx
-    assert abs(lost - over[0].value) <= 1 and 208 < lost < 4 * 208  # the FIFO held ~3 s of the 4
-    assert_whole_samples_in_place(blocks, run.counts, gaps[0])
+    # (reading a full FIFO races the chip: a second, small overrun may follow the first)
+    assert 1 <= len(gaps) <= 2 and sum(g.end_idx - g.start_idx for g in gaps) == sum(o.value for o in over)
+    lost = sum(g.end_idx - g.start_idx for g in gaps)
+    assert 2.5 * 208 < lost < 3.2 * 208  # the FIFO held 1.2 s of the 4 (and a pass's worth was read before)
+    assert_whole_samples_in_place(blocks, run.counts, gaps[0], slack=6)
 
 
 def assert_whole_samples_in_place(blocks, counts, gap, slack=3):

@@ -40,9 +40,10 @@ def test_flash_copies_the_compiled_app_and_config_onto_the_clip(repl_port, tmp_p
     assert '"clip_name": "Ana"' in (clip_fs / "config.json").read_text()
     # What was copied loads on the clip: its config module reads the config that was put there.
     check = subprocess.run([find_tool("mpremote"), "connect", port, "resume", "exec",
-                            "from clipfw import config; print(config.load('config.json')['sample_rate_hz'])"],
+                            "from clipfw import config; from clipcore import steps; "
+                            "print(config.load('config.json')['sample_rate_hz'], steps.StepDetector(416, 488, 8).rate_hz)"],
                            capture_output=True, text=True, timeout=60)
-    assert check.stdout.strip().endswith("416"), check.stdout + check.stderr
+    assert check.stdout.strip().endswith("416 416"), check.stdout + check.stderr  # its viper code loads too
 
 
 def test_flash_refuses_a_bad_config_before_touching_the_clip(repl_port, tmp_path_factory):
@@ -72,3 +73,50 @@ def test_sync_fetches_the_clips_logs_checks_them_and_can_delete_them(repl_port, 
     assert not (clip_fs / "logs" / "clip-000051a0-00001.sclog").exists()  # read cleanly, so removed
     again = _cli("sync", "--port", port, "--out", str(out))
     assert again.returncode == 0 and "0 log(s)" in again.stdout
+
+
+def test_flash_compiles_for_the_clips_own_architecture_and_refuses_another_mpy_version():
+    """What a clip's MicroPython reports (sys.implementation._mpy) decides the build: the ESP32's
+    v6.3 xtensawin, the unix port's x64; a clip whose MicroPython takes another .mpy version is
+    refused with both versions named (a viper .mpy of another sub-version does not import)."""
+    from strideclip.flash import DeviceError, march_for, mpy_cross_version
+
+    compiler = mpy_cross_version()
+    assert compiler == (6, 3)
+    assert march_for(0x2B06, compiler) == "xtensawin"  # MicroPython v1.23-v1.28 on an ESP32
+    assert march_for(0x0B06, compiler) == "x64"
+    with pytest.raises(DeviceError, match=r"loads \.mpy v6\.2, but this mpy-cross writes v6\.3"):
+        march_for(0x2A06, compiler)  # MicroPython v1.22
+    with pytest.raises(DeviceError, match="without native code"):
+        march_for(0x0306, compiler)
+
+
+def test_flash_onto_the_rig_then_the_clip_boots_what_was_flashed(tmp_path):
+    """`strideclip flash` against the clip on the rig (tests/rig: the 32-bit interpreter, its
+    littlefs flash): the app is compiled for its architecture (x86), copied by mpremote, and the
+    next boot from that flash streams."""
+    import rig as R
+    from clipcore import protocol as P
+
+    board = R.Board(tmp_path / "clip")
+    link = PtyLink()
+    proc = subprocess.Popen([R.micropython(), "-i", str(R.BOARD_DIR / "rigrepl.py"), str(board.dir), str(R.BOARD_DIR)],
+                            stdin=link.dev_slave, stdout=link.dev_slave, stderr=link.dev_slave, close_fds=True)
+    try:
+        config = tmp_path / "clip.json"
+        config.write_text('{"link": "usb"}')
+        done = _cli("flash", "--port", link.host_path, "--config", str(config), "--no-reset")
+    finally:
+        proc.kill()
+        proc.wait()
+        link.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "-march=x86" in done.stdout and ".mpy v6.3" in done.stdout
+    assert "clipcore" in board.listing() and "main.py" in board.listing()
+    from strideclip.sim import simulate, steady_run
+
+    boot = board.boot(simulate(steady_run(0.2, seed=2)).counts, end_ms=8000)
+    d = P.Deframer()
+    d.feed(boot.serial)
+    first = P.decode(d.next_packet(eof=True))
+    assert isinstance(first, P.Hello) and "crashed" not in boot.report, boot.stderr

@@ -1,9 +1,14 @@
 """``strideclip flash``: put the firmware on a clip that already runs MicroPython.
 
-Compiles firmware/ and shared/clipcore for the ESP32 (mpy-cross -march=xtensawin, via
-``strideclip.clipbuild``), checks an optional config file with the clip's own checks
-(firmware/clipfw/config.py, loaded here unchanged), then copies everything with mpremote.
-Flashing MicroPython itself is a one-off with esptool: firmware/README.md.
+Asks the clip which .mpy version and native architecture its MicroPython takes
+(``sys.implementation._mpy``) and refuses one that this mpy-cross cannot compile for: the step
+detector is viper code, and a native .mpy of another sub-version does not even import
+("incompatible .mpy file"). Then compiles firmware/ and shared/clipcore for the clip's
+architecture (xtensawin on an ESP32, via ``strideclip.clipbuild``), checks an optional config
+file with the clip's own checks (firmware/clipfw/config.py, loaded here unchanged), and copies
+everything with mpremote. Flashing MicroPython itself is a one-off with esptool:
+firmware/README.md. A clip running the app on its USB link ignores a single Ctrl-C (a byte of
+a command can be 0x03), so the app is first stopped with three.
 """
 from __future__ import annotations
 
@@ -54,6 +59,65 @@ def check_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: {e}", key=e.key) from e
 
 
+# sys.implementation._mpy: bits 0-7 the .mpy version, 8-9 its sub-version, 10-15 the native
+# architecture (py/persistentcode.h); mpy-cross names the architectures so.
+MARCH = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em", 7: "armv7emsp", 8: "armv7emdp",
+         9: "xtensa", 10: "xtensawin", 11: "rv32imc", 12: "rv64imc"}
+
+
+def mpy_cross_version(exe: str | None = None) -> tuple[int, int]:
+    """(version, sub-version) of the .mpy files this mpy-cross writes ("emitting mpy v6.3")."""
+    import re
+
+    out = subprocess.run([exe or clipbuild.mpy_cross(), "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not m:
+        raise DeviceError(f"cannot tell which .mpy version mpy-cross writes: {out.strip()!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def march_for(board_mpy: int, compiler: tuple[int, int], port: str = "") -> str:
+    """The -march for a clip whose MicroPython reports sys.implementation._mpy = board_mpy, or
+    DeviceError naming both versions if this compiler's .mpy files would not load on it."""
+    version, sub, arch = board_mpy & 0xFF, (board_mpy >> 8) & 3, (board_mpy >> 10) & 0x0F
+    if (version, sub) != compiler:
+        raise DeviceError(f"the clip on {port} runs a MicroPython that loads .mpy v{version}.{sub}, but this "
+                          f"mpy-cross writes v{compiler[0]}.{compiler[1]}: flash the MicroPython firmware/README.md "
+                          f"names (v1.26.1), or install the mpy-cross that matches the clip's", port=port)
+    if arch not in MARCH:
+        raise DeviceError(f"the clip on {port} runs a MicroPython without native code (architecture {arch}): the "
+                          f"step detector is viper code and needs a port that runs it (ESP32: xtensawin)", port=port)
+    return MARCH[arch]
+
+
+def stop_app(port: str) -> None:
+    """Three Ctrl-C: a clip on its USB link leaves for the REPL (firmware/clipfw/serial_link.py)."""
+    import time
+
+    import serial
+
+    try:
+        with serial.Serial(port, 115200, timeout=0.2) as s:
+            s.write(b"\r\x03\x03\x03")
+            s.flush()
+            time.sleep(0.3)
+            s.reset_input_buffer()
+    except (serial.SerialException, OSError) as e:
+        raise DeviceError(f"cannot open {port}: {e}", port=port) from e
+
+
+def board_mpy(port: str) -> int:
+    """sys.implementation._mpy of the clip's MicroPython (through mpremote)."""
+    done = subprocess.run(mpremote() + ["connect", port, "resume", "exec",
+                                        "import sys; print('MPY', getattr(sys.implementation, '_mpy', 0))"],
+                          capture_output=True, text=True, timeout=60)
+    for line in done.stdout.splitlines():
+        if line.startswith("MPY "):
+            return int(line.split()[1])
+    raise DeviceError(f"the clip on {port} did not say which .mpy files it takes: "
+                      f"{(done.stderr or done.stdout).strip()}", port=port)
+
+
 def mpremote() -> list[str]:
     local = Path(sys.executable).parent / "mpremote"
     exe = str(local) if local.exists() else shutil.which("mpremote")
@@ -78,16 +142,23 @@ def copy_commands(port: str, build: Path, config: Path | None, reset: bool = Tru
 
 def flash(port: str, *, config_path: str | None = None, dry_run: bool = False, reset: bool = True,
           echo: Callable[[str], None] = print) -> list[list[str]]:
-    """Build, check, copy. With dry_run, print what would be run and touch no device."""
+    """Check, build, copy. With dry_run, print what would be run and touch no device (the
+    build is then for an ESP32's xtensawin)."""
     if config_path:
         check_config(config_path)
         echo(f"config {config_path}: accepted by the clip's checks")
     if not dry_run and not os.path.exists(port):
         raise DeviceError(f"no device at {port}: is the clip plugged in, and is that its port?", port=port)
+    compiler = mpy_cross_version()
+    if dry_run:
+        march = "xtensawin"
+    else:
+        stop_app(port)
+        march = march_for(board_mpy(port), compiler, port)
     with tempfile.TemporaryDirectory() as tmp:
-        build = clipbuild.build(Path(tmp), march="xtensawin")
+        build = clipbuild.build(Path(tmp), march=march)
         files = sorted(p.relative_to(build) for p in build.rglob("*.mpy"))
-        echo(f"compiled {len(files)} files for the ESP32 (mpy-cross -march=xtensawin)")
+        echo(f"compiled {len(files)} files for the clip (mpy-cross -march={march}, .mpy v{compiler[0]}.{compiler[1]})")
         cmds = copy_commands(port, build, Path(config_path) if config_path else None, reset)
         for cmd in cmds:
             echo("mpremote " + " ".join(cmd))
@@ -108,6 +179,7 @@ def sync(port: str, out_dir: str | Path, *, delete: bool = False, echo: Callable
         raise DeviceError(f"no device at {port}: is the clip plugged in, and is that its port?", port=port)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stop_app(port)  # (the app closes the log it writes, so it is whole)
     base = mpremote() + ["connect", port, "resume"]
     listing = subprocess.run(base + ["fs", "ls", ":logs"], capture_output=True, text=True)
     if listing.returncode != 0:

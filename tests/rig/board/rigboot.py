@@ -45,7 +45,7 @@ if opts.get("imu", "lsm6dsox") != "none":  # the chip on the bus (none: nothing 
         opts.get("who_am_i", chip.WHO_AM_I_DEFAULT), opts.get("rate_ppm", 0))
     del chip
 flash = rigflash.Flash(rig, "/host/flash.img", opts.get("flash_blocks", 512), opts.get("erase_us", rigflash.ERASE_US),
-                       opts.get("page_program_us", rigflash.PAGE_PROGRAM_US), opts.get("cut_op", -1),
+                       opts.get("program_us", rigflash.PROGRAM_US), opts.get("cut_op", -1),
                        opts.get("seed", 1))
 rig.flash = flash
 gc.collect()

@@ -13,21 +13,23 @@ import os
 
 
 BLOCK_BYTES = 4096
-# Typical times of the 4 MB parts on ESP32 modules (GD25Q32C, W25Q32JV datasheets: sector erase
-# 45-50 ms typical, page program 0.4-0.7 ms typical); tests/rig/README.md gives the sources.
+# Typical times of the 4 MB parts on ESP32 modules (W25Q32JV, GD25Q32C datasheets: sector erase
+# 45 ms typical, byte program 30 us + 2.5 us a byte); ESP-IDF programs at most 64 bytes a
+# command (SPI_FLASH_HAL_MAX_WRITE_BYTES), so ~0.2 ms a command.
 ERASE_US = 45_000
-PAGE_PROGRAM_US = 700
+PROGRAM_US = 200  # one program command of up to 64 bytes
+PROGRAM_BYTES = 64
 PAGE_BYTES = 256
 
 
 class Flash:
-    def __init__(self, rig, path, block_count=512, erase_us=ERASE_US, page_program_us=PAGE_PROGRAM_US,
+    def __init__(self, rig, path, block_count=512, erase_us=ERASE_US, program_us=PROGRAM_US,
                  cut_op=-1, seed=1):
         self.rig = rig
         self.f = open(path, "r+b")
         self.block_count = block_count
         self.erase_us = erase_us
-        self.page_program_us = page_program_us
+        self.program_us = program_us
         self.cut_op = cut_op  # a power cut in the middle of this erase or program (-1: none)
         self.rand = seed or 1
         self.scratch = bytearray(PAGE_BYTES)
@@ -87,10 +89,9 @@ class Flash:
             self.f.write(view)
             done += k
         self.bytes_programmed += stop
-        pages = (offset % PAGE_BYTES + n + PAGE_BYTES - 1) // PAGE_BYTES
         if torn:
             self.rig.power_cut("flash program of block %d" % block)
-        self._charge(pages * self.page_program_us)
+        self._charge((n + PROGRAM_BYTES - 1) // PROGRAM_BYTES * self.program_us)
 
     def ioctl(self, op, arg):
         if op == 4:  # block count
