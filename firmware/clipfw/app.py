@@ -72,6 +72,7 @@ class App:
         self.backlog = 0
         self.imu_failures = 0  # passes in a row whose FIFO read failed
         self.last_sample_ms = self.last_read_ms
+        self.imu_silent = False  # the chip made nothing for IMU_SILENT_MS and was set up again
         self.streaming = True
         self.log = log  # clipfw.flashlog.FlashLog: the run goes to flash while no host listens
         self.logs = None  # clipfw.logsync.LogServer, made on the first log command
@@ -148,7 +149,9 @@ class App:
                 # It answers but makes nothing: reset by a glitch. Set it up again; what it
                 # missed is skipped (a gap the host sees), and the STATUS says why (value 0).
                 imu.configure(self.rate_hz, self.cfg["accel_fs_g"], self.cfg["gyro_fs_dps"])
-                self._status(P.STATUS_IMU_ERROR, 0)
+                if not self.imu_silent:  # said once, however long it stays silent
+                    self._status(P.STATUS_IMU_ERROR, 0)
+                self.imu_silent = True
                 self.last_read_ms, self.backlog = self.last_sample_ms, 0  # it was silent since then
                 self._skip(now, 0, True)
                 self.last_sample_ms = now
@@ -165,6 +168,7 @@ class App:
         self.last_read_ms = now
         if n:
             self.last_sample_ms = now
+            self.imu_silent = False
         return n
 
     def _samples(self, n):
@@ -274,7 +278,8 @@ class App:
             first_idx, count = args
             if not self.backfill.covers(first_idx, count):
                 return P.RESULT_UNAVAILABLE, self.backfill.oldest_idx()
-            return P.RESULT_OK, self.backfill.start(first_idx, count)
+            coming = self.backfill.start(first_idx, count)
+            return (P.RESULT_OK, coming) if coming >= 0 else (P.RESULT_BUSY, 0)  # busy: asked again later
         elif op == P.OP_LOG_LIST or op == P.OP_LOG_READ or op == P.OP_LOG_DELETE:
             if self.logs is None:
                 from clipfw.logsync import LogServer

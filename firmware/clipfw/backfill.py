@@ -7,9 +7,11 @@ rewrites a file's whole tail when a write lands mid-file (copy on write), so the
 seeks to write; a request reads through a second handle.
 
 A request for a range of sample indices (``start``) is answered a few packets per pass of the
-main loop (``pump``): each held packet overlapping the range is re-typed BACKFILL, numbered from
-seq 0 for this request, and sent; one the link refuses (its buffers are full) is sent again on
-the next pass. When the range is done a STATUS backfill_done gives the samples sent. The host
+main loop (``pump``): each held packet overlapping the range (found by bisection: packets are in
+index order) is re-typed BACKFILL, numbered from seq 0 for this request, and sent; one the link
+refuses (its buffers are full) is sent again on the next pass. When the range is done a STATUS
+backfill_done gives the samples sent. Requests that come while one is under way (a host that
+saw several gaps) wait their turn, up to QUEUE of them. The host
 merges them by sample index (and ignores what it already has). A slot's own header says which
 samples it holds, so nothing else is kept per packet.
 """
@@ -24,6 +26,7 @@ _COUNT_OFFSET = const(7)
 SEGMENT_PACKETS = const(32)  # ~7.5 kB a segment file: ~3 s at 208 Hz
 PACKETS_PER_PASS = const(2)  # ~20 notifications a second, beside 11-22 live ones: under ~40/s
 SCAN_PER_PASS = const(16)  # packets looked at per pass (reads from flash cost time)
+QUEUE = const(4)  # requests held at once (the one under way and those waiting)
 
 
 def _packets(seconds, rate_hz, samples_per_packet):
@@ -51,6 +54,7 @@ class Backfill:
         self._w_dirty = False
         self.buf = buf or bytearray(self.slot_bytes)  # one packet being re-sent
         self.sending = False
+        self.waiting = []  # (first_idx, end_idx) of the requests after the one under way
         if folder:
             self.n_segs = (n_packets + SEGMENT_PACKETS - 1) // SEGMENT_PACKETS + 1
             self.capacity = (self.n_segs - 1) * SEGMENT_PACKETS  # packets always held (plus the current segment's)
@@ -146,23 +150,38 @@ class Backfill:
 
     # -- answering a request, a few packets per pass ------------------------------------------
     def start(self, first_idx, count):
-        """Begin sending [first_idx, first_idx + count) (replacing a request under way); return
-        the samples that will come."""
+        """Send [first_idx, first_idx + count) now, or after the requests already held; return
+        the samples that will come, or -1 if QUEUE requests are held already (busy)."""
+        if self.sending:
+            if len(self.waiting) >= QUEUE - 1:
+                return -1
+            self.waiting.append((first_idx, first_idx + count))
+            return count
+        self._begin(first_idx, first_idx + count)
+        return count
+
+    def _begin(self, first_idx, end_idx):
         lo, hi = self._held()
+        while lo < hi:  # the first packet that ends after first_idx (packets are in index order)
+            mid = (lo + hi) // 2
+            if self._load(mid) + self.buf[_COUNT_OFFSET] <= first_idx:
+                lo = mid + 1
+            else:
+                hi = mid
         self.first_idx = first_idx
-        self.end_idx = first_idx + count
+        self.end_idx = end_idx
         self.next_k = lo
-        self.end_k = hi
+        self.end_k = self._held()[1]
         self.seq = 0
         self.sent = 0
         self.sending = True
-        return count
 
     def pump(self, app):
         """Send the next packets of the request under way; stop at the first the link refuses."""
         link = app.link
         if not link.host_connected():  # the host left: it asks again for what it lacks
             self.sending = False
+            del self.waiting[:]
             return
         scanned = sent = 0
         try:
@@ -195,6 +214,9 @@ class Backfill:
         if self.next_k >= self.end_k:
             self.sending = False
             app._status(P.STATUS_BACKFILL_DONE, self.sent)
+            if self.waiting:
+                first, end = self.waiting.pop(0)
+                self._begin(first, end)
 
     def close(self):
         self._close_reader()

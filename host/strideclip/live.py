@@ -32,7 +32,7 @@ from strideclip.decode import SampleBlock
 from strideclip.pipeline import Session
 from strideclip.recorder import backfill_ranges, record_packet
 from strideclip.sclog import SessionLogWriter
-from strideclip.transports import TransportError
+from strideclip.transports import CommandTimeout, TransportError
 from strideclip.transports.ble import BleTransport, ClipAdvert
 from strideclip.transports.playback import PlaybackTransport, SimulatedClipTransport
 from strideclip.transports.serial import SerialTransport
@@ -164,8 +164,9 @@ class LiveClip:
             self._fail(f"{self.name} ({self.source.address}) {stats.bad_packets} of {seen} packets did not "
                        f"decode ({first}): not a StrideClip")
 
-    async def _backfill(self, first: int, count: int) -> None:
-        """Ask the clip for exactly the missing range; if it no longer holds all of it, for what it has."""
+    async def _backfill(self, first: int, count: int, busy_retries: int = 5) -> None:
+        """Ask the clip for exactly the missing range; if it no longer holds all of it, for what
+        it has; if it is busy with other gaps (it holds a few requests at once), again later."""
         self.link.backfill_requests += 1
         self.log.host_event("backfill_requested", start_idx=first, end_idx=first + count)
         try:
@@ -173,6 +174,11 @@ class LiveClip:
         except TransportError as e:
             code = getattr(e, "code", None)
             oldest = getattr(e, "detail", 0)
+            if (code == P.RESULT_BUSY or code is None and not isinstance(e, CommandTimeout)) and busy_retries:
+                # busy with other gaps, or the link not up yet (a gap seen as it reconnects): again later
+                await asyncio.sleep(2.0)
+                await self._backfill(first, count, busy_retries - 1)
+                return
             if code == P.RESULT_UNAVAILABLE and first < oldest < first + count:
                 self.log.host_event("backfill_failed", start_idx=first, end_idx=oldest, error="no longer on the clip")
                 await self._backfill(oldest, first + count - oldest)

@@ -145,13 +145,13 @@ class BleTransport:
             self.mtu = client.mtu_size
             if self.mtu < MIN_MTU:
                 self.on_link("warning", error=f"MTU {self.mtu} < {MIN_MTU}: the clip cannot send full sample packets")
+            hello = bytes(await client.read_gatt_char(P.BLE_EVENTS_UUID))  # the HELLO, readable on any MTU
+            if hello and hello[0] & 0x0F == P.T_HELLO:
+                self.on_packet(hello, time.monotonic())
             receive = self._receive
             await client.start_notify(P.BLE_EVENTS_UUID, receive)
             await client.start_notify(P.BLE_CONTROL_UUID, receive)
             await client.start_notify(P.BLE_SAMPLES_UUID, receive)
-            hello = bytes(await client.read_gatt_char(P.BLE_EVENTS_UUID))  # the HELLO, readable on any MTU
-            if hello and hello[0] & 0x0F == P.T_HELLO:
-                self.on_packet(hello, time.monotonic())
             self.client = client  # connected: commands may go out, their results will be heard
         except (BleakError, asyncio.TimeoutError, OSError) as e:
             self.client = None

@@ -22,6 +22,17 @@ PROGRAM_BYTES = 64
 PAGE_BYTES = 256
 
 
+@micropython.viper
+def _program(cells, data, at: int, n: int):
+    """NOR programming: cells[i] &= data[at + i] (bits only clear), allocation-free."""
+    c = ptr8(cells)  # noqa: F821  (viper builtins)
+    d = ptr8(data)  # noqa: F821
+    i = 0
+    while i < n:
+        c[i] = c[i] & d[at + i]
+        i += 1
+
+
 class Flash:
     def __init__(self, rig, path, block_count=512, erase_us=ERASE_US, program_us=PROGRAM_US,
                  cut_op=-1, seed=1):
@@ -83,8 +94,7 @@ class Flash:
             self.f.seek(at + done)
             view = self.views.get(k) or memoryview(s)[:k]
             self.f.readinto(view)
-            for i in range(k):
-                s[i] &= buf[done + i]  # NOR: programming clears bits, never sets them
+            _program(s, buf, done, k)  # NOR: programming clears bits, never sets them
             self.f.seek(at + done)
             self.f.write(view)
             done += k

@@ -17,7 +17,21 @@ LSM6DS3TR-C (DS12400): untagged 16-bit words, pattern gyro x y z accel x y z; FI
 2046 words (st_lsm6dsx: 682 x/y/z sets), 0.8 s at 416 Hz.
 """
 
+import micropython
+
 SAMPLE_BYTES = 12
+
+
+@micropython.viper
+def _copy(dst, o: int, src, a: int, n: int):
+    """dst[o:o+n] = src[a:a+n] without allocating (and, as viper, without a pending callback
+    running in the middle: the chip's registers are hardware)."""
+    d = ptr8(dst)  # noqa: F821  (viper builtins)
+    s = ptr8(src)  # noqa: F821
+    i = 0
+    while i < n:
+        d[o + i] = s[a + i]
+        i += 1
 
 
 class Recording:
@@ -31,14 +45,14 @@ class Recording:
         self.block = bytearray(SAMPLE_BYTES * 64)
         self.block_at = -1
 
-    def byte(self, idx, k):
-        """Byte k (0..11) of sample idx."""
+    def copy(self, idx, k, n, dst, o):
+        """Bytes k..k+n of sample idx into dst at o."""
         b = idx >> 6
         if b != self.block_at:
             self.f.seek(SAMPLE_BYTES * ((b << 6) + self.first))
             self.f.readinto(self.block)
             self.block_at = b
-        return self.block[SAMPLE_BYTES * (idx & 63) + k]
+        _copy(dst, o, self.block, SAMPLE_BYTES * (idx & 63) + k, n)
 
 
 class Lsm6:
@@ -171,10 +185,7 @@ class LSM6DSOX(Lsm6):
                 # the order of the two words alternates sample by sample, as it may on the chip
                 gyro = (w & 1) == (s & 1)
                 buf[o] = 0x08 if gyro else 0x10  # tag: 0x01 gyroscope, 0x02 accelerometer, << 3
-                base = 6 if gyro else 0
-                rec = self.rec
-                for i in range(6):
-                    buf[o + 1 + i] = rec.byte(s, base + i)
+                self.rec.copy(s, 6 if gyro else 0, 6, buf, o + 1)
                 self.head += 1
                 self.words_read += 1
             o += 7
@@ -214,16 +225,25 @@ class LSM6DS3TRC(Lsm6):
                 buf[i] = self.regs[reg + i]
             return
         self._catch_up()
-        for i in range(n):
+        i = 0
+        while i < n:
             if self.head >= self.made:
                 buf[i] = 0
+                i += 1
                 continue
             w = self.head
-            buf[i] = self.rec.byte(w // 6, self._ORDER[w % 6] + (1 if self.odd else 0))
+            if not self.odd and i + 1 < n:  # a whole word at once
+                self.rec.copy(w // 6, self._ORDER[w % 6], 2, buf, i)
+                self.head += 1
+                self.words_read += 1
+                i += 2
+                continue
+            self.rec.copy(w // 6, self._ORDER[w % 6] + (1 if self.odd else 0), 1, buf, i)
             if self.odd:
                 self.head += 1  # the word is out when its high byte is read
                 self.words_read += 1
             self.odd = not self.odd
+            i += 1
 
 
 class Bus:
