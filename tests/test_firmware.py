@@ -398,3 +398,48 @@ def test_a_missing_or_unknown_imu_stops_the_clip_at_boot_with_a_clear_message(bo
     opts = {"imu": "none"} if who_am_i is None else {"who_am_i": who_am_i}
     boot = board().boot(simulate(steady_run(0.2, seed=1)).counts, end_ms=5000, **opts)
     assert "crashed" in boot.report and expected in boot.stderr and "ImuError" in boot.stderr
+
+
+SECRETS_CHECK = """
+import sys
+sys.path[:0] = [LIB]
+from clipfw import ble_link as B
+class Keys(B.BleLink):  # the event handler's bookkeeping only: no radio needed
+    def __init__(self):
+        pass
+link = Keys()
+link.secrets, link.order = B.load_secrets(None)
+link.secrets_dirty = False
+link.irq_errors = 0
+link.h_control = -1
+ev = link._irq
+# a bond stores a few keys; NimBLE asks for them by key and enumerates them by index
+print(ev(30, (1, b"peer-a", b"key-a")), ev(30, (2, b"peer-a", b"irk-a")), ev(30, (1, b"peer-b", b"key-b")))
+print(ev(29, (1, 0, b"peer-b")), ev(29, (1, 1, None)), ev(29, (1, 2, None)), ev(29, (3, 0, b"peer-a")), link.secrets_dirty)
+print(ev(30, (1, b"peer-b", None)), ev(29, (1, 0, b"peer-b")))
+B.save_secrets(PATH, link.secrets, link.order)
+again, order = B.load_secrets(PATH)  # after a reboot
+print(again[(1, b"peer-a")], again[(2, b"peer-a")], (1, b"peer-b") in again)
+for i in range(B.MAX_SECRETS + 5):  # more bonds than it keeps: the oldest go first, in the order made
+    ev(30, (3, b"p%02d" % i, b"v"))
+print(len(link.order) == B.MAX_SECRETS, link.order[0], link.order[-1])
+B.save_secrets(PATH, link.secrets, link.order)
+f = open(PATH, "ab")
+f.write(bytes((1, 200, 1)))  # a record cut short by a power cut
+f.close()
+kept, order = B.load_secrets(PATH)
+print(len(kept) == B.MAX_SECRETS, order == link.order)
+print(ev(29, (1, 0, 1.5)), link.irq_errors)  # a bad key (not bytes): caught, counted, no exception escapes
+"""
+
+
+def test_ble_bonding_keys_are_kept_in_order_across_a_reboot_within_a_bound(firmware, tmp_path):
+    path = str(tmp_path / "bonds.bin")
+    lines = run_rig_script(f"LIB = {str(firmware)!r}\nPATH = {path!r}\n" + SECRETS_CHECK).splitlines()
+    assert lines[0] == "True True True"
+    assert lines[1] == "b'key-b' b'key-b' None None True"  # by key; by index (2 of type 1); past the end; another type
+    assert lines[2] == "True None"  # deleted
+    assert lines[3] == "b'key-a' b'irk-a' False"  # kept across the reboot; the deleted one stays deleted
+    assert lines[4] == "True (3, b'p05') (3, b'p28')"  # never more than MAX_SECRETS; the oldest forgotten first
+    assert lines[5] == "True True"  # a damaged tail loses only itself, the order holds
+    assert lines[6] == "None 1"
