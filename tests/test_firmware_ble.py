@@ -30,13 +30,19 @@ def statuses(events, code):
     return [e for e in events if isinstance(e, P.Status) and e.code == code]
 
 
-async def standalone(board: R.Board, counts, **opts) -> R.Boot:
-    """One boot with no host in range: NimBLE advertises, the run goes to flash."""
-    air = Air()
+async def on_air(board: R.Board, counts, air: Air | None = None, **opts) -> tuple[Air, R.BleClip]:
+    """The laptop's radio (a new one unless given) and the clip booted on it."""
+    air = air or Air()
     await air.start()
     clip = R.BleClip(air, board)
+    await clip.boot(counts, **opts)
+    return air, clip
+
+
+async def standalone(board: R.Board, counts, **opts) -> R.Boot:
+    """One boot with no host in range: NimBLE advertises, the run goes to flash."""
+    air, clip = await on_air(board, counts, clock="sim", **opts)
     try:
-        await clip.boot(counts, clock="sim", **opts)
         return await clip.finish()
     finally:
         await air.close()
@@ -341,10 +347,7 @@ def test_ble_gatt_table_advertising_and_a_write_before_bonding_refused(firmware,
     run = simulate(steady_run(0.5, seed=31))
 
     async def main():
-        air = Air()
-        await air.start()
-        clip = R.BleClip(air, board)
-        await clip.boot(run.counts, end_ms=15_000)
+        air, clip = await on_air(board, run.counts, end_ms=15_000)
         await asyncio.sleep(1.0)
         client, results = await connect_raw(air, pair=False)
         info = {uuid: bytes(await client.read_gatt_char(uuid)).decode() for uuid in
@@ -428,10 +431,7 @@ def test_ble_on_mtu_23_events_commands_and_the_hello_work_and_samples_go_to_flas
     run = simulate(steady_run(0.5, seed=33))
 
     async def main():
-        air = Air(max_mtu=23, requested_mtu=None)
-        await air.start()
-        clip = R.BleClip(air, board)
-        await clip.boot(run.counts, end_ms=25_000, end="interrupt")
+        air, clip = await on_air(board, run.counts, air=Air(max_mtu=23, requested_mtu=None), end_ms=25_000, end="interrupt")
         await asyncio.sleep(1.0)
         _adverts, live = await follow(air, ["Ana"], tmp_path / "host", until=lambda live: False, timeout_s=15)
         boot = await clip.finish()
@@ -461,12 +461,9 @@ def test_ble_a_memory_error_in_the_event_handler_is_survived_and_said(firmware, 
     run = simulate(steady_run(0.5, seed=34))
 
     async def main():
-        air = Air()
-        await air.start()
-        clip = R.BleClip(air, board)
         loop = asyncio.get_running_loop()
         t_boot = loop.time()
-        await clip.boot(run.counts, end_ms=25_000, faults=[[9_000, "ble_alloc", 2_000]])
+        air, clip = await on_air(board, run.counts, end_ms=25_000, faults=[[9_000, "ble_alloc", 2_000]])
         await asyncio.sleep(1.0)
         client, results = await connect_raw(air, pair=True)
         before = await write_command(client, results, 1, P.OP_SET_CONFIG, 1, 170)
@@ -495,10 +492,7 @@ def test_ble_metronome_beats_keep_time_at_416_hz_while_streaming_and_logging_to_
     run = simulate(steady_run(1, seed=35, rate_hz=416))
 
     async def main():
-        air = Air()
-        await air.start()
-        clip = R.BleClip(air, board)
-        await clip.boot(run.counts, end_ms=50_000, end="interrupt")
+        air, clip = await on_air(board, run.counts, end_ms=50_000, end="interrupt")
         await asyncio.sleep(1.0)
         client, results = await connect_raw(air, pair=True)
         samples = []
