@@ -96,7 +96,7 @@ def main() -> None:
               f"{drops[1]:.0f} s; {time.time() - started:.0f} s of wall time")
         print(f"  host holds samples {first}..{first + len(log.counts) - 1} of {len(run.counts)}: "
               f"{'every one, bit for bit' if whole and not log.gaps else 'NOT all'}; open gaps {log.gaps}")
-        print(f"  gaps {[(b - a) for a, b in gaps]} samples, filled {[(b - a) for a, b in filled]}; "
+        print(f"  gaps {[(b - a) for a, b in gaps]} samples, {sum(b - a for a, b in filled)} filled by backfill; "
               f"backfill_done said {done}; errors on the clip: {len(errors)}")
         if len(t_ms):
             per_s = np.bincount((t_ms // 1000).astype(int))

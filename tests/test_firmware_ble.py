@@ -347,9 +347,11 @@ def test_ble_gatt_table_advertising_and_a_write_before_bonding_refused(firmware,
     run = simulate(steady_run(0.5, seed=31))
 
     async def main():
-        air, clip = await on_air(board, run.counts, end_ms=15_000)
+        air, clip = await on_air(board, run.counts, air=Air(requested_mtu=None), end_ms=15_000)
         await asyncio.sleep(1.0)
-        client, results = await connect_raw(air, pair=False)
+        client, results = await connect_raw(air, pair=False)  # a central that never asks for a larger MTU
+        await asyncio.sleep(0.5)
+        mtu = client.mtu_size  # ... gets one: the clip asks
         info = {uuid: bytes(await client.read_gatt_char(uuid)).decode() for uuid in
                 ("00002a29-0000-1000-8000-00805f9b34fb", "00002a24-0000-1000-8000-00805f9b34fb",
                  "00002a25-0000-1000-8000-00805f9b34fb", "00002a26-0000-1000-8000-00805f9b34fb")}
@@ -363,10 +365,11 @@ def test_ble_gatt_table_advertising_and_a_write_before_bonding_refused(firmware,
         payloads = bytes(adv.advertising_data), bytes(adv.scan_response_data)
         boot = await clip.finish()
         await air.close()
-        return info, hello, refused, accepted, table, payloads, boot
+        return info, hello, refused, accepted, table, payloads, boot, mtu
 
-    info, hello, refused, accepted, table, (adv, resp), boot = R.run_async(main())
+    info, hello, refused, accepted, table, (adv, resp), boot, mtu = R.run_async(main())
     assert "crashed" not in boot.report, boot.stderr
+    assert mtu == 247
     assert list(info.values()) == ["StrideClip", "StrideClip clip", "%08x" % R.CLIP_ID, "0.3.0"]
     assert isinstance(hello, P.Hello) and hello.clip_id == R.CLIP_ID  # the low 32 bits of its address
     assert refused.code == P.RESULT_NOT_AUTHENTICATED and accepted.code == P.RESULT_OK
