@@ -11,6 +11,7 @@ def test_no_undefined_names():
                            "tests/rig"],
                           cwd=REPO, capture_output=True, text=True)
     undefined = [line for line in done.stdout.splitlines()
-                 if ("undefined name" in line and "unable to detect" not in line)
+                 if ("undefined name" in line and "unable to detect" not in line
+                     and "undefined name 'ptr8'" not in line)  # (viper's builtin in the rig's stand-ins)
                  or ("may be undefined" in line and "star imports" not in line)]
     assert undefined == [], "\n".join(undefined)

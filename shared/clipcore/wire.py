@@ -273,7 +273,10 @@ class SampleBatcher:
         return memoryview(self.buf)[: self.packet_len()]
 
     def next_packet(self):
-        self.first_idx += self.count  # (no mask: a 32-bit port would build a big int per packet)
+        nxt = self.first_idx + self.count
+        if nxt > 0xFFFFFFFF:  # wraps as a u32 (a comparison, not a mask: no big int per packet on a 32-bit port)
+            nxt -= 0x100000000
+        self.first_idx = nxt
         self.seq = (self.seq + 1) & 0xFFFF
         self.count = 0
 

@@ -11,6 +11,8 @@ only a part of the bytes change, then the rig dies.
 """
 import os
 
+import micropython
+
 
 BLOCK_BYTES = 4096
 # Typical times of the 4 MB parts on ESP32 modules (W25Q32JV, GD25Q32C datasheets: sector erase
