@@ -24,12 +24,13 @@ class DashboardProcess:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("dashboard: http://"), line + self.proc.stderr.read()
-        self.url = line.split()[1]
-        self.base = self.url.split("?")[0]
+        self.url = line.split()[1]  # the page: http://127.0.0.1:PORT/ (LAN mode: .../TOKEN/)
+        self.port = int(self.url.split(":")[2].split("/")[0])
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.prefix = self.url[len(self.origin):].rstrip("/")  # "" or "/TOKEN"
 
-    def state(self, token=None) -> dict:
-        q = f"?token={token}" if token else ""
-        with urllib.request.urlopen(self.base + "api/state" + q, timeout=10) as r:
+    def state(self) -> dict:
+        with urllib.request.urlopen(self.url + "api/state", timeout=10) as r:
             return json.loads(r.read())
 
     def stop(self) -> str:
@@ -52,7 +53,7 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
     try:
         page = browser.new_page(viewport={"width": 1250, "height": 1100})
         outside = []
-        local = dash.base.rstrip("/")
+        local = dash.origin
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
                    else (outside.append(route.request.url), route.abort()))
         page.goto(dash.url)
@@ -143,18 +144,16 @@ def test_the_metronome_playing_is_the_newest_start_or_stop_within_its_time():
 def test_lan_mode_refuses_requests_without_the_token(tmp_path, browser):
     dash = DashboardProcess(tmp_path, "--simulate", 1, "--speed", 10, "--minutes", 6, "--seconds", 60, "--lan")
     try:
-        token = dash.url.split("token=")[1]
+        token = dash.prefix.strip("/")
         assert len(token) >= 20
-        for path in ("", "api/state", "files/x.html"):
+        for path in ("/", "/api/state", "/files/x.html", "/static/js/bokeh.min.js", "/ws", f"/{token[:-2]}xx/api/state",
+                     f"/api/state?token={token}"):
             with pytest.raises(urllib.error.HTTPError) as e:
-                urllib.request.urlopen(dash.base + path, timeout=10)
+                urllib.request.urlopen(dash.origin + path, timeout=10)
             assert e.value.code == 403, path
-        with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(dash.base + "api/state?token=" + token[:-2] + "xx", timeout=10)
-        assert e.value.code == 403
-        assert dash.state(token)["athletes"][0]["name"] == "athlete-1"
+        assert dash.state()["athletes"][0]["name"] == "athlete-1"
         page = browser.new_page()
-        response = page.goto(dash.base)
+        response = page.goto(dash.origin + "/")
         assert response.status == 403 and "access token" in page.content()
         page.goto(dash.url)  # with the token: the page, and its buttons, work
         page.wait_for_selector(".tile", state="attached", timeout=30000)
@@ -183,7 +182,7 @@ def test_after_the_run_the_session_view_sums_up_each_athlete_with_a_report(tmp_p
             assert shown.nth(2).inner_text() == str(row["steps"]) and row["steps"] > 500
             assert shown.nth(3).inner_text() == f"{row['cadence_spm']:.1f}"
             assert (tmp_path / row["report"]).exists()
-        report = page.request.get(dash.base + "files/" + state["session"][0]["report"])
+        report = page.request.get(dash.url + "files/" + state["session"][0]["report"])
         assert report.status == 200 and "StrideClip report" in report.text()
         page.close()
     finally:

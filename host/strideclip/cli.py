@@ -412,15 +412,18 @@ def _print_live_summary(clips) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="0: any free port.")
 @click.option("--lan", is_flag=True, help="Serve to the LAN: pages and cues then need the access token printed here.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Folder for the session logs (and the reports written when the run ends).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Another name browsers use for this machine (its host names and addresses are known); repeatable.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="strideclip-sessions", show_default=True,
+              help="Folder for the session logs (and the reports written when the run ends); the page serves "
+                   "only these.")
 @click.option("--seconds", type=click.FloatRange(1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
 @CUES_OPTION
 @HISTORY_OPTION
 @NO_HISTORY_OPTION
 @BLE_BACKEND_OPTION
-def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan, out_dir, seconds, cues_path, db_path,
-              no_history, ble_backend):
+def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan, allow_hosts, out_dir, seconds,
+              cues_path, db_path, no_history, ble_backend):
     """The coach's live dashboard in the browser: every athlete at a glance, offline."""
     import ipaddress
     from pathlib import Path
@@ -442,14 +445,15 @@ def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan
     sources += [sim_source(f"athlete-{i + 1}", simulate(demo_run(200 + i, minutes=minutes, rate_hz=int(rate_hz))), speed,
                            answers=True) for i in range(n_sim)]
     opened: list = []
-    _run_ble(_dashboard_main(sources, list(clip_names), Path(out_dir), host, port, lan, seconds, ble_backend,
-                             _cue_settings(cues_path), None if no_history else _history_prior(db_path), opened))
+    _run_ble(_dashboard_main(sources, list(clip_names), Path(out_dir), host, port, lan, allow_hosts, seconds,
+                             ble_backend, _cue_settings(cues_path), None if no_history else _history_prior(db_path),
+                             opened))
     if not no_history:
         _catalogue([c.log_path for c in opened if c.source.kind not in ("log", "simulator")], db_path)
 
 
-async def _dashboard_main(sources, names, out_dir, host, port, lan, seconds, backend_spec, cue_settings, prior_for,
-                          opened):
+async def _dashboard_main(sources, names, out_dir, host, port, lan, allow_hosts, seconds, backend_spec, cue_settings,
+                          prior_for, opened):
     from strideclip.dashboard import serve
     from strideclip.live import open_clips
     from strideclip.transports.ble import pick
@@ -462,7 +466,8 @@ async def _dashboard_main(sources, names, out_dir, host, port, lan, seconds, bac
     clips = open_clips(sources, out_dir, backend=backend and backend.client_backend, cue_settings=cue_settings,
                        prior_for=prior_for)
     opened += clips
-    return await serve(clips, out_dir=out_dir, host=host, port=port, lan=lan, seconds=seconds, echo=click.echo)
+    return await serve(clips, out_dir=out_dir, host=host, port=port, lan=lan, seconds=seconds, echo=click.echo,
+                       allow_hosts=[h.lower() for h in allow_hosts])
 
 
 @cli.command("evaluate-cues")

@@ -7,17 +7,19 @@ against its target band, impact, pelvic rotation / drop / tilt, fatigue state, t
 link loss, latency, battery, RSSI, the cue log and buttons to cue), charts of the last minutes,
 and a session view with each athlete's summary and report.
 
-Safe by default: it listens on 127.0.0.1. Serving to the LAN needs ``lan=True``: then every page,
-the websocket and the JSON state need the access token printed in the terminal (``?token=``,
-kept in a cookie after the first page), and a request without it gets 403.
+Safe by default: it listens on 127.0.0.1 and answers only to this machine's own names. Serving
+to the LAN needs ``lan=True``: then every route is under the access token printed in the terminal
+(``http://laptop:8050/<token>/``), and a request without it gets 403. In both modes one gate
+(strideclip.webgate) refuses foreign Host names and requests other pages make; docs/security.md.
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
 import html
 import json
+import logging
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -25,10 +27,11 @@ import numpy as np
 
 from strideclip.live import LiveClip
 
+log = logging.getLogger(__name__)
+
 TILE_MS = 100  # tiles refresh: a packet reaches the screen within ~0.3 s (bench/bench_dashboard.py)
 CHART_MS = 1000  # charts and the session view
 CHART_MINUTES = 5.0  # the charts show the last minutes
-TOKEN_COOKIE = "strideclip_token"
 TARGET_BAND_PCT = 3.0  # the cadence zone around the target (the cue outcome's zone, docs/cues.md)
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22")
@@ -37,10 +40,9 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 class Dashboard:
     """The state every page shows, and the cue a page asks for, for a set of live clips."""
 
-    def __init__(self, clips: list[LiveClip], *, out_dir: Path, token: str | None = None):
+    def __init__(self, clips: list[LiveClip], *, out_dir: Path):
         self.clips = clips
         self.out_dir = Path(out_dir)
-        self.token = token
         self.started_s = time.monotonic()
         self.ended = False  # every link has ended: the page shows the session view first
 
@@ -99,8 +101,14 @@ class Dashboard:
     async def cue(self, i: int, kind: str) -> dict:
         return await self.clips[i].coach_cue(kind)
 
-    def token_ok(self, given: str | None) -> bool:
-        return self.token is None or (given is not None and hmac.compare_digest(given, self.token))
+    def files(self) -> dict[str, Path]:
+        """What /files/ serves: the session's logs and the reports written for them, nothing else."""
+        out = {}
+        for c in self.clips:
+            for path in (c.log_path, self.out_dir / (c.log_path.stem + ".html")):
+                if path.is_file():
+                    out[path.name] = path
+        return out
 
 
 def _first(*values):
@@ -174,7 +182,7 @@ def session_html(rows: list[dict]) -> str:
 def _report_link(r: dict) -> str:
     if not r["report"]:
         return "–"
-    return f'<a href="/files/{html.escape(r["report"])}" target="_blank">{html.escape(r["report"])}</a>'
+    return f'<a href="files/{html.escape(r["report"])}" target="_blank">{html.escape(r["report"])}</a>'
 
 
 CSS = """
@@ -349,7 +357,11 @@ def _cue_callback(doc, dash: Dashboard, who, kind: str, feedback):
         i = [c.name for c in dash.clips].index(who.value)
 
         async def send():
-            cue = await dash.cue(i, kind)
+            try:
+                cue = await dash.cue(i, kind)
+            except Exception as e:  # the page says so; the server and the other athletes go on
+                log.exception("cue %s to %s", kind, dash.clips[i].name)
+                cue = {"played": kind, "error": f"internal error: {e}"}
             said = (f"{dash.clips[i].name}: {cue['played']} sent" if "error" not in cue
                     else f"{dash.clips[i].name}: {cue['played']} not delivered ({cue['error']})")
             doc.add_next_tick_callback(lambda: setattr(feedback, "text", html.escape(said)))
@@ -359,63 +371,32 @@ def _cue_callback(doc, dash: Dashboard, who, kind: str, feedback):
     return clicked
 
 
-def make_auth(dash: Dashboard):
-    """LAN mode: the token (query ``token`` or its cookie) or 403."""
-    from bokeh.server.auth_provider import AuthProvider
-    from tornado.web import RequestHandler
-
-    class Refused(RequestHandler):
-        def get(self):
-            self.set_status(403)
-            self.finish("403: this dashboard needs the access token shown in the terminal (add ?token=...)")
-
-    class TokenAuth(AuthProvider):
-        @property
-        def get_user(self):
-            def user(handler):
-                given = handler.get_argument("token", None) or handler.get_cookie(TOKEN_COOKIE)
-                if not dash.token_ok(given):
-                    return None
-                if handler.get_argument("token", None) and hasattr(handler, "set_cookie"):
-                    try:
-                        handler.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="Strict")
-                    except Exception:  # a websocket handshake cannot set cookies; it has one already
-                        pass
-                return "coach"
-            return user
-
-        @property
-        def login_url(self):
-            return "/refused"
-
-        @property
-        def login_handler(self):
-            return Refused
-
-    return TokenAuth()
-
-
 def extra_handlers(dash: Dashboard):
-    """/api/state (JSON of every tile and the session view) and /files/ (reports in the output
-    folder), behind the same token."""
-    from tornado.web import HTTPError, RequestHandler, StaticFileHandler
-
-    def check(handler) -> None:
-        given = handler.get_argument("token", None) or handler.get_cookie(TOKEN_COOKIE)
-        if not dash.token_ok(given):
-            raise HTTPError(403, "access token required")
+    """/api/state (JSON of every tile and the session view) and /files/NAME (the session's logs
+    and reports); the gate in front has checked who asks."""
+    from tornado.web import HTTPError, RequestHandler
 
     class State(RequestHandler):
         def get(self):
-            check(self)
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(dash.state(), default=_json_default))
 
-    class Files(StaticFileHandler):
-        def prepare(self):
-            check(self)
+    class Files(RequestHandler):
+        def get(self, name: str):
+            path = dash.files().get(name)
+            if path is None:
+                raise HTTPError(404)
+            self.set_header("Content-Type", "text/html; charset=utf-8" if path.suffix == ".html"
+                            else "application/octet-stream")
+            self.set_header("X-Content-Type-Options", "nosniff")
+            if path.suffix != ".html":
+                self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 16):
+                    self.write(chunk)
+            self.finish()
 
-    return [(r"/api/state", State), (r"/files/(.*)", Files, {"path": str(dash.out_dir)})]
+    return [(r"/api/state", State), (r"/files/([^/]+)", Files)]
 
 
 def _json_default(v):
@@ -429,26 +410,39 @@ def new_token() -> str:
 
 
 async def serve(clips: list[LiveClip], *, out_dir: Path, host: str, port: int, lan: bool, seconds: float | None,
-                echo=print, reports: bool = True) -> Dashboard:
+                echo=print, reports: bool = True, allow_hosts=()) -> Dashboard:
     """Run the clips and the page until ``seconds`` pass (or Ctrl-C); the page stays up with the
-    session view after every link has ended, until the time is up."""
-    from bokeh.server.auth_provider import NullAuth
-    from bokeh.server.server import Server
+    session view after every link has ended, until the time is up. ``allow_hosts``: names the
+    browsers use for this machine beyond those it knows (strideclip.webgate)."""
+    from bokeh.server.server import BaseServer
+    from bokeh.server.tornado import BokehTornado
+    from bokeh.server.util import bind_sockets
+    from tornado.httpserver import HTTPServer
+    from tornado.ioloop import IOLoop
 
     from strideclip.live import run_clips
+    from strideclip.webgate import LOCAL_NAMES, Gate, gated, lan_names
 
-    token = new_token() if lan else None
-    dash = Dashboard(clips, out_dir=out_dir, token=token)
-    server = Server({"/": make_app(dash)}, port=port, address=host, allow_websocket_origin=["*"] if lan else
-                    [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"],
-                    auth_provider=make_auth(dash) if lan else NullAuth(), extra_patterns=extra_handlers(dash),
-                    check_unused_sessions_milliseconds=5000, unused_session_lifetime_milliseconds=15000)
+    dash = Dashboard(clips, out_dir=out_dir)
+    sockets, actual_port = bind_sockets(host, port)
+    names = lan_names(host, allow_hosts) if lan else [*LOCAL_NAMES, host, *allow_hosts]
+    gate = Gate(names=names, port=actual_port, token=new_token() if lan else None)
+    # Bokeh's session token carries the request's headers, cookies and arguments to the page:
+    # none of them (the page needs none); sessions signed, so no one forges a websocket's.
+    app = BokehTornado({"/": make_app(dash)}, prefix=gate.prefix, extra_websocket_origins=gate.origins(),
+                       extra_patterns=extra_handlers(dash), secret_key=secrets.token_bytes(32), sign_sessions=True,
+                       include_headers=[], include_cookies=[], log_function=gate.log_request,
+                       check_unused_sessions_milliseconds=5000, unused_session_lifetime_milliseconds=15000)
+    http = HTTPServer(gated(gate, app))
+    http.add_sockets(sockets)
+    server = BaseServer(IOLoop.current(), app, http)
     server.start()
-    actual_port = server.port
-    url = f"http://{host}:{actual_port}/" + (f"?token={token}" if token else "")
-    echo(f"dashboard: {url}")
+    shown = host if host not in ("0.0.0.0", "::", "") else next(
+        (n for n in names if n not in LOCAL_NAMES and n[0].isdigit()), socket.gethostname())
+    echo(f"dashboard: http://{f'[{shown}]' if ':' in shown else shown}:{actual_port}{gate.prefix}/")
     if lan:
-        echo("serving to the LAN: anyone with the token can watch and send cues; keep it to your team")
+        echo("serving to the LAN: anyone with this URL can watch and send cues; keep it to your team "
+             f"(it answers to {', '.join(n for n in names if n not in LOCAL_NAMES)})")
     import sys
 
     sys.stdout.flush()

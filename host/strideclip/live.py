@@ -111,6 +111,7 @@ class LiveClip:
         self.log_path = Path(log_path)
         self.takes_commands = getattr(self.transport, "takes_commands", True)
         self.failed = asyncio.Event()
+        self.ended = False  # run() has returned: the log is closed, no command reaches the clip
         self.last_packet_s = time.monotonic()
         self.last_packet_wall_s: float | None = None  # time.time() of the newest packet (the dashboard's latency)
         self._tasks: set = set()
@@ -224,6 +225,9 @@ class LiveClip:
         if not self.takes_commands:
             cue["error"] = f"{self.name} is a playback: cues do not reach a clip"
             return cue
+        if self.ended:
+            cue["error"] = f"{self.name}'s run has ended"
+            return cue
         try:
             await self.transport.command(op, args)
         except TransportError as e:
@@ -287,6 +291,7 @@ class LiveClip:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self.log.host_event("link_stats", **self.transport.stats())
             self.log.close()
+            self.ended = True
 
     def values(self) -> dict:
         """The live view of this clip: metrics, cues and link quality."""
