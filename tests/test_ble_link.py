@@ -309,16 +309,21 @@ def test_live_plays_logs_and_simulated_clips_through_the_same_path(tmp_path):
 
     run = sim_run(1, 80)
     src = write_log(run, tmp_path / "recorded.sclog")
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / "recorded.sclog"  # another run of the same file name: its own log
+    twin.write_bytes(src.read_bytes())
     exe = Path(sys.executable).parent / "strideclip"
-    r = subprocess.run([str(exe), "live", "--replay", str(src), "--sim", "1", "--speed", "60", "--seconds", "3",
-                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([str(exe), "live", "--replay", str(src), "--replay", str(twin), "--sim", "1", "--speed", "60",
+                        "--seconds", "3", "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    replayed = load_log(next((tmp_path / "out").glob("recorded-*.sclog")))
+    replays = sorted((tmp_path / "out").glob("recorded-*.sclog"))
+    assert len(replays) == 2, replays
     original = load_log(src)
-    assert replayed.header["source"] == "log"
-    assert np.array_equal(replayed.sample_idx, original.sample_idx)  # every packet, its gaps included
-    assert np.array_equal(replayed.counts, original.counts)
-    assert not replayed.sent  # a log takes no commands: no backfill requests
+    for replayed in map(load_log, replays):
+        assert replayed.header["source"] == "log"
+        assert np.array_equal(replayed.sample_idx, original.sample_idx)  # every packet, its gaps included
+        assert np.array_equal(replayed.counts, original.counts)
+        assert not replayed.sent  # a log takes no commands: no backfill requests
     simulated = load_log(next((tmp_path / "out").glob("sim-1-*.sclog")))
     assert simulated.header["source"] == "simulator" and len(simulated.sample_idx) > 208 * 60
 

@@ -319,6 +319,19 @@ async def _first_of(*events: asyncio.Event, then: asyncio.Event) -> None:
     then.set()
 
 
+def _unique(paths: list[Path]) -> list[Path]:
+    """The paths, each made unique (``-2``, ``-3`` …) among them and among the files there:
+    two clips of one name started in the same second each get their own log."""
+    out: list[Path] = []
+    for p in paths:
+        q, k = p, 1
+        while q in out or q.exists():
+            k += 1
+            q = p.with_name(f"{p.stem}-{k}{p.suffix}")
+        out.append(q)
+    return out
+
+
 def log_name(name: str) -> str:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "clip"
@@ -334,7 +347,7 @@ def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Pa
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [ble_source(s, backend) if isinstance(s, ClipAdvert) else s for s in sources]
-    paths = log_paths or [out_dir / log_name(s.name) for s in sources]
+    paths = log_paths or _unique([out_dir / log_name(s.name) for s in sources])
     return [LiveClip(s, p, athlete=athlete, cue_settings=cue_settings,
                      fatigue_prior=prior_for(athlete or s.name) if prior_for else None) for s, p in zip(sources, paths)]
 
