@@ -87,8 +87,9 @@ def test_import_skips_bad_logs_keeps_damaged_ones_and_changes_nothing_the_second
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "junk.sclog").write_bytes(b"this is not a log")
     (folder / "empty.sclog").write_bytes((REPO / "tests" / "data" / "steady_208hz.sclog").read_bytes()[:8])
-    damaged = bytearray(good[1].read_bytes())
-    damaged[len(damaged) // 2:len(damaged) // 2 + 300] = bytes(300)  # a scratch mid-file
+    # a scratch mid-file, in a session not imported otherwise (a damaged copy of good[1] would be good[1]'s session)
+    damaged = bytearray(sorted(weeks.glob("*.sclog"))[2].read_bytes())
+    damaged[len(damaged) // 2:len(damaged) // 2 + 300] = bytes(300)
     (folder / "sub").mkdir()
     (folder / "sub" / "damaged.sclog").write_bytes(bytes(damaged))
     db = tmp_path / "h.sqlite"

@@ -34,15 +34,16 @@ def _catalogue(paths, db_path) -> None:
         return
     try:
         with History(db_path) as h:
-            res = h.import_paths(paths)
+            res = h.import_paths(paths, watch_s=0)  # their writers have closed them
             where = h.path
     except (HistoryError, OSError) as e:
         click.echo(f"not added to the history: {e}", err=True)
         return
     for _, why in res.bad:
         click.echo(f"not added to the history: {why}", err=True)
-    if res.imported:
-        click.echo(f"added to the history ({where}): " + ", ".join(f"#{sid} {Path(p).name}" for p, sid in res.imported))
+    if res.imported or res.replaced:
+        click.echo(f"added to the history ({where}): "
+                   + ", ".join(f"#{sid} {Path(p).name}" for p, sid in res.imported + res.replaced))
 
 
 def _history_prior(db_path, before: str | None = None):
@@ -650,7 +651,8 @@ class _ProgressBar:
 @HISTORY_OPTION
 @click.pass_context
 def history(ctx, athlete, load_rise_pct, as_json, db_path):
-    """Sessions and weekly trends per athlete; `history import` adds logs."""
+    """Sessions and weekly trends per athlete; `history import` adds logs, `history repair` rebuilds a
+    damaged history from its logs."""
     if ctx.invoked_subcommand:
         return
     import datetime as dt
@@ -703,6 +705,14 @@ def _num(v, nd: int = 1) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
 
+def _history_db(db_path):
+    """The database of a `history` subcommand: `history --db X SUB` and `history SUB --db X` alike."""
+    outer = click.get_current_context().parent.params.get("db_path")
+    if db_path and outer and db_path != outer:
+        raise click.UsageError(f"two history databases given (--db {outer} and --db {db_path}): give one")
+    return db_path or outer
+
+
 @history.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--athlete", default=None, help="Who ran (default: the name in each log).")
@@ -713,19 +723,25 @@ def _num(v, nd: int = 1) -> str:
 @HISTORY_OPTION
 @CUES_OPTION
 def history_import(paths, athlete, shoes, surface, tags, distance_km, db_path, cues_path):
-    """Add session logs (files or folders of *.sclog) to the history; known logs are skipped."""
+    """Add session logs (files or folders of *.sclog) to the history, one row per clip session: known
+    sessions are skipped, a longer log of one replaces it, a log still being written waits."""
     from strideclip.history import History
 
-    with History(db_path) as h:
+    with History(_history_db(db_path)) as h:
         res = h.import_paths(paths, athlete=athlete, shoes=shoes, surface=surface, tags=tags, distance_km=distance_km,
                              cue_settings=_cue_settings(cues_path))
         for path, sid in res.imported:
             click.echo(f"#{sid} {path}")
+        for path, sid in res.replaced:
+            click.echo(f"#{sid} {path} (a longer log of a session in the history: replaces its row)")
         for path, why in res.bad:
             click.echo(f"skipped: {why}", err=True)  # the reason names the file
-        click.echo(f"{len(res.imported)} imported, {len(res.already)} already in the history, {len(res.bad)} bad "
-                   f"({h.path})")
-    if res.bad and not res.imported and not res.already:
+        for path, why in res.writing:
+            click.echo(f"not imported: {why}", err=True)
+        click.echo(f"{len(res.imported)} imported, {len(res.already)} already in the history, {len(res.bad)} bad"
+                   + (f", {len(res.replaced)} replaced by a longer log" if res.replaced else "")
+                   + (f", {len(res.writing)} still being written" if res.writing else "") + f" ({h.path})")
+    if res.bad and not (res.imported or res.replaced or res.already):
         sys.exit(1)
 
 
@@ -741,9 +757,43 @@ def history_edit(session_id, athlete, shoes, surface, tags, distance_km, db_path
     """Set what a log cannot know: distance, shoes, surface, tags (or fix the athlete)."""
     from strideclip.history import History
 
-    with History(db_path) as h:
+    with History(_history_db(db_path)) as h:
         h.edit(session_id, distance_km=distance_km, shoes=shoes, surface=surface, tags=tags or None, athlete=athlete)
         click.echo(f"session {session_id} updated")
+
+
+@history.command("repair")
+@click.argument("folders", nargs=-1, type=click.Path(exists=True))
+@HISTORY_OPTION
+@CUES_OPTION
+def history_repair(folders, db_path, cues_path):
+    """Rebuild a damaged history from the logs it catalogued (and FOLDERS of logs); the damaged file is kept."""
+    from pathlib import Path
+
+    from strideclip.history import default_path
+    from strideclip.history_repair import repair
+
+    path = Path(_history_db(db_path) or default_path())
+    res = repair(path, folders, cue_settings=_cue_settings(cues_path))
+    if res is None:
+        click.echo(f"{path}: its integrity check passes; nothing to repair")
+        return
+    click.echo(f"{path} was damaged ({res.problem}); kept as {res.damaged_copy}")
+    click.echo(f"{res.rows_read} session row(s) could still be read from it; the logs named in it"
+               + (" and in the folders given" if folders else "") + " are analysed again")
+    for log, sid in res.restored:
+        click.echo(f"#{sid} {log}")
+    for sid, log in res.kept:
+        click.echo(f"#{sid} kept as it was read: its log {log} is gone")
+    for sid, log in res.lost:
+        click.echo(f"#{sid} lost: its log {log} is gone and its row could not be read", err=True)
+    for _, why in res.bad:
+        click.echo(f"skipped: {why}", err=True)
+    click.echo(f"{len(res.restored)} session(s) restored from their logs, {len(res.kept)} kept without their log, "
+               f"{len(res.lost)} lost, {len(res.bad)} bad ({path})")
+    if not (res.restored or res.kept):
+        click.echo(f"no session could be restored: add the folders of your logs with `strideclip history import "
+                   f"FOLDER --db {path}`", err=True)
 
 
 @cli.command()
