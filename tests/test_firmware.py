@@ -181,6 +181,10 @@ def test_battery_is_reported_and_a_low_battery_said_once(board):
     assert len(low) == 1 and low[0][0] > 120 and low[0][2] < 15  # said once, when it happened
     assert all(s[1] == P.STATUS_BATTERY for s in status if s[0] > low[0][0])  # then plain reports
     assert len(status) >= 4  # every minute
+    # the HELLO again with each report (a reader whose one copy is damaged has the next), same session
+    hellos = [e for e in events if isinstance(e, P.Hello)]
+    assert len(hellos) == 1 + len(status) and len({h.session_id for h in hellos}) == 1
+    assert [h.battery_pct for h in hellos[1:]] == [s[2] for s in status]
 
 
 def raw(pkt: bytes) -> bytes:

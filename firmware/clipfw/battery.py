@@ -39,14 +39,16 @@ class Battery:
         return percent_from_mv(self.mv)
 
     def report(self, app, now):
-        """Every REPORT_S: the charge in the app's HELLO and on the Battery service; a STATUS
-        battery, or low_battery once when the charge falls under LOW_PCT."""
+        """Every REPORT_S: the charge in the app's HELLO, sent again, and on the Battery service; a
+        STATUS battery, or low_battery once when the charge falls under LOW_PCT."""
         pct = self.read_pct()
         was = app.battery_pct
         app.battery_pct = pct
         app.next_battery_ms = time.ticks_add(now, REPORT_S * 1000)
         app.hello[9] = pct  # the HELLO a host gets on (re)connecting
-        app.publish_hello()
+        # ... and into the stream and the flash log: a reader whose one HELLO was damaged
+        # recovers the session from the next copy
+        app.send_packet(app.small, app.publish_hello())
         if hasattr(app.link, "battery"):
             app.link.battery(pct)
         low = pct < LOW_PCT and (was == P.BATTERY_UNKNOWN or was >= LOW_PCT)
