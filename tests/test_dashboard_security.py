@@ -11,7 +11,6 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from conftest import CHROMIUM_ARGS
 from strideclip.sclog import load_log
 from test_dashboard import DashboardProcess
 

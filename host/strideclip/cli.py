@@ -202,7 +202,8 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
         rec, watched = outcome["recovered_after_s"], outcome.get("watched_s", LOOK_S)
         unseen = (f"no recovery within {LOOK_S / 60:.0f} min" if watched >= LOOK_S
                   else f"no recovery in the {watched:.0f} s the log still has")
-        click.echo(f"  cue at {cue['t_s']:.1f} s: {cue['played']} at {cue['tempo_spm']} spm ({cue['reason']}); "
+        at = f"{cue['t_s']:.1f} s" if cue["t_s"] is not None else "an unknown time"  # sent before the clip's HELLO
+        click.echo(f"  cue at {at}: {cue['played']} at {cue['tempo_spm']} spm ({cue['reason']}); "
                    f"{'recovered after ' + format(rec, '.0f') + ' s' if rec is not None else unseen}"
                    f", {outcome['in_zone_pct'] if outcome['in_zone_pct'] is not None else '-'} % of steps in the zone")
 
@@ -395,6 +396,9 @@ def _print_live_summary(clips) -> None:
         click.echo(f"{c.name}: {c.log_path}: {s['samples']} samples ({s['duration_s']:.1f} s at {s['rate_hz']} Hz), "
                    f"{s['steps']} steps, {len(s['gaps_filled'])} gap(s) filled by backfill, {len(s['gaps'])} still open; "
                    f"link: {stats}")
+        if s["bad_packets"]:  # what the clip sent that the host could not take: in the log, skipped here
+            click.echo(f"{c.name}: {s['bad_packets']} bad packet(s) recorded and skipped"
+                       + "".join(f"; first {e}" for e in s["bad_packet_errors"][:1]), err=True)
         if c.link.error:
             click.echo(f"strideclip: {c.name}: {c.link.error}", err=True)
 

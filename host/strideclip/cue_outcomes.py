@@ -25,8 +25,7 @@ WARMUP_S = 240.0  # the cue policy's warm-up (clipcore.cues default)
 def cue_outcomes(table: np.ndarray, cues: list[dict], rate_hz: int) -> list[dict]:
     run = table[table["running"] == 1]
     if not len(run) or not rate_hz:
-        return [{"t_s": c["t_s"], "reason": c["reason"], "recovered_after_s": None, "watched_s": 0.0, "in_zone_pct": None}
-                for c in cues]
+        return [_no_outcome(c) for c in cues]
     t = run["ic_idx"] / rate_hz
     cad = run["cadence_smoothed_spm"]
     rot = run["pelvic_rotation_deg"]
@@ -34,6 +33,9 @@ def cue_outcomes(table: np.ndarray, cues: list[dict], rate_hz: int) -> list[dict
     rot_base = float(np.nanmedian(rot[warm])) if np.isfinite(rot[warm]).any() else np.nan
     out = []
     for c in cues:
+        if c["t_s"] is None:  # a cue the clip sent before it said its rate: no time to measure from
+            out.append(_no_outcome(c))
+            continue
         tempo = c.get("tempo_spm") or np.nan
         if c["reason"] == "rotation_spike":
             ok = rot <= rot_base * (1 + RECOVER_ROTATION_PCT / 100)
@@ -44,6 +46,11 @@ def cue_outcomes(table: np.ndarray, cues: list[dict], rate_hz: int) -> list[dict
                     "watched_s": round(float(np.clip(t[-1] - c["t_s"], 0, LOOK_S)), 1),  # running left in the log
                     "in_zone_pct": _in_zone(t, cad, tempo, c["t_s"], c["t_s"] + (c.get("duration_s") or 0) + ZONE_AFTER_S)})
     return out
+
+
+def _no_outcome(cue: dict) -> dict:
+    return {"t_s": cue["t_s"], "reason": cue["reason"], "recovered_after_s": None, "watched_s": 0.0,
+            "in_zone_pct": None}
 
 
 def _recovered_after(t: np.ndarray, ok: np.ndarray, t_cue: float) -> float | None:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clipcore import protocol as P
-from strideclip.errors import FrameError
-from strideclip.packets import decode_packet, samples_array
+from strideclip import schema
+from strideclip.errors import FrameError, FrameValueError
+from strideclip.packets import samples_array
 
 
 @dataclass
@@ -76,6 +77,7 @@ class LinkStats:
 @dataclass
 class StreamDecoder:
     hello: P.Hello | None = None
+    first_idx: int | None = None  # the session's first live sample index
     next_idx: int | None = None  # sample index the next live sample should have
     last_seq: int | None = None
     stats: LinkStats = field(default_factory=LinkStats)
@@ -84,7 +86,8 @@ class StreamDecoder:
 
     def feed(self, pkt: bytes, t_ms: int = 0) -> list:
         try:
-            msg = decode_packet(pkt)
+            msg = schema.clip_packet(pkt)  # the packet on its own, then in the stream
+            self._check_sequence(msg)
         except FrameError as e:
             self.stats.bad_packets += 1
             return [BadPacket(e, t_ms)]
@@ -96,11 +99,26 @@ class StreamDecoder:
         if isinstance(msg, P.Hello):
             if self.hello is not None and msg.session_id != self.hello.session_id:
                 out.append(Restart(self.hello.session_id, msg.session_id, t_ms))
-                self.next_idx = self.last_seq = None
+                self.first_idx = self.next_idx = self.last_seq = None
                 self.open_gaps = []
             self.hello = msg
         out.append(ClipEvent(msg, t_ms))
         return out
+
+    def _check_sequence(self, msg) -> None:
+        """Raise FrameValueError for a packet this session cannot have sent: live samples farther
+        from its first than one clip session spans (the step detector counts in int32), or a
+        HELLO of the same session that changes the rate, the scales or the clip."""
+        rate_hz = self.hello.rate_hz if self.hello else 0
+        if isinstance(msg, P.Samples) and msg.ptype == P.T_SAMPLES and self.first_idx is not None:
+            if abs(msg.first_idx + msg.count - self.first_idx) > schema.session_span_samples(rate_hz):
+                raise FrameValueError(f"samples from {msg.first_idx}: too far from the session's first, "
+                                      f"{self.first_idx}, for one clip session", offset=3)
+        if isinstance(msg, P.Hello) and self.hello is not None and msg.session_id == self.hello.session_id:
+            fixed = ("rate_hz", "accel_ug_per_lsb", "gyro_mdps_per_lsb_q8", "clip_id")
+            changed = [f for f in fixed if getattr(msg, f) != getattr(self.hello, f)]
+            if changed:
+                raise FrameValueError(f"hello of session {msg.session_id} changes {', '.join(changed)}", offset=5)
 
     def _live(self, msg: P.Samples, t_ms: int) -> list:
         out = []
@@ -114,7 +132,7 @@ class StreamDecoder:
         counts = samples_array(msg)
         first = msg.first_idx
         if self.next_idx is None:
-            self.next_idx = first
+            self.first_idx = self.next_idx = first
         if first > self.next_idx:
             gap = Gap(self.next_idx, first, t_ms, lost_packets=lost)
             self.stats.lost_samples += first - self.next_idx

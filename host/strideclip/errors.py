@@ -37,6 +37,10 @@ class FrameValueError(FrameError):
     """A field holds a value the protocol forbids (zero sample count, unknown side, ...)."""
 
 
+class RecordError(StrideClipError):
+    """A log record is well framed but its content breaks the log's schema (strideclip.schema)."""
+
+
 class NotBuiltError(StrideClipError):
     """A command the product will have, not built yet."""
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,18 @@ def export_session(log_path, out_path, fmt: str, *, distance_km: float | None = 
         from strideclip.fit import session_fit
 
         started, _ = session_start(summary)
-        clip_id = int(summary["clip"].removeprefix("clip-"), 16) if (summary["clip"] or "").startswith("clip-") else 0
-        data = session_fit(table, started_at=started, duration_s=summary["duration_s"], serial=clip_id,
-                           distance_km=distance_km)
+        data = session_fit(table, started_at=started, duration_s=summary["duration_s"],
+                           serial=fit_serial(summary["clip"]), distance_km=distance_km)
         with open(out_path, "xb") as f:
             f.write(data)
     return summary
+
+
+def fit_serial(clip: str | None) -> int:
+    """The FIT file's serial number (a uint32z): a clip's own id when its name is the one it
+    gives its flash logs (``clip-`` and 8 hex digits), else 0 (none): BLE names are free text."""
+    match = re.fullmatch(r"clip-([0-9a-f]{8})", clip or "")
+    return int(match[1], 16) if match else 0
 
 
 def write_step_table_parquet(table: np.ndarray, path, summary: dict | None = None) -> None:

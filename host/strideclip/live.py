@@ -160,6 +160,8 @@ class LiveClip:
     def _check_garbage(self) -> None:
         stats = self.session.decoder.stats
         seen = stats.packets + stats.bad_packets
+        if stats.samples:  # it has streamed: a StrideClip, whatever comes next is recorded, counted and skipped
+            return
         if seen >= GARBAGE_MIN_PACKETS and stats.bad_packets >= GARBAGE_BAD_FRACTION * seen and not self.failed.is_set():
             first = self.session.bad_packet_errors[0] if self.session.bad_packet_errors else ""
             self._fail(f"{self.name} ({self.source.address}) {stats.bad_packets} of {seen} packets did not "

@@ -117,6 +117,13 @@ class Session:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
         return outputs
 
+    def count_failed_packet(self, error: Exception, t_ms: int) -> None:
+        """A packet the pipeline failed on (a bug: strideclip.schema passes only what it takes),
+        counted and said as a bad packet so that a recording goes on (recorder.record_packet)."""
+        self.decoder.stats.bad_packets += 1
+        if len(self.bad_packet_errors) < 20:
+            self.bad_packet_errors.append(f"t={t_ms} ms: the pipeline failed on it ({error!r})")
+
     def _detect(self, block: SampleBlock) -> None:
         hello = self.decoder.hello
         if hello is None:

@@ -3,15 +3,25 @@ through the pipeline, with what the host noticed (gaps, cues) logged as host eve
 and `strideclip record` both record this way."""
 from __future__ import annotations
 
+from clipcore import logrecord as L
+from clipcore import protocol as P
 from strideclip.decode import Gap
 from strideclip.pipeline import Session
 from strideclip.sclog import SessionLogWriter
 
 
 def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int) -> list:
-    log.clip_packet(pkt, t_ms=t_ms)  # recorded from the first frame, as it arrives
+    if len(pkt) + L.RECORD_PREFIX_BYTES <= P.MAX_PACKET_BYTES:
+        log.clip_packet(pkt, t_ms=t_ms)  # recorded from the first frame, as it arrives
+    else:  # longer than any clip packet (a serial frame can be) and than a record holds: said, not kept
+        log.host_event("packet_too_long", t_ms=t_ms, bytes=len(pkt))
     n_cues = len(session.cues)
-    outputs = session.feed(pkt, t_ms)
+    try:
+        outputs = session.feed(pkt, t_ms)
+    except Exception as e:  # a fault behind the packet checks (strideclip.schema) must not end a recording
+        session.count_failed_packet(e, t_ms)
+        log.host_event("packet_error", t_ms=t_ms, error=repr(e))
+        return []
     for out in outputs:
         if isinstance(out, Gap):
             log.host_event("gap", t_ms=t_ms, start_idx=out.start_idx, end_idx=out.end_idx,

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from clipcore import logrecord as L
+from strideclip import schema
 from strideclip.pipeline import Session
 from strideclip.sclog import ReadReport, iter_records
 
@@ -39,15 +39,9 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
             if on_packet:
                 on_packet(session, outputs)
         elif rec.kind == L.REC_HEADER:
-            try:
-                header = json.loads(rec.body)
-            except ValueError:
-                report.bad_records += 1
+            header = rec.value  # checked by the reader (strideclip.schema)
         elif rec.kind == L.REC_HOST:
-            try:
-                host_events.append({"t_ms": rec.t_ms, **json.loads(rec.body)})
-            except ValueError:
-                report.bad_records += 1
+            host_events.append({"t_ms": rec.t_ms, **rec.value})
     if progress:
         progress(size_bytes, size_bytes)
     summary = {
@@ -67,6 +61,7 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
             "bad_records": report.bad_records,
             "incomplete_tail_bytes": report.incomplete_tail_bytes,
             "damaged_regions": [list(d) for d in report.damaged],
+            "rejected": [list(r) for r in report.rejected],
         },
     }
     return summary
@@ -75,9 +70,9 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
 def session_start(summary: dict) -> tuple[_dt.datetime, str]:
     """When the session started (UTC) and how that is known: "log" (the host's header) or
     "file time" (a clip's flash log: the clip has no calendar, so the file's time stands in)."""
-    if summary.get("started_at"):
-        t = _dt.datetime.fromisoformat(summary["started_at"])
-        return (t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)).astimezone(_dt.timezone.utc), "log"
+    started = schema.start_time(summary.get("started_at"))  # None: not given, or not a time (checked)
+    if started is not None:
+        return started, "log"
     mtime = Path(summary["log"]).stat().st_mtime
     return _dt.datetime.fromtimestamp(int(mtime), _dt.timezone.utc), "file time"
 

@@ -183,8 +183,14 @@ def render_html(data: dict) -> str:
                          "sides": _sides_html(data), "splits": _splits_html(data), "cues": _cues_html(data),
                          "previous": _previous_html(data),
                          # the numbers behind the page, for anyone who wants them (and the tests)
-                         "data_json": json.dumps(data).replace("</", "<\\/"),
+                         "data_json": script_json(data),
                      })
+
+
+def script_json(value) -> str:
+    """JSON to embed in a <script> element: no <, > or & in it (\\u escapes, the same JSON), so no
+    name in it can end the element or open a comment that swallows the page's other scripts."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _fmt(v, nd: int = 1) -> str:
@@ -262,7 +268,8 @@ def _splits_html(data: dict) -> str:
 def _cues_html(data: dict) -> str:
     if not data["cues"]:
         return "<p>No cues in this session.</p>"
-    rows = [[_fmt(c["t_s"] / 60, 1), c["reason"], c["played"], c["tempo_spm"] or "–", c["source"],
+    rows = [[_fmt(None if c["t_s"] is None else c["t_s"] / 60, 1), c["reason"], c["played"], c["tempo_spm"] or "–",
+             c["source"],
              _fmt(c["recovered_after_s"], 0) if c["recovered_after_s"] is not None else "not within 5 min",
              _fmt(c["in_zone_pct"], 0)] for c in data["cues"]]
     return (_table(["minute", "why", "played", "tempo (spm)", "from", "recovered after (s)", "steps in zone (%)"],
@@ -369,11 +376,12 @@ def render_png(data: dict, path) -> None:
         if data["fatigue_onset_s"] is not None:
             ax.axvline(data["fatigue_onset_s"] / 60, color="red", lw=1.5, label="fatigue onset")
         for c in data["cues"]:
-            ax.axvline(c["t_s"] / 60, color="orange", lw=1, ls="--")
+            if c["t_s"] is not None:  # (a cue the clip sent before it said its rate has no time)
+                ax.axvline(c["t_s"] / 60, color="orange", lw=1, ls="--")
         ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("minutes (dashed: cues)")
-    axes[0].set_title(f"{data['athlete'] or 'Session'}: {_when(data)}")
+    axes[0].set_title(f"{data['athlete'] or 'Session'}: {_when(data)}", parse_math=False)  # a name is not TeX
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -23,11 +23,11 @@ import numpy as np
 
 from clipcore import logrecord as L
 from clipcore import protocol as P
-from strideclip import __version__
-from strideclip.errors import FrameError, LogFormatError, UnsupportedLogVersionError
-from strideclip.packets import decode_packet
+from strideclip import __version__, schema
+from strideclip.errors import FrameError, LogFormatError, RecordError, UnsupportedLogVersionError
 
 READ_CHUNK_BYTES = 1 << 16
+REJECTED_LISTED = 20  # a report names this many rejected records (it counts them all)
 
 
 def check_magic(head: bytes, path: str = "") -> None:
@@ -112,6 +112,7 @@ class Record:
     t_ms: int
     kind: int
     body: bytes
+    value: dict | None = None  # header and host records: the checked JSON object (strideclip.schema)
 
 
 @dataclass
@@ -119,16 +120,25 @@ class ReadReport:
     """What a reader had to skip. ``damaged`` lists (byte offset, byte count, why)."""
 
     frames: int = 0
+    records: int = 0  # records that passed the schema (strideclip.schema)
     dropped_bytes: int = 0
     bad_frames: int = 0
-    bad_records: int = 0
+    bad_records: int = 0  # intact frames whose record failed the schema, skipped
     incomplete_tail_bytes: int = 0
     damaged: list[tuple[int, int, str]] = field(default_factory=list)
+    # (byte offset, why) of the first records skipped and header fields dropped
+    rejected: list[tuple[int, str]] = field(default_factory=list)
     bytes_read: int = 0  # how far a streaming reader got (progress bars)
 
     @property
     def clean(self) -> bool:
-        return self.dropped_bytes == 0 and self.bad_records == 0 and self.incomplete_tail_bytes == 0
+        return (self.dropped_bytes == 0 and self.bad_records == 0 and self.incomplete_tail_bytes == 0
+                and not self.rejected)
+
+    def reject(self, offset: int, why: str, *, whole_record: bool = True) -> None:
+        self.bad_records += whole_record
+        if len(self.rejected) < REJECTED_LISTED:
+            self.rejected.append((offset, why))
 
     def summary(self) -> str:
         if self.clean:
@@ -138,6 +148,8 @@ class ReadReport:
             parts.append(f"skipped {self.dropped_bytes} damaged bytes in {len(self.damaged)} region(s)")
         if self.bad_records:
             parts.append(f"{self.bad_records} undecodable record(s)")
+        if self.rejected:
+            parts.append(f"{self.rejected[0][1]} (record at byte {self.rejected[0][0]})")
         if self.incomplete_tail_bytes:
             parts.append(f"incomplete last record ({self.incomplete_tail_bytes} bytes; log cut short or still being written)")
         return "; ".join(parts)
@@ -191,12 +203,6 @@ class _Scanner:
             report.dropped_bytes -= tail  # counted once, as the tail
 
 
-def _record(data, at: int, n: int) -> Record:
-    kind = data[at + 4]
-    t_ms = P.u32(data, at + 5)
-    return Record(t_ms, kind, bytes(data[at + 4 + L.RECORD_PREFIX_BYTES : at + 4 + n]))
-
-
 def iter_records(path: str | os.PathLike, *, report: ReadReport | None = None, follow_s: float = 0.0) -> Iterator[Record]:
     """Stream the records of a log in file order.
 
@@ -218,7 +224,7 @@ def iter_records(path: str | os.PathLike, *, report: ReadReport | None = None, f
                 idle_since = time.monotonic()
                 buf += chunk
                 for at, n in scanner.frames(buf, 0, len(buf), base, eof=False):
-                    yield from _checked_record(buf, at, n, report)
+                    yield from _checked_record(buf, at, n, base + at, report)
                 del buf[: scanner.resume]
                 base += scanner.resume
                 continue
@@ -226,27 +232,33 @@ def iter_records(path: str | os.PathLike, *, report: ReadReport | None = None, f
                 time.sleep(0.05)
                 continue
             for at, n in scanner.frames(buf, 0, len(buf), base, eof=True):
-                yield from _checked_record(buf, at, n, report)
+                yield from _checked_record(buf, at, n, base + at, report)
             return
 
 
 def load_header(path: str | os.PathLike) -> dict:
-    """The log's header record ({} when its first record is not a readable header)."""
+    """The log's header record, checked ({} when its first record is not a valid header)."""
     for rec in iter_records(path):
-        if rec.kind == L.REC_HEADER:
-            try:
-                return json.loads(rec.body)
-            except ValueError:
-                return {}
-        return {}
+        return rec.value if rec.kind == L.REC_HEADER else {}
     return {}
 
 
-def _checked_record(buf, at: int, n: int, report: ReadReport) -> Iterator[Record]:
-    if n < L.RECORD_PREFIX_BYTES or buf[at + 4] not in L.RECORD_KIND_NAMES:
-        report.bad_records += 1
+def _checked_record(buf, at: int, n: int, offset: int, report: ReadReport) -> Iterator[Record]:
+    """The record in the intact frame at buf[at] (file offset ``offset``), if it passes the
+    schema (strideclip.schema); one that fails is counted in ``report`` and skipped."""
+    if n < L.RECORD_PREFIX_BYTES:
+        report.reject(offset, f"a {n}-byte frame is too short for a record")
         return
-    yield _record(buf, at, n)
+    kind, body = buf[at + 4], bytes(buf[at + 4 + L.RECORD_PREFIX_BYTES : at + 4 + n])
+    try:
+        value, dropped = schema.record(kind, body, first=report.records == 0)
+    except RecordError as e:
+        report.reject(offset, str(e))
+        return
+    for why in dropped:
+        report.reject(offset, why, whole_record=False)
+    report.records += 1
+    yield Record(P.u32(buf, at + 5), kind, body, value)
 
 
 @dataclass
@@ -306,50 +318,47 @@ def load_log(path: str | os.PathLike) -> SessionLog:
     sample_types = (P.header_byte(P.T_SAMPLES), P.header_byte(P.T_BACKFILL))
     in_first_session = True  # samples after a HELLO of another clip session are not mixed in
     for at, n in _Scanner(report).frames(data, L.LOG_MAGIC_BYTES, len(data), 0, eof=True):
-        kind = data[at + 4]
+        if n < L.RECORD_PREFIX_BYTES or data[at + 4] != L.REC_CLIP:  # the few others: checked as iter_records does
+            for rec in _checked_record(data, at, n, at, report):
+                if rec.kind == L.REC_HEADER:
+                    header = rec.value
+                elif rec.kind == L.REC_HOST:
+                    host_events.append((rec.t_ms, rec.value))
+                else:
+                    sent.append((rec.t_ms, rec.body))
+            continue
+        report.records += 1
         t_ms = P.u32(data, at + 5)
         body_at = at + 4 + L.RECORD_PREFIX_BYTES
-        body_end = at + 4 + n
-        if n < L.RECORD_PREFIX_BYTES or kind not in L.RECORD_KIND_NAMES:
-            report.bad_records += 1
+        body = memoryview(data)[body_at:at + 4 + n]
+        try:
+            msg = schema.clip_packet(body)
+        except FrameError as e:
+            bad_packets.append((t_ms, str(e)))
             continue
-        if kind == L.REC_CLIP:
-            body = memoryview(data)[body_at:body_end]
-            try:
-                msg = decode_packet(body)
-            except FrameError as e:
-                bad_packets.append((t_ms, str(e)))
+        if body[0] in sample_types:
+            if not in_first_session:
                 continue
-            if body[0] in sample_types:
-                if not in_first_session:
-                    continue
-                pk_t.append(t_ms)
-                pk_type.append(msg.ptype)
-                pk_seq.append(msg.seq)
-                pk_first.append(msg.first_idx)
-                pk_count.append(msg.count)
-                pk_off.append(body_at + P.SAMPLES_HEADER_BYTES)
+            span = schema.session_span_samples(hello.rate_hz if hello else 0)
+            if pk_first and abs(msg.first_idx - pk_first[0]) > span:
+                bad_packets.append((t_ms, f"samples from {msg.first_idx}: too far from the session's first, "
+                                          f"{pk_first[0]}, for one clip session"))
                 continue
-            if isinstance(msg, P.Hello):
-                if hello is None:
-                    hello, session_id = msg, msg.session_id
-                in_first_session = msg.session_id == session_id
-                if not in_first_session and msg.session_id not in sessions_ignored:
-                    sessions_ignored.append(msg.session_id)
-            if in_first_session:
-                events.append((t_ms, msg))
-        elif kind == L.REC_HEADER:
-            try:
-                header = json.loads(bytes(data[body_at:body_end]))
-            except ValueError:
-                report.bad_records += 1
-        elif kind == L.REC_HOST:
-            try:
-                host_events.append((t_ms, json.loads(bytes(data[body_at:body_end]))))
-            except ValueError:
-                report.bad_records += 1
-        else:
-            sent.append((t_ms, bytes(data[body_at:body_end])))
+            pk_t.append(t_ms)
+            pk_type.append(msg.ptype)
+            pk_seq.append(msg.seq)
+            pk_first.append(msg.first_idx)
+            pk_count.append(msg.count)
+            pk_off.append(body_at + P.SAMPLES_HEADER_BYTES)
+            continue
+        if isinstance(msg, P.Hello):
+            if hello is None:
+                hello, session_id = msg, msg.session_id
+            in_first_session = msg.session_id == session_id
+            if not in_first_session and msg.session_id not in sessions_ignored:
+                sessions_ignored.append(msg.session_id)
+        if in_first_session:
+            events.append((t_ms, msg))
     packets = np.empty(len(pk_t), dtype=PACKET_DTYPE)
     packets["t_ms"], packets["ptype"], packets["seq"] = pk_t, pk_type, pk_seq
     packets["first_idx"], packets["count"] = pk_first, pk_count
