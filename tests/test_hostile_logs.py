@@ -484,3 +484,29 @@ def test_report_html_keeps_its_charts_with_a_comment_and_script_in_the_athlete_n
     # the name never opens a comment or a script: every chart's data and code is read as the page's
     assert "<!--" not in page and name not in page
     assert page.count("<script") == page.count("</script>") and "Bokeh" in head + tail
+
+
+def test_the_live_terminal_view_shows_a_clip_name_that_looks_like_markup_as_it_is():
+    """A clip names itself over the air: "[/x]" or "[bold]" is text, not rich markup."""
+    import io
+
+    from rich.console import Console
+
+    from strideclip.liveview import LiveTable
+    from strideclip.pipeline import Session
+
+    class Clip:
+        def __init__(self, name):
+            self.name = name
+
+        def values(self):
+            v = Session().live_values()
+            v.update(name=self.name, connected=True, reconnects=0, rtt_ms=None, rssi_dbm=-60, battery_pct=80,
+                     error=None)
+            return v
+
+    out = io.StringIO()
+    names = ["[/x]", "[bold]Ana", "[link=http://evil.example]x"]
+    Console(file=out, width=400).print(LiveTable(live=False)._render([Clip(n) for n in names]))
+    for name in names:
+        assert name in out.getvalue()

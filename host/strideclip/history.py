@@ -428,25 +428,22 @@ def session_key(path: Path) -> str:
 
 
 def _header_and_hello(path: Path, max_records: int = 256) -> tuple[dict, object]:
-    """The log's header ({} if unreadable) and its first HELLO among its first records (or None)."""
+    """The log's checked header ({} if unreadable) and its first HELLO among its first records
+    (or None), both through the readers' one boundary (strideclip.schema)."""
     from clipcore import logrecord as L
     from clipcore import protocol as P
-    from strideclip.packets import decode_packet
+    from strideclip.schema import clip_packet
     from strideclip.sclog import iter_records
 
     header: dict = {}
     records = iter_records(path)
     try:
         for _, rec in zip(range(max_records), records):
-            if rec.kind == L.REC_HEADER and not header:
-                try:
-                    header = json.loads(rec.body)
-                except (ValueError, RecursionError):
-                    header = {}
-                header = header if isinstance(header, dict) else {}
+            if rec.kind == L.REC_HEADER:
+                header = rec.value
             elif rec.kind == L.REC_CLIP:
                 try:
-                    msg = decode_packet(rec.body)
+                    msg = clip_packet(rec.body)
                 except StrideClipError:
                     continue
                 if isinstance(msg, P.Hello):

@@ -52,12 +52,13 @@ class LiveTable:
 
     def _render(self, clips):
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title="StrideClip live")
         for h in HEADERS:
             table.add_column(h)
-        for c in clips:
-            table.add_row(*row(c.values()))
+        for c in clips:  # as plain text: a clip names itself, and "[/x]" is rich markup
+            table.add_row(*map(Text, row(c.values())))
         return table
 
     def update(self, clips) -> None:
