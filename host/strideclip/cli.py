@@ -59,8 +59,10 @@ def _history_prior(db_path, before: str | None = None):
                 return prior_from_history(h.baseline(athlete, before=before))
         except HistoryError as e:
             click.echo(f"history not used: {e}", err=True)
+            prior_for.unusable = True
             return None
 
+    prior_for.unusable = False  # set once the history could not be read: nothing more to say of it
     return prior_for
 
 
@@ -168,9 +170,9 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
 
         header = load_header(log)
         start, _ = session_start({"started_at": header.get("started_at"), "log": log})
-        prior = _history_prior(db_path, before=start.isoformat(timespec="seconds"))(
-            header.get("athlete") or header.get("clip_name") or "")
-        if prior is None:
+        prior_for = _history_prior(db_path, before=start.isoformat(timespec="seconds"))
+        prior = prior_for(header.get("athlete") or header.get("clip_name") or "")
+        if prior is None and not prior_for.unusable:
             click.echo("no earlier sessions of this athlete in the history: the session's own warm-up is the baseline",
                        err=True)
     session = Session(cue_settings=_cue_settings(cues_path), fatigue_prior=prior)
