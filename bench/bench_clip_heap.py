@@ -46,7 +46,7 @@ def usb_session(firmware: Path, tmp: Path, heap: int) -> bool:
 
 
 def ble_session(firmware: Path, tmp: Path, heap: int) -> bool:
-    from strideclip.sclog import load_log
+    from strideclip.stream.sclog import load_log
 
     run = simulate(steady_run(0.75, seed=61))
 

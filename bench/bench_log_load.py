@@ -7,8 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from strideclip.sclog import iter_records, load_log
 from strideclip.sim import simulate, steady_run, write_log
+from strideclip.stream.sclog import iter_records, load_log
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ from rig.air import Air  # noqa: E402
 
 from clipcore import protocol as P  # noqa: E402
 from strideclip.live import run_live  # noqa: E402
-from strideclip.sclog import load_log  # noqa: E402
 from strideclip.sim import simulate, steady_run  # noqa: E402
+from strideclip.stream.sclog import load_log  # noqa: E402
 from strideclip.transports.ble import scan  # noqa: E402
 
 

@@ -15,8 +15,8 @@ from blesim.clip import SimClip
 from blesim.radio import Radio
 from clipcore import protocol as P
 from strideclip.live import run_live
-from strideclip.sclog import load_log
 from strideclip.sim import simulate, steady_run
+from strideclip.stream.sclog import load_log
 from strideclip.transports import CommandError, CommandTimeout, TransportError
 from strideclip.transports.ble import BleTransport, scan
 
@@ -352,7 +352,7 @@ def test_the_hosts_cue_is_played_on_the_clip(tmp_path):
 
 def _clip_flash(path, seeds=(21, 22)) -> dict:
     """Session logs as a clip writes them while no host listens (clipfw.flashlog's header)."""
-    from strideclip.sclog import SessionLogWriter
+    from strideclip.stream.sclog import SessionLogWriter
 
     path.mkdir(parents=True)
     logs = {}

@@ -8,7 +8,7 @@ from clipcore import protocol as P
 from mpy import cpython_call, run_script
 from strideclip.pipeline import Session
 from strideclip.sim import Fatigue, Scenario, Segment, simulate
-from strideclip.packets import encode_packet
+from strideclip.stream.packets import encode_packet
 
 
 def _cues(scenario):

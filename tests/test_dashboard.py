@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from mpy import find_tool
 from strideclip.pipeline import playing_metronome
-from strideclip.sclog import load_log
+from strideclip.stream.sclog import load_log
 
 
 class DashboardProcess:
@@ -191,8 +191,8 @@ def test_after_the_run_the_session_view_sums_up_each_athlete_with_a_report(tmp_p
 
 def test_a_rebooted_clip_plays_no_metronome_and_its_clock_starts_again():
     from clipcore import protocol as P
-    from strideclip.packets import encode_packet, encode_samples
     from strideclip.pipeline import Session
+    from strideclip.stream.packets import encode_packet, encode_samples
 
     hello = P.Hello((0, 1, 0), P.IMU_SIMULATED, 208, 16, 2000, 488, 15625, 7, 1, 90, 19, 0)
     s = Session()

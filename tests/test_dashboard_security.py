@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from strideclip.sclog import load_log
+from strideclip.stream.sclog import load_log
 from test_dashboard import DashboardProcess
 
 HOSTILE_JS = """

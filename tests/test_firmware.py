@@ -10,9 +10,9 @@ import pytest
 
 import rig as R
 from clipcore import protocol as P
-from strideclip.decode import Gap, SampleBlock, StreamDecoder
 from strideclip.sim import simulate, steady_run
 from strideclip.steps import StepDetector
+from strideclip.stream.decode import Gap, SampleBlock, StreamDecoder
 
 
 USB = {"link": "usb"}

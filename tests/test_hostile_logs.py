@@ -16,9 +16,9 @@ from clipcore import protocol as P
 from clipcore.steps import RATES_HZ
 from mpy import REPO, find_tool
 from strideclip.cli import cli
-from strideclip.packets import encode_packet
 from strideclip.replay import replay
-from strideclip.sclog import ReadReport, iter_records, load_header, load_log
+from strideclip.stream.packets import encode_packet
+from strideclip.stream.sclog import ReadReport, iter_records, load_header, load_log
 
 CLEAN = REPO / "tests" / "data" / "steady_208hz.sclog"  # 1 min at 208 Hz: walk, run, walk
 SEED = 21

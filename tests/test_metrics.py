@@ -10,14 +10,14 @@ import pytest
 from conftest import require_data
 from mpy import find_tool
 from strideclip import metrics_eval as me
-from strideclip.metrics import VGRF_RMSE_BW
 from strideclip.datasets import ALCANTARA, VOISARD
-from strideclip.packets import encode_packet, encode_samples
 from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine, feed_recording, metrics_for_counts
+from strideclip.metrics import VGRF_RMSE_BW
 from strideclip.pipeline import Session
 from strideclip.sim import Scenario, Segment, Sensor, simulate
 from strideclip.sim import sensor as sim_sensor
 from strideclip.steps import StepDetector
+from strideclip.stream.packets import encode_packet, encode_samples
 
 SEGMENTS = (Segment("stand", 8), Segment("walk", 15, speed_mps=1.3), Segment("run", 60, speed_mps=3.4),
             Segment("run", 40, speed_mps=3.0, turn_deg=180), Segment("stand", 4))

@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpy import REPO, cpython_call, hexarg, run_script
-from strideclip.sclog import load_log
 from strideclip.sim import Scenario, Segment, Sensor, simulate
+from strideclip.stream.sclog import load_log
 
 parity = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from clipcore import protocol as P
 from clipcore.crc import crc16, crc16_table
 from strideclip import errors
-from strideclip.packets import decode_packet, encode_packet, encode_samples, samples_array
+from strideclip.stream.packets import decode_packet, encode_packet, encode_samples, samples_array
 
 int16 = st.integers(-32768, 32767)
 sample = st.tuples(int16, int16, int16, int16, int16, int16)

@@ -7,7 +7,7 @@ import pytest
 
 from clipcore import protocol as P
 from mpy import REPO
-from strideclip.packets import decode_packet, encode_packet
+from strideclip.stream.packets import decode_packet, encode_packet
 
 DOC = (REPO / "docs" / "protocol.md").read_text()
 EXAMPLES = [dict(line.split(": ", 1) for line in block.strip().splitlines())

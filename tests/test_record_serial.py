@@ -11,8 +11,8 @@ import numpy as np
 import rig as R
 from mpy import find_tool
 from ptys import PtyLink
-from strideclip.sclog import load_log
 from strideclip.sim import simulate, steady_run
+from strideclip.stream.sclog import load_log
 
 DAMAGE_AT = (20_000, 60_000, 100_000)  # offsets in the clip's byte stream
 SPEED = 4  # the board's clock runs 4x faster than the wall's (a host hiccup of 0.3 s is 1.2 s for the clip)
@@ -73,7 +73,7 @@ def test_a_port_that_vanishes_mid_run_keeps_everything_recorded(tmp_path):
     import time
 
     from clipcore import protocol as P
-    from strideclip.packets import encode_packet, encode_samples
+    from strideclip.stream.packets import encode_packet, encode_samples
 
     run = simulate(steady_run(0.2, seed=9))
     master, slave = os.openpty()

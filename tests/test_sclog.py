@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from clipcore import logrecord as L
 from clipcore import protocol as P
 from strideclip.errors import LogFormatError, UnsupportedLogVersionError
-from strideclip.packets import encode_packet, encode_samples
-from strideclip.sclog import SessionLogWriter, iter_records, load_log
+from strideclip.stream.packets import encode_packet, encode_samples
+from strideclip.stream.sclog import SessionLogWriter, iter_records, load_log
 
 HELLO = P.Hello((0, 1, 0), P.IMU_SIMULATED, 208, 16, 2000, 488, 15625, 7, 1, 90, 19, 0)
 
@@ -166,8 +166,8 @@ def test_reader_follows_a_log_still_being_written(tmp_path):
 WRITER = """
 import sys, time
 import numpy as np
-from strideclip.packets import encode_samples
-from strideclip.sclog import SessionLogWriter
+from strideclip.stream.packets import encode_samples
+from strideclip.stream.sclog import SessionLogWriter
 w = SessionLogWriter(sys.argv[1], header={"athlete": "killed"}, fsync_interval_s=3600)
 k = 0
 while True:

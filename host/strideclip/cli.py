@@ -165,8 +165,8 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
         raise click.UsageError(f"{steps_csv} exists; choose a new file for the step table")
     prior = None
     if history_baseline:
-        from strideclip.sclog import load_header
         from strideclip.replay import session_start
+        from strideclip.stream.sclog import load_header
 
         header = load_header(log)
         start, _ = session_start({"started_at": header.get("started_at"), "log": log})

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
-from strideclip.packets import encode_packet
 from strideclip.pipeline import Session
 from strideclip.recorder import record_packet
-from strideclip.sclog import SessionLogWriter
 from strideclip.sim import demo_run, simulate, truth_path
+from strideclip.stream.packets import encode_packet
+from strideclip.stream.sclog import SessionLogWriter
 
 DEMO_MINUTES = 30.0
 DEMO_SPEED = 60.0  # times real time: 30 simulated minutes in 30 s

@@ -38,7 +38,7 @@ class FrameValueError(FrameError):
 
 
 class RecordError(StrideClipError):
-    """A log record is well framed but its content breaks the log's schema (strideclip.schema)."""
+    """A log record is well framed but its content breaks the log's schema (strideclip.stream.schema)."""
 
 
 class NotBuiltError(StrideClipError):

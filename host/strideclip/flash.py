@@ -173,7 +173,7 @@ def flash(port: str, *, config_path: str | None = None, dry_run: bool = False, r
 def sync(port: str, out_dir: str | Path, *, delete: bool = False, echo: Callable[[str], None] = print) -> list[Path]:
     """Fetch the session logs the clip wrote to its flash (``/logs``) over USB serial, check each
     one reads cleanly, and with delete remove from the clip only those that did."""
-    from strideclip.sclog import load_log
+    from strideclip.stream.sclog import load_log
 
     if not os.path.exists(port):
         raise DeviceError(f"no device at {port}: is the clip plugged in, and is that its port?", port=port)

@@ -429,11 +429,11 @@ def session_key(path: Path) -> str:
 
 def _header_and_hello(path: Path, max_records: int = 256) -> tuple[dict, object]:
     """The log's checked header ({} if unreadable) and its first HELLO among its first records
-    (or None), both through the readers' one boundary (strideclip.schema)."""
+    (or None), both through the readers' one boundary (strideclip.stream.schema)."""
     from clipcore import logrecord as L
     from clipcore import protocol as P
-    from strideclip.schema import clip_packet
-    from strideclip.sclog import iter_records
+    from strideclip.stream.schema import clip_packet
+    from strideclip.stream.sclog import iter_records
 
     header: dict = {}
     records = iter_records(path)

@@ -28,10 +28,10 @@ import numpy as np
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
 from strideclip.clock import SampleClock
-from strideclip.decode import SampleBlock
 from strideclip.pipeline import Session
 from strideclip.recorder import backfill_ranges, record_packet
-from strideclip.sclog import SessionLogWriter
+from strideclip.stream.decode import SampleBlock
+from strideclip.stream.sclog import SessionLogWriter
 from strideclip.transports import CommandTimeout, TransportError
 from strideclip.transports.ble import BleTransport, ClipAdvert
 from strideclip.transports.playback import PlaybackTransport, SimulatedClipTransport

@@ -91,7 +91,7 @@ class LogFetcher:
                         echo: Callable[[str], None] = print) -> list[Path]:
         """Fetch every log on the clip into out_dir; with delete, remove from the clip those whose
         copy reads cleanly. Returns the paths written (or found already there, identical)."""
-        from strideclip.sclog import load_log
+        from strideclip.stream.sclog import load_log
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,10 @@ from clipcore import cues as cue_policy
 from clipcore import protocol as P
 from strideclip import cueconfig
 from strideclip.cue_outcomes import cue_outcomes
-from strideclip.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
 from strideclip.fatigue import FatigueTracker
 from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine
 from strideclip.steps import StepDetector
+from strideclip.stream.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
 
 CADENCE_WINDOW_STEPS = 8
 
@@ -118,7 +118,7 @@ class Session:
         return outputs
 
     def count_failed_packet(self, error: Exception, t_ms: int) -> None:
-        """A packet the pipeline failed on (a bug: strideclip.schema passes only what it takes),
+        """A packet the pipeline failed on (a bug: strideclip.stream.schema passes only what it takes),
         counted and said as a bad packet so that a recording goes on (recorder.record_packet)."""
         self.decoder.stats.bad_packets += 1
         if len(self.bad_packet_errors) < 20:

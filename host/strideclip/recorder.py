@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from clipcore import logrecord as L
 from clipcore import protocol as P
-from strideclip.decode import Gap
 from strideclip.pipeline import Session
-from strideclip.sclog import SessionLogWriter
+from strideclip.stream.decode import Gap
+from strideclip.stream.sclog import SessionLogWriter
 
 
 def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int) -> list:
@@ -18,7 +18,7 @@ def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int
     n_cues = len(session.cues)
     try:
         outputs = session.feed(pkt, t_ms)
-    except Exception as e:  # a fault behind the packet checks (strideclip.schema) must not end a recording
+    except Exception as e:  # a fault behind the packet checks (strideclip.stream.schema) must not end a recording
         session.count_failed_packet(e, t_ms)
         log.host_event("packet_error", t_ms=t_ms, error=repr(e))
         return []

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from clipcore import logrecord as L
-from strideclip import schema
 from strideclip.pipeline import Session
-from strideclip.sclog import ReadReport, iter_records
+from strideclip.stream import schema
+from strideclip.stream.sclog import ReadReport, iter_records
 
 
 def replay(path: str | Path, *, speed: float | None = None, session: Session | None = None,
@@ -39,7 +39,7 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
             if on_packet:
                 on_packet(session, outputs)
         elif rec.kind == L.REC_HEADER:
-            header = rec.value  # checked by the reader (strideclip.schema)
+            header = rec.value  # checked by the reader (strideclip.stream.schema)
         elif rec.kind == L.REC_HOST:
             host_events.append({"t_ms": rec.t_ms, **rec.value})
     if progress:

@@ -31,7 +31,7 @@ from bumble import gatt
 from clipcore import advertising as AD
 from clipcore import cues
 from clipcore import protocol as P
-from strideclip.packets import encode_packet, encode_samples
+from strideclip.stream.packets import encode_packet, encode_samples
 from blesim.radio import Radio, make_device
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "firmware"))

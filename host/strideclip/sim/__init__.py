@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from strideclip.packets import encode_packet
-from strideclip.sclog import SessionLogWriter
 from strideclip.sim import body as _body
 from strideclip.sim import gait as _gait
 from strideclip.sim import link as _link
 from strideclip.sim import sensor as _sensor
 from strideclip.sim.scenario import Fatigue, Link, Runner, Scenario, Segment, Sensor, demo_run, steady_run
+from strideclip.stream.packets import encode_packet
+from strideclip.stream.sclog import SessionLogWriter
 
 __all__ = ["simulate", "write_log", "SimulatedRun", "Scenario", "Segment", "Runner", "Sensor", "Link", "Fatigue",
            "steady_run", "demo_run", "truth_path"]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strideclip.packets import encode_samples
 from strideclip.sim.scenario import Link
+from strideclip.stream.packets import encode_samples
 
 
 @dataclass

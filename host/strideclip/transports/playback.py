@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from clipcore import cues as cue_policy
 from clipcore import logrecord as L
 from clipcore import protocol as P
-from strideclip.packets import encode_packet, encode_samples
-from strideclip.sclog import iter_records
+from strideclip.stream.packets import encode_packet, encode_samples
+from strideclip.stream.sclog import iter_records
 from strideclip.transports import TransportError
 
 

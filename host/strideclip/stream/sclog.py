@@ -23,8 +23,9 @@ import numpy as np
 
 from clipcore import logrecord as L
 from clipcore import protocol as P
-from strideclip import __version__, schema
+from strideclip import __version__
 from strideclip.errors import FrameError, LogFormatError, RecordError, UnsupportedLogVersionError
+from strideclip.stream import schema
 
 READ_CHUNK_BYTES = 1 << 16
 REJECTED_LISTED = 20  # a report names this many rejected records (it counts them all)
@@ -112,7 +113,7 @@ class Record:
     t_ms: int
     kind: int
     body: bytes
-    value: dict | None = None  # header and host records: the checked JSON object (strideclip.schema)
+    value: dict | None = None  # header and host records: the checked JSON object (strideclip.stream.schema)
 
 
 @dataclass
@@ -120,7 +121,7 @@ class ReadReport:
     """What a reader had to skip. ``damaged`` lists (byte offset, byte count, why)."""
 
     frames: int = 0
-    records: int = 0  # records that passed the schema (strideclip.schema)
+    records: int = 0  # records that passed the schema (strideclip.stream.schema)
     dropped_bytes: int = 0
     bad_frames: int = 0
     bad_records: int = 0  # intact frames whose record failed the schema, skipped
@@ -245,7 +246,7 @@ def load_header(path: str | os.PathLike) -> dict:
 
 def _checked_record(buf, at: int, n: int, offset: int, report: ReadReport) -> Iterator[Record]:
     """The record in the intact frame at buf[at] (file offset ``offset``), if it passes the
-    schema (strideclip.schema); one that fails is counted in ``report`` and skipped."""
+    schema (strideclip.stream.schema); one that fails is counted in ``report`` and skipped."""
     if n < L.RECORD_PREFIX_BYTES:
         report.reject(offset, f"a {n}-byte frame is too short for a record")
         return

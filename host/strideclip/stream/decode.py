@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from clipcore import protocol as P
-from strideclip import schema
 from strideclip.errors import FrameError, FrameValueError
-from strideclip.packets import samples_array
+from strideclip.stream import schema
+from strideclip.stream.packets import samples_array
 
 
 @dataclass

@@ -18,7 +18,7 @@ from clipcore import logrecord as L
 from clipcore import protocol as P
 from clipcore import steps
 from strideclip.errors import FrameError, FrameValueError, RecordError, UnknownFrameTypeError
-from strideclip.packets import decode_packet
+from strideclip.stream.packets import decode_packet
 
 MAX_JSON_DEPTH = 16  # headers and host events are flat objects holding a list or a dict or two
 MAX_TEXT_CHARS = 200  # a header's names and labels (athlete, clip, source ...)
@@ -109,7 +109,7 @@ def sent_packet(body: bytes) -> None:
 def clip_packet(pkt):
     """Decode a packet from a clip (live or logged) and check what the protocol's decoder leaves
     open: the direction, the sample index range, a rate and scale the step detector can run at.
-    Raises a FrameError subclass (``strideclip.packets``)."""
+    Raises a FrameError subclass (``strideclip.stream.packets``)."""
     msg = decode_packet(pkt)
     if isinstance(msg, P.Command):
         raise UnknownFrameTypeError("a command packet: they go from the host to the clip, never back")
