@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from blesim.clip import SimClip  # noqa: E402
 from blesim.radio import Radio  # noqa: E402
+from strideclip.link.ble import scan  # noqa: E402
 from strideclip.live import run_live  # noqa: E402
 from strideclip.sim import simulate, steady_run  # noqa: E402
-from strideclip.transports.ble import scan  # noqa: E402
 
 
 async def measure(n_clips: int, minutes: float, speed: float, out: Path) -> dict:

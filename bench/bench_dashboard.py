@@ -2,7 +2,7 @@
 one chromium page. Prints the latency from a packet's arrival at the host to the frame that
 shows it (p50/p95; target p95 <= 300 ms), the server's CPU and the browser's frame rate.
 
-The simulated clips answer like clips (strideclip.transports.playback.SimulatedClipTransport);
+The simulated clips answer like clips (strideclip.link.playback.SimulatedClipTransport);
 each tile carries the wall time of the newest packet it shows (data-received), and a script in
 the page notes, on every animation frame, when that changes. The BLE air time (bench_ble_link)
 comes on top. Needs Debian's chromium (make test installs it).

@@ -14,11 +14,11 @@ import pytest
 from blesim.clip import SimClip
 from blesim.radio import Radio
 from clipcore import protocol as P
+from strideclip.link.ble import BleTransport, scan
+from strideclip.link.transport import CommandError, CommandTimeout, TransportError
 from strideclip.live import run_live
 from strideclip.sim import simulate, steady_run
 from strideclip.stream.sclog import load_log
-from strideclip.transports import CommandError, CommandTimeout, TransportError
-from strideclip.transports.ble import BleTransport, scan
 
 
 def sim_run(minutes: float, seed: int):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from strideclip.clock import SampleClock
+from strideclip.link.clock import SampleClock
 
 RATE = 208
 SPP = 19

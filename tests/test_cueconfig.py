@@ -74,9 +74,9 @@ def test_replay_uses_the_settings_and_reports_what_the_cues_did(tmp_path):
 def test_live_sends_the_settings_to_the_clip(tmp_path):
     from blesim.clip import SimClip
     from blesim.radio import Radio
+    from strideclip.link.ble import scan
     from strideclip.live import run_live
     from strideclip.sim import steady_run
-    from strideclip.transports.ble import scan
 
     run = simulate(steady_run(0.3, seed=5))
 

@@ -1,3 +1,3 @@
-"""StrideClip host package: transports, decoding, step detection, metrics, cues, views."""
+"""StrideClip host package: one subpackage per stage of the data path (docs/architecture.md)."""
 
 __version__ = "0.1.0"

@@ -290,7 +290,7 @@ def scan(seconds, as_json, ble_backend):
     """List clips advertising nearby: name, address, signal, battery."""
     import json
 
-    from strideclip.transports.ble import scan as ble_scan
+    from strideclip.link.ble import scan as ble_scan
 
     async def main():
         backend = await _ble_backend(ble_backend)
@@ -360,10 +360,10 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
                      log_paths=None, athlete=None, cue_settings=None, opened=None, prior_for=None):
     """Scan for the named BLE clips (all found, with ``scan_all``), open every link, say so, and
     record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
+    from strideclip.link.ble import pick
+    from strideclip.link.ble import scan as ble_scan
     from strideclip.live import open_clips, run_clips
     from strideclip.liveview import LiveTable
-    from strideclip.transports.ble import pick
-    from strideclip.transports.ble import scan as ble_scan
 
     backend = await _ble_backend(backend_spec)
     sources = list(sources)
@@ -462,9 +462,9 @@ def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan
 async def _dashboard_main(sources, names, out_dir, host, port, lan, allow_hosts, seconds, backend_spec, cue_settings,
                           prior_for, opened):
     from strideclip.dashboard import serve
+    from strideclip.link.ble import pick
+    from strideclip.link.ble import scan as ble_scan
     from strideclip.live import open_clips
-    from strideclip.transports.ble import pick
-    from strideclip.transports.ble import scan as ble_scan
 
     backend = await _ble_backend(backend_spec)
     sources = list(sources)
@@ -613,9 +613,9 @@ def sync(port, clip_name, out_dir, delete, ble_backend, db_path, no_history):
 
 
 async def _sync_ble_main(clip_name, out_dir, delete, backend_spec):
+    from strideclip.link.ble import pick
+    from strideclip.link.ble import scan as ble_scan
     from strideclip.logsync import sync_ble
-    from strideclip.transports.ble import pick
-    from strideclip.transports.ble import scan as ble_scan
 
     backend = await _ble_backend(backend_spec)
     (clip,) = pick(await ble_scan(3.0, backend=backend and backend.scanner_backend), [clip_name])

@@ -7,7 +7,7 @@ BACKFILL for exactly its range as soon as the next live packet shows it; what co
 merged by the decoder and the log says which gaps were filled (host events ``gap``,
 ``backfill_requested``, ``gap_filled``, ``backfill_failed``, and ``link`` for connects and losses).
 
-Any transport works (strideclip.transports: BLE, USB serial, a log or the simulator played
+Any transport works (strideclip.link: BLE, USB serial, a log or the simulator played
 back); a ``ClipSource`` says which and how to open it. ``run_live`` runs several clips in one
 event loop; a clip that fails (speaks garbage, vanishes) is reported and closed, and the others
 keep going.
@@ -27,15 +27,15 @@ import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
-from strideclip.clock import SampleClock
+from strideclip.link.ble import BleTransport, ClipAdvert
+from strideclip.link.clock import SampleClock
+from strideclip.link.playback import PlaybackTransport, SimulatedClipTransport
+from strideclip.link.serial import SerialTransport
+from strideclip.link.transport import CommandError, CommandTimeout, Transport, TransportError
 from strideclip.pipeline import Session
 from strideclip.recorder import backfill_ranges, record_packet
 from strideclip.stream.decode import SampleBlock
 from strideclip.stream.sclog import SessionLogWriter
-from strideclip.transports import CommandTimeout, TransportError
-from strideclip.transports.ble import BleTransport, ClipAdvert
-from strideclip.transports.playback import PlaybackTransport, SimulatedClipTransport
-from strideclip.transports.serial import SerialTransport
 
 CLOCK_LOG_S = 60  # how often the sample clock's mapping goes into the log
 PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency
@@ -68,7 +68,7 @@ class ClipSource:
     name: str
     address: str  # BLE address, serial port, or file
     kind: str  # "ble", "usb-serial", "log", "simulator": the log header's source
-    open: Callable
+    open: Callable[..., Transport]
     rssi_dbm: int | None = None
     battery_pct: int | None = None
 
@@ -105,11 +105,11 @@ class LiveClip:
         self.link = LinkFigures(rssi_dbm=source.rssi_dbm)
         self.clock: SampleClock | None = None
         # the link first: a port that is not there leaves no empty log behind
-        self.transport = source.open(on_packet=self._on_packet, on_link=self._on_link, on_sent=self._on_sent)
+        self.transport: Transport = source.open(on_packet=self._on_packet, on_link=self._on_link, on_sent=self._on_sent)
         self.log = SessionLogWriter(log_path, header={"athlete": athlete or source.name, "source": source.kind,
                                                        "clip_name": source.name, "address": source.address})
         self.log_path = Path(log_path)
-        self.takes_commands = getattr(self.transport, "takes_commands", True)
+        self.takes_commands = self.transport.takes_commands
         self.failed = asyncio.Event()
         self.ended = False  # run() has returned: the log is closed, no command reaches the clip
         self.last_packet_s = time.monotonic()
@@ -175,8 +175,8 @@ class LiveClip:
         try:
             await self.transport.command(P.OP_BACKFILL, (first, count), timeout_s=10.0)
         except TransportError as e:
-            code = getattr(e, "code", None)
-            oldest = getattr(e, "detail", 0)
+            code = e.code if isinstance(e, CommandError) else None
+            oldest = e.detail if isinstance(e, CommandError) else 0
             if (code == P.RESULT_BUSY or code is None and not isinstance(e, CommandTimeout)) and busy_retries:
                 # busy with other gaps, or the link not up yet (a gap seen as it reconnects): again later
                 await asyncio.sleep(2.0)

@@ -21,7 +21,7 @@ from typing import Callable
 
 from clipcore import protocol as P
 from strideclip.errors import StrideClipError
-from strideclip.transports import CommandError, TransportError
+from strideclip.link.transport import CommandError, TransportError
 
 WINDOW_CHUNKS = 64  # pieces per read request (~14 kB)
 IDLE_S = 1.5  # no piece for this long: ask again for what is missing
@@ -143,7 +143,7 @@ def _name(log, log_no: int) -> str:
 async def sync_ble(address: str, out_dir: str | Path, *, delete: bool = False, backend=None,
                    echo: Callable[[str], None] = print) -> list[Path]:
     """Connect to the clip at address over BLE, fetch (and with delete remove) its flash logs."""
-    from strideclip.transports.ble import BleTransport
+    from strideclip.link.ble import BleTransport
 
     fetcher = LogFetcher()
     transport = BleTransport(address, on_packet=fetcher.on_packet, backend=backend)

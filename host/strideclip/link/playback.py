@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable
 from clipcore import cues as cue_policy
 from clipcore import logrecord as L
 from clipcore import protocol as P
+from strideclip.link.transport import TransportError
 from strideclip.stream.packets import encode_packet, encode_samples
 from strideclip.stream.sclog import iter_records
-from strideclip.transports import TransportError
 
 
 class PlaybackTransport:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from clipcore import protocol as P
-from strideclip.transports import Commands, TransportError
+from strideclip.link.transport import Commands, TransportError
 
 BATTERY_SERVICE_DATA_UUID = "0000180f-0000-1000-8000-00805f9b34fb"
 MIN_MTU = P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * 19 + P.ATT_OVERHEAD_BYTES  # a full 19-sample packet
@@ -71,6 +71,8 @@ def pick(clips: list[ClipAdvert], wanted: list[str]) -> list[ClipAdvert]:
 class BleTransport:
     """One clip, kept connected. ``on_packet(pkt, t_s)`` gets each notification as it arrives
     (``t_s`` from time.monotonic); ``on_link(event, **fields)`` hears connected / lost / retry."""
+
+    takes_commands = True
 
     def __init__(self, address: str, *, on_packet: Callable[[bytes, float], None],
                  on_link: Callable[..., None] | None = None, on_sent: Callable[[bytes], None] | None = None,

@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 
 from clipcore import protocol as P
-from strideclip.transports import Commands, TransportError
+from strideclip.link.transport import Commands, TransportError
 
 
 class SerialTransport:
+    takes_commands = True
+
     def __init__(self, port: str, *, on_packet: Callable[[bytes, float], None],
                  on_link: Callable[..., None] | None = None, on_sent: Callable[[bytes], None] | None = None,
                  baud: int = 921600, read_timeout_s: float = 0.05, command_timeout_s: float = 2.0):

@@ -6,16 +6,15 @@ A transport is made with three callbacks and then run in an asyncio loop:
 - ``on_link(event, **fields)`` - "connected", "lost", "retry", "warning";
 - ``on_sent(pkt)`` - each command packet written to the clip (the log keeps them).
 
-and offers ``await run(stop)`` (deliver packets until ``stop`` is set; raise TransportError if
-the link is gone for good), ``await command(opcode, args)`` (send, wait for the RESULT, return
-its detail), ``connected``, ``rtt_ms`` and ``stats()``. The transports: BLE with bleak
-(ble.py), USB serial with pyserial (serial.py), and a session log or the simulator played back
-at a chosen pace (playback.py). strideclip.live records any of them the same way.
+What it offers is the ``Transport`` protocol below. The transports: BLE with bleak (ble.py), USB
+serial with pyserial (serial.py), and a session log or the simulator played back at a chosen
+pace (playback.py). strideclip.session.live records any of them the same way.
 """
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 from clipcore import protocol as P
 from strideclip.errors import StrideClipError
@@ -40,6 +39,36 @@ class CommandError(TransportError):
 
 class CommandTimeout(TransportError):
     """The clip did not answer a command in time."""
+
+
+class Transport(Protocol):
+    """What every link offers (BleTransport, SerialTransport, PlaybackTransport,
+    SimulatedClipTransport), whatever its bytes travel on."""
+
+    takes_commands: bool  # False: a playback, whose commands reach no clip (cues, backfill, pings are not sent)
+
+    @property
+    def connected(self) -> bool:
+        """The link is up now: commands may go out."""
+        ...
+
+    @property
+    def rtt_ms(self) -> float | None:
+        """The latest command's round trip (None before any)."""
+        ...
+
+    def stats(self) -> dict:
+        """The link's own figures (bytes, notifications, connections, ...), for the log."""
+        ...
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver packets until ``stop`` is set; raise TransportError if the link is gone for good."""
+        ...
+
+    async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
+        """Send a command and wait for its RESULT; return its detail. Raise CommandError if the
+        clip refused it, CommandTimeout if it did not answer, TransportError if not connected."""
+        ...
 
 
 class Commands:
