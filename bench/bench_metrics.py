@@ -9,10 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from strideclip.metrics import metrics_for_counts
+from strideclip.analysis.metrics import metrics_for_counts
+from strideclip.analysis.steps import StepDetector
 from strideclip.replay import replay
 from strideclip.sim import simulate, steady_run, write_log
-from strideclip.steps import StepDetector
 
 TARGET_S = 10.0  # issue #5: a 1-hour 208 Hz log end to end
 REPEATS = 3

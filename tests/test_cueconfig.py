@@ -9,7 +9,7 @@ import pytest
 from clipcore import cues as C
 from clipcore import protocol as P
 from mpy import find_tool
-from strideclip import cueconfig
+from strideclip.coaching import cueconfig
 from strideclip.errors import ConfigError
 from strideclip.sim import Fatigue, Scenario, Segment, simulate, write_log
 
@@ -132,7 +132,7 @@ def test_a_target_in_the_settings_file_is_checked_like_the_clip_checks_it(tmp_pa
 def test_the_cadence_plan_rises_5_spm_per_4_weeks_and_at_most_10_pct():
     import datetime as dt
 
-    from strideclip.cadence_plan import target_spm
+    from strideclip.coaching.cadence_plan import target_spm
 
     start = dt.date(2026, 9, 1)
     assert target_spm(160, start, start) == 160

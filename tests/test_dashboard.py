@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mpy import find_tool
-from strideclip.pipeline import playing_metronome
+from strideclip.coaching.policy import playing_metronome
 from strideclip.stream.sclog import load_log
 
 

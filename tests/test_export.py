@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mpy import REPO, find_tool
+from strideclip.analysis.metrics import STEP_METRICS_DTYPE
 from strideclip.fit import fit_crc
-from strideclip.metrics import STEP_METRICS_DTYPE
 from strideclip.pipeline import Session
 from strideclip.replay import replay
 

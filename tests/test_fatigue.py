@@ -1,9 +1,9 @@
-"""The host's fatigue state (strideclip.fatigue): form drifting past 90 % of a coaching threshold
+"""The host's fatigue state (strideclip.analysis.fatigue): form drifting past 90 % of a coaching threshold
 for 15 s of running makes "fatigued"; a slower pace, a downhill or a stop do not."""
 import numpy as np
 
-from strideclip.fatigue import FatigueTracker
-from strideclip.metrics import STEP_METRICS_DTYPE
+from strideclip.analysis.fatigue import FatigueTracker
+from strideclip.analysis.metrics import STEP_METRICS_DTYPE
 
 
 def rows(seconds, *, cadence=170.0, rotation=12.0, drop=8.0, impact=2.4, lean=4.0, running=True, seed=0):
@@ -93,8 +93,8 @@ def test_an_easy_day_is_not_taken_for_a_tired_one():
 def test_a_simulated_runner_who_only_leans_forward_is_found_when_the_lean_reaches_4_degrees():
     """End to end on the simulator: clip detector, metrics (forward lean from the learnt body
     frame at a random mounting), then the state. Lean alone drifts +0.5 deg/min from 300 s."""
+    from strideclip.analysis.metrics import metrics_for_counts
     from strideclip.cues_eval import step_events
-    from strideclip.metrics import metrics_for_counts
     from strideclip.sim import Fatigue, Scenario, Segment, Sensor, simulate
 
     segs = (Segment("stand", 10), Segment("walk", 30, speed_mps=1.4), Segment("run", 900, speed_mps=3.2))

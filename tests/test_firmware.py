@@ -10,8 +10,8 @@ import pytest
 
 import rig as R
 from clipcore import protocol as P
+from strideclip.analysis.steps import StepDetector
 from strideclip.sim import simulate, steady_run
-from strideclip.steps import StepDetector
 from strideclip.stream.decode import Gap, SampleBlock, StreamDecoder
 
 

@@ -10,13 +10,13 @@ import pytest
 from conftest import require_data
 from mpy import find_tool
 from strideclip import metrics_eval as me
+from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine, feed_recording, metrics_for_counts
+from strideclip.analysis.metrics import VGRF_RMSE_BW
+from strideclip.analysis.steps import StepDetector
 from strideclip.datasets import ALCANTARA, VOISARD
-from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine, feed_recording, metrics_for_counts
-from strideclip.metrics import VGRF_RMSE_BW
 from strideclip.pipeline import Session
 from strideclip.sim import Scenario, Segment, Sensor, simulate
 from strideclip.sim import sensor as sim_sensor
-from strideclip.steps import StepDetector
 from strideclip.stream.packets import encode_packet, encode_samples
 
 SEGMENTS = (Segment("stand", 8), Segment("walk", 15, speed_mps=1.3), Segment("run", 60, speed_mps=3.4),
@@ -160,7 +160,7 @@ def test_replay_json_has_metric_summary_and_writes_the_step_table(tmp_path):
 
 
 def test_the_lean_is_measured_from_the_standing_before_the_run_not_from_a_later_stop():
-    from strideclip.bodyframe import FrameCalibrator
+    from strideclip.analysis.bodyframe import FrameCalibrator
 
     cal = FrameCalibrator(rate_hz=208)
     upright = np.tile([0.0, 0.0, 1.0], (208, 1))
@@ -173,7 +173,7 @@ def test_the_lean_is_measured_from_the_standing_before_the_run_not_from_a_later_
 
 
 def test_before_any_stride_the_standing_posture_follows_the_latest_stillness():
-    from strideclip.bodyframe import FrameCalibrator
+    from strideclip.analysis.bodyframe import FrameCalibrator
 
     cal = FrameCalibrator(rate_hz=208)
     tilted = np.tile([np.sin(np.radians(10)), 0.0, np.cos(np.radians(10))], (208, 1))

@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 
 from conftest import require_data
+from clipcore.steps import RATES_HZ
 from strideclip import datasets
+from strideclip.analysis.steps import StepDetector
 from strideclip.evaluate import ACCEL_UG_PER_LSB, evaluate, sim_trials, to_counts
 from strideclip.scoring import Score
 from strideclip.sim import Scenario, Segment, Sensor, simulate
-from strideclip.steps import StepDetector
-from clipcore.steps import RATES_HZ
 from strideclip.steps_reference import agreement
 
 

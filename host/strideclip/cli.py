@@ -48,7 +48,7 @@ def _catalogue(paths, db_path) -> None:
 
 def _history_prior(db_path, before: str | None = None):
     """prior_for(athlete): their usual form from the history (None without one)."""
-    from strideclip.fatigue import prior_from_history
+    from strideclip.analysis.fatigue import prior_from_history
     from strideclip.history import History, HistoryError, default_path
 
     def prior_for(athlete: str):
@@ -67,7 +67,7 @@ def _history_prior(db_path, before: str | None = None):
 
 
 def _cue_settings(path) -> dict:
-    from strideclip import cueconfig
+    from strideclip.coaching import cueconfig
 
     return cueconfig.load(path) if path else {}
 
@@ -157,7 +157,7 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
     import json
     from pathlib import Path
 
-    from strideclip.metrics import write_step_table_csv
+    from strideclip.analysis.metrics import write_step_table_csv
     from strideclip.pipeline import Session
     from strideclip.replay import replay as run_replay
 
@@ -198,7 +198,7 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
                f"{summary.get('pelvic_rotation_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_drop_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_tilt_deg_median', float('nan')):.1f} deg")
-    from strideclip.cue_outcomes import LOOK_S
+    from strideclip.coaching.cue_outcomes import LOOK_S
 
     for cue, outcome in zip(summary["cues"], summary["cue_outcomes"]):
         rec, watched = outcome["recovered_after_s"], outcome.get("watched_s", LOOK_S)
@@ -563,7 +563,7 @@ def plan(start_spm, since, athlete, on_day, db_path):
     """Today's metronome target from the cadence plan (+5 steps/min per 4 weeks, at most +10 %)."""
     import datetime as dt
 
-    from strideclip.cadence_plan import target_spm
+    from strideclip.coaching.cadence_plan import target_spm
 
     day = on_day.date() if on_day else dt.date.today()
     if athlete:

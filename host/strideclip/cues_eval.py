@@ -19,11 +19,11 @@ import numpy as np
 
 from clipcore import cues as C
 from clipcore import protocol as P
-from strideclip.fatigue import FatigueTracker
-from strideclip.metrics import metrics_for_counts
-from strideclip.pipeline import cue_for_step
+from strideclip.analysis.fatigue import FatigueTracker
+from strideclip.analysis.metrics import metrics_for_counts
+from strideclip.analysis.steps import StepDetector
+from strideclip.coaching.policy import cue_for_step
 from strideclip.sim import Fatigue, Runner, Scenario, Segment, Sensor, simulate
-from strideclip.steps import StepDetector
 
 FATIGUE_RUN_MIN = 35.0
 STEADY_RUN_MIN = 40.0
@@ -99,7 +99,7 @@ def cues_of(events: np.ndarray, rate_hz: int, config: dict | None = None) -> lis
 
 
 def fatigue_entries(run, events: np.ndarray) -> list[float]:
-    """Times (s) at which the host's fatigue state (strideclip.fatigue) became "fatigued"."""
+    """Times (s) at which the host's fatigue state (strideclip.analysis.fatigue) became "fatigued"."""
     h = run.hello
     table = metrics_for_counts(run.counts, events, rate_hz=h.rate_hz, accel_g_per_count=h.accel_ug_per_lsb / 1e6,
                                gyro_dps_per_count=h.gyro_mdps_per_lsb_q8 / 256 / 1000)

@@ -15,8 +15,8 @@ import numpy as np
 from scipy import signal
 
 from strideclip import datasets
+from strideclip.analysis.steps import StepDetector
 from strideclip.scoring import Score, cadence_spm
-from strideclip.steps import StepDetector
 
 ACCEL_FS_G = 16
 GYRO_FS_DPS = 2000

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from strideclip.analysis.metrics import STEP_METRICS_DTYPE, write_step_table_csv
 from strideclip.errors import StrideClipError
-from strideclip.metrics import STEP_METRICS_DTYPE, write_step_table_csv
 
 FORMATS = ("csv", "parquet", "fit")
 
@@ -26,8 +26,8 @@ class ExportError(StrideClipError):
 def export_session(log_path, out_path, fmt: str, *, distance_km: float | None = None, cue_settings=None,
                    progress=None) -> dict:
     """Run the log through the host pipeline and write its steps as ``fmt``; returns the summary."""
-    from strideclip.report import analyse
     from strideclip.replay import session_start
+    from strideclip.report import analyse
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")

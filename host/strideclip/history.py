@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from strideclip.cadence_plan import target_spm
+from strideclip.coaching.cadence_plan import target_spm
 from strideclip.errors import StrideClipError
 
 SCHEMA_VERSION = 2  # 1: one row per file (SHA-256); 2: one row per clip session (session_key)
@@ -348,7 +348,7 @@ class History:
 
     def plan_target_spm(self, athlete: str, on: dt.date) -> dict | None:
         """The cadence plan from the athlete's history: it starts at their first running
-        session's cadence on that day (strideclip.cadence_plan)."""
+        session's cadence on that day (strideclip.coaching.cadence_plan)."""
         first = next((r for r in self.sessions(athlete) if r["running_steps"] and r["cadence_spm"]), None)
         if first is None:
             return None

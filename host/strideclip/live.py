@@ -345,7 +345,7 @@ def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Pa
     """A LiveClip per source (a ClipSource, or a ClipAdvert from a BLE scan), each with its own
     log (``log_paths``, or one named after the clip in ``out_dir``). Links open here: a missing
     serial port raises TransportError before any log is made. ``prior_for(athlete)`` gives an
-    athlete's usual form for the fatigue state (strideclip.fatigue), e.g. from the history."""
+    athlete's usual form for the fatigue state (strideclip.analysis.fatigue), e.g. from the history."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [ble_source(s, backend) if isinstance(s, ClipAdvert) else s for s in sources]

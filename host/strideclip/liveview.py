@@ -1,5 +1,5 @@
 """The live terminal view of ``strideclip live``: a row per clip with cadence, impact, rotation,
-the fatigue state (strideclip.fatigue) and its index, the latest cue, and the link (connected, loss, round trip, RSSI, battery, gaps). On a terminal
+the fatigue state (strideclip.analysis.fatigue) and its index, the latest cue, and the link (connected, loss, round trip, RSSI, battery, gaps). On a terminal
 it redraws in place (rich); otherwise it prints a line per clip every ``PRINT_S``."""
 from __future__ import annotations
 

@@ -17,10 +17,10 @@ import math
 import numpy as np
 
 from strideclip import datasets
+from strideclip.analysis.metrics import CADENCE_SMOOTH_STEPS, VGRF_COEF, MetricsEngine, feed_recording, metrics_for_counts
+from strideclip.analysis.steps import StepDetector
 from strideclip.evaluate import ACCEL_UG_PER_LSB, GYRO_COUNTS_PER_DPS, to_counts
-from strideclip.metrics import CADENCE_SMOOTH_STEPS, VGRF_COEF, MetricsEngine, feed_recording, metrics_for_counts
 from strideclip.scoring import match_events
-from strideclip.steps import StepDetector
 
 ACCEL_G_PER_COUNT = ACCEL_UG_PER_LSB / 1e6
 GYRO_DPS_PER_COUNT = 1 / GYRO_COUNTS_PER_DPS
@@ -158,7 +158,7 @@ def sim_errors(run) -> dict:
 
 def _true_oscillation_cm(run, truth_steps) -> np.ndarray:
     """The same double integration on the simulator's exact centre-of-mass acceleration."""
-    from strideclip.metrics import _oscillation_cm
+    from strideclip.analysis.metrics import _oscillation_cm
 
     g = run.body.vertical_grf_bw
     out = np.full(len(truth_steps), np.nan)

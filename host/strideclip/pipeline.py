@@ -6,28 +6,21 @@ are counted and reported in ``summary()``.
 """
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
-from strideclip import cueconfig
-from strideclip.cue_outcomes import cue_outcomes
-from strideclip.fatigue import FatigueTracker
-from strideclip.metrics import STEP_METRICS_DTYPE, MetricsEngine
-from strideclip.steps import StepDetector
+from strideclip.analysis.fatigue import FatigueTracker
+from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine
+from strideclip.analysis.steps import StepDetector
+from strideclip.coaching import cueconfig
+from strideclip.coaching.cue_outcomes import cue_outcomes
+from strideclip.coaching.policy import cue_for_step, playing_metronome
 from strideclip.stream.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
 
-CADENCE_WINDOW_STEPS = 8
-
-
-def cue_for_step(cfg, state, ev) -> int:
-    """The clip's cue policy (clipcore.cues) for one detector event: a REASON_* code or NO_CUE."""
-    return cue_policy.on_step(cfg, state, int(ev["ic_idx"]), int(ev["step_samples"]), bool(ev["flags"] & 2),
-                              int(ev["rotation_units"]))  # the smoothed cadence is the median over this many steps
+CADENCE_WINDOW_STEPS = 8  # the smoothed cadence is the median over this many steps
 
 
 @dataclass
@@ -43,22 +36,6 @@ class StepRecord:
     resync: bool
 
 
-def playing_metronome(cues: list[dict], now_s: float) -> dict | None:
-    """The metronome a clip plays at ``now_s`` (clip time), from its cue log: the newest start or
-    stop decides (a buzz leaves a metronome playing). None when none plays. A start of 0 s plays
-    until stopped (the clip's haptics)."""
-    for q in reversed(cues):
-        if q["t_s"] is None or q["played"] == "metronome_stop":
-            return None
-        if q["played"] == "metronome_start" and q.get("tempo_spm"):
-            left_s = math.inf if not q.get("duration_s") else q["t_s"] + q["duration_s"] - now_s
-            if left_s <= 0:
-                return None
-            return {"tempo_spm": int(q["tempo_spm"]), "remaining_s": round(left_s, 2) if math.isfinite(left_s) else None,
-                    "cue_t_s": q["t_s"]}
-    return None
-
-
 @dataclass
 class Session:
     decoder: StreamDecoder = field(default_factory=StreamDecoder)
@@ -72,7 +49,7 @@ class Session:
     detector: StepDetector | None = None
     steps: list = field(default_factory=list)  # StepRecord, in order
     resyncs: int = 0
-    cue_settings: dict = field(default_factory=dict)  # SET_CONFIG key -> value (strideclip.cueconfig)
+    cue_settings: dict = field(default_factory=dict)  # SET_CONFIG key -> value (strideclip.coaching.cueconfig)
     cue_config: object = None  # clipcore.cues config, made with the detector
     cue_state: object = None
     metrics: MetricsEngine | None = None

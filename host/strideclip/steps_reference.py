@@ -150,7 +150,7 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
 def agreement(recordings, rate_hz: int, accel_ug_per_lsb: int) -> tuple[int, int]:
     """(contacts of the fixed-point detector with a reference contact within one sample, all of
     its contacts) over (n, 6) count recordings: the issue #4 agreement figure."""
-    from strideclip.steps import StepDetector
+    from strideclip.analysis.steps import StepDetector
 
     agree = total = 0
     for counts in recordings:

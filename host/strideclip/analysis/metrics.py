@@ -7,7 +7,7 @@ impact, contact, oscillation, tilt) and those of the stride that ends with it (r
 lean). Memory is a ring of ``buffer_s`` seconds of samples; a whole log is the same calls with
 one big block (``metrics_for_counts``).
 
-The body frame (up, forward) is learnt on the way (``strideclip.bodyframe``); until it is known
+The body frame (up, forward) is learnt on the way (``strideclip.analysis.bodyframe``); until it is known
 the values that need it are NaN. Values that the data cannot support for a step are NaN too: the
 vGRF estimate and contact time need a flight phase (running), the pelvic angles need a gyro,
 nothing is computed across missing samples.
@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy import signal
 
-from strideclip.bodyframe import BRAKE_MS, MIN_FORWARD_AGREEMENT, FrameCalibrator
+from strideclip.analysis.bodyframe import BRAKE_MS, MIN_FORWARD_AGREEMENT, FrameCalibrator
 
 G_MPS2 = 9.80665
 BALANCE_STRIDES = 8  # left/right balance over this many strides
@@ -270,7 +270,7 @@ def feed_recording(eng: MetricsEngine, counts: np.ndarray, events: np.ndarray, *
     """Feed a recording to an engine in the order a live session sees it: each step after the
     samples up to the moment the detector emitted it (in half-second blocks, so stillness is
     checked as often as live). ``stop_idx`` ends the feed before the first step emitted at or
-    after it. ``events`` are the detector's rows (``strideclip.steps.EVENT_DTYPE``)."""
+    after it. ``events`` are the detector's rows (``strideclip.analysis.steps.EVENT_DTYPE``)."""
     hop = max(1, eng.rate_hz // 2)
     end_all = len(counts) if stop_idx is None else min(len(counts), stop_idx - first_idx)
     fed = 0

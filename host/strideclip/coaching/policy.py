@@ -1,0 +1,29 @@
+"""The host's glue to the clip's cue policy (clipcore.cues): one detector event through the same
+policy the clip runs on its own, and the metronome a clip plays, read from its cue log."""
+from __future__ import annotations
+
+import math
+
+from clipcore import cues as cue_policy
+
+
+def cue_for_step(cfg, state, ev) -> int:
+    """The clip's cue policy (clipcore.cues) for one detector event: a REASON_* code or NO_CUE."""
+    return cue_policy.on_step(cfg, state, int(ev["ic_idx"]), int(ev["step_samples"]), bool(ev["flags"] & 2),
+                              int(ev["rotation_units"]))
+
+
+def playing_metronome(cues: list[dict], now_s: float) -> dict | None:
+    """The metronome a clip plays at ``now_s`` (clip time), from its cue log: the newest start or
+    stop decides (a buzz leaves a metronome playing). None when none plays. A start of 0 s plays
+    until stopped (the clip's haptics)."""
+    for q in reversed(cues):
+        if q["t_s"] is None or q["played"] == "metronome_stop":
+            return None
+        if q["played"] == "metronome_start" and q.get("tempo_spm"):
+            left_s = math.inf if not q.get("duration_s") else q["t_s"] + q["duration_s"] - now_s
+            if left_s <= 0:
+                return None
+            return {"tempo_spm": int(q["tempo_spm"]), "remaining_s": round(left_s, 2) if math.isfinite(left_s) else None,
+                    "cue_t_s": q["t_s"]}
+    return None
