@@ -2,7 +2,7 @@
 notify -> step-event latency (p50/p95), and host CPU per clip.
 
 Simulated clips (tests/blesim) stream 208 Hz runs faster than real time through bumble's
-virtual controllers; the host records them with its ordinary bleak code (strideclip.live).
+virtual controllers; the host records them with its ordinary bleak code (strideclip.session.live).
 Latency is from the clip handing a packet to its stack to the host having run that packet
 through log, decoder, step detector and metrics, for packets that completed a step. Host and
 virtual clips share one process and one core, so CPU per clip is an upper bound.
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from blesim.clip import SimClip  # noqa: E402
 from blesim.radio import Radio  # noqa: E402
 from strideclip.link.ble import scan  # noqa: E402
-from strideclip.live import run_live  # noqa: E402
+from strideclip.session.live import run_live  # noqa: E402
 from strideclip.sim import simulate, steady_run  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from strideclip.analysis.metrics import metrics_for_counts
 from strideclip.analysis.steps import StepDetector
-from strideclip.replay import replay
+from strideclip.session.replay import replay
 from strideclip.sim import simulate, steady_run, write_log
 
 TARGET_S = 10.0  # issue #5: a 1-hour 208 Hz log end to end

@@ -22,7 +22,7 @@ from rig.air import Air  # noqa: E402
 
 from clipcore import protocol as P  # noqa: E402
 from strideclip.link.ble import scan  # noqa: E402
-from strideclip.live import run_live  # noqa: E402
+from strideclip.session.live import run_live  # noqa: E402
 from strideclip.sim import simulate, steady_run  # noqa: E402
 from strideclip.stream.sclog import load_log  # noqa: E402
 

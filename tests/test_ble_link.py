@@ -16,7 +16,7 @@ from blesim.radio import Radio
 from clipcore import protocol as P
 from strideclip.link.ble import BleTransport, scan
 from strideclip.link.transport import CommandError, CommandTimeout, TransportError
-from strideclip.live import run_live
+from strideclip.session.live import run_live
 from strideclip.sim import simulate, steady_run
 from strideclip.stream.sclog import load_log
 

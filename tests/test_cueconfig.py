@@ -75,7 +75,7 @@ def test_live_sends_the_settings_to_the_clip(tmp_path):
     from blesim.clip import SimClip
     from blesim.radio import Radio
     from strideclip.link.ble import scan
-    from strideclip.live import run_live
+    from strideclip.session.live import run_live
     from strideclip.sim import steady_run
 
     run = simulate(steady_run(0.3, seed=5))

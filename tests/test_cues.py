@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from clipcore import cues as C
 from clipcore import protocol as P
 from mpy import cpython_call, run_script
-from strideclip.pipeline import Session
+from strideclip.session.pipeline import Session
 from strideclip.sim import Fatigue, Scenario, Segment, simulate
 from strideclip.stream.packets import encode_packet
 

@@ -191,7 +191,7 @@ def test_after_the_run_the_session_view_sums_up_each_athlete_with_a_report(tmp_p
 
 def test_a_rebooted_clip_plays_no_metronome_and_its_clock_starts_again():
     from clipcore import protocol as P
-    from strideclip.pipeline import Session
+    from strideclip.session.pipeline import Session
     from strideclip.stream.packets import encode_packet, encode_samples
 
     hello = P.Hello((0, 1, 0), P.IMU_SIMULATED, 208, 16, 2000, 488, 15625, 7, 1, 90, 19, 0)

@@ -11,8 +11,8 @@ import pytest
 from mpy import REPO, find_tool
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE
 from strideclip.fit import fit_crc
-from strideclip.pipeline import Session
-from strideclip.replay import replay
+from strideclip.session.pipeline import Session
+from strideclip.session.replay import replay
 
 LOG = REPO / "tests" / "data" / "steady_208hz.sclog"
 

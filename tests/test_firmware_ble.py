@@ -229,7 +229,7 @@ def test_a_flash_with_no_room_at_all_loses_the_backfill_store_but_not_the_stream
 async def follow(air: Air, names, out_dir, *, until, timeout_s: float, during=None):
     """The host's own live code (scan, run_live) following the clips until ``until(live)``."""
     from strideclip.link.ble import scan
-    from strideclip.live import run_live
+    from strideclip.session.live import run_live
 
     adverts = [a for a in await scan(1.0, backend=air.scanner_backend) if a.name in names]
     stop = asyncio.Event()

@@ -16,7 +16,7 @@ from clipcore import protocol as P
 from clipcore.steps import RATES_HZ
 from mpy import REPO, find_tool
 from strideclip.cli import cli
-from strideclip.replay import replay
+from strideclip.session.replay import replay
 from strideclip.stream.packets import encode_packet
 from strideclip.stream.sclog import ReadReport, iter_records, load_header, load_log
 
@@ -493,7 +493,7 @@ def test_the_live_terminal_view_shows_a_clip_name_that_looks_like_markup_as_it_i
     from rich.console import Console
 
     from strideclip.liveview import LiveTable
-    from strideclip.pipeline import Session
+    from strideclip.session.pipeline import Session
 
     class Clip:
         def __init__(self, name):

@@ -14,7 +14,7 @@ from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine, feed_
 from strideclip.analysis.metrics import VGRF_RMSE_BW
 from strideclip.analysis.steps import StepDetector
 from strideclip.datasets import ALCANTARA, VOISARD
-from strideclip.pipeline import Session
+from strideclip.session.pipeline import Session
 from strideclip.sim import Scenario, Segment, Sensor, simulate
 from strideclip.sim import sensor as sim_sensor
 from strideclip.stream.packets import encode_packet, encode_samples

@@ -8,7 +8,7 @@ import pytest
 
 from clipcore import protocol as P
 from mpy import REPO, find_tool
-from strideclip.replay import replay
+from strideclip.session.replay import replay
 from strideclip.sim import simulate, steady_run, truth_path, write_log
 from strideclip.stream.decode import ClipEvent, Gap, SampleBlock, StreamDecoder
 from strideclip.stream.packets import encode_packet, encode_samples

@@ -158,14 +158,14 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
     from pathlib import Path
 
     from strideclip.analysis.metrics import write_step_table_csv
-    from strideclip.pipeline import Session
-    from strideclip.replay import replay as run_replay
+    from strideclip.session.pipeline import Session
+    from strideclip.session.replay import replay as run_replay
 
     if steps_csv and Path(steps_csv).exists():
         raise click.UsageError(f"{steps_csv} exists; choose a new file for the step table")
     prior = None
     if history_baseline:
-        from strideclip.replay import session_start
+        from strideclip.session.replay import session_start
         from strideclip.stream.sclog import load_header
 
         header = load_header(log)
@@ -263,7 +263,7 @@ def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_bac
     """Record a clip over USB serial or BLE to a session log. Ctrl-C stops."""
     from pathlib import Path
 
-    from strideclip.live import serial_source
+    from strideclip.session.live import serial_source
 
     if (port is None) == (clip_name is None):
         raise click.UsageError("give either --serial PORT or --clip NAME")
@@ -327,7 +327,7 @@ def live(clip_names, ports, logs, sims, speed, out_dir, seconds, cues_path, ble_
     given, every clip found in a BLE scan."""
     from pathlib import Path
 
-    from strideclip.live import log_source, serial_source, sim_source
+    from strideclip.session.live import log_source, serial_source, sim_source
     from strideclip.sim import simulate, steady_run
 
     sources = [serial_source(p) for p in ports] + [log_source(p, speed) for p in logs]
@@ -362,8 +362,8 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
     record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
-    from strideclip.live import open_clips, run_clips
     from strideclip.liveview import LiveTable
+    from strideclip.session.live import open_clips, run_clips
 
     backend = await _ble_backend(backend_spec)
     sources = list(sources)
@@ -435,7 +435,7 @@ def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan
     import ipaddress
     from pathlib import Path
 
-    from strideclip.live import serial_source, sim_source
+    from strideclip.session.live import serial_source, sim_source
     from strideclip.sim import demo_run, simulate
 
     try:
@@ -464,7 +464,7 @@ async def _dashboard_main(sources, names, out_dir, host, port, lan, allow_hosts,
     from strideclip.dashboard import serve
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
-    from strideclip.live import open_clips
+    from strideclip.session.live import open_clips
 
     backend = await _ble_backend(backend_spec)
     sources = list(sources)

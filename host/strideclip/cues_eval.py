@@ -11,7 +11,7 @@ Two families of runs, a runner and a route drawn per seed (``strideclip evaluate
   walking breaks and turns. Every cue is a false cue.
 
 Cues come from exactly what the host and the clip run: clipcore's step detector on the raw
-counts, then clipcore.cues on each step (as strideclip.pipeline does).
+counts, then clipcore.cues on each step (as strideclip.session.pipeline does).
 """
 from __future__ import annotations
 

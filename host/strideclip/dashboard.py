@@ -1,7 +1,7 @@
 """The coach's live dashboard: every athlete at a glance in the browser, with no internet.
 
 A Bokeh server (its JavaScript served by the package, no CDN) in the same event loop as the live
-sessions (strideclip.live): the clips - BLE, USB or simulated - go through the usual recorder and
+sessions (strideclip.session.live): the clips - BLE, USB or simulated - go through the usual recorder and
 pipeline, and every browser page shows their state within a fraction of a second. Per athlete a tile (cadence
 against its target band, impact, pelvic rotation / drop / tilt, fatigue state, time running,
 link loss, latency, battery, RSSI, the cue log and buttons to cue), charts of the last minutes,
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from strideclip.live import LiveClip
+from strideclip.session.live import LiveClip
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +420,7 @@ async def serve(clips: list[LiveClip], *, out_dir: Path, host: str, port: int, l
     from tornado.httpserver import HTTPServer
     from tornado.ioloop import IOLoop
 
-    from strideclip.live import run_clips
+    from strideclip.session.live import run_clips
     from strideclip.webgate import LOCAL_NAMES, Gate, gated, lan_names
 
     dash = Dashboard(clips, out_dir=out_dir)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
-from strideclip.pipeline import Session
-from strideclip.recorder import record_packet
+from strideclip.session.pipeline import Session
+from strideclip.session.recorder import record_packet
 from strideclip.sim import demo_run, simulate, truth_path
 from strideclip.stream.packets import encode_packet
 from strideclip.stream.sclog import SessionLogWriter

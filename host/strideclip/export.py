@@ -26,8 +26,7 @@ class ExportError(StrideClipError):
 def export_session(log_path, out_path, fmt: str, *, distance_km: float | None = None, cue_settings=None,
                    progress=None) -> dict:
     """Run the log through the host pipeline and write its steps as ``fmt``; returns the summary."""
-    from strideclip.replay import session_start
-    from strideclip.report import analyse
+    from strideclip.session.replay import analyse, session_start
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")

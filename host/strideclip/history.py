@@ -387,8 +387,8 @@ class History:
 
 def session_row(path: Path, *, cue_settings: dict | None = None) -> dict:
     """What the history keeps of one log: the whole host pipeline run over it."""
-    from strideclip.pipeline import Session
-    from strideclip.replay import replay, session_start
+    from strideclip.session.pipeline import Session
+    from strideclip.session.replay import replay, session_start
 
     session = Session(cue_settings=cue_settings or {})
     summary = replay(path, session=session)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from strideclip.pipeline import Session
-from strideclip.replay import replay
+from strideclip.session.replay import analyse
 
 SPLIT_MIN = 5.0
 TREND_STEPS = 15  # the trend line is the rolling median over this many running steps
@@ -36,14 +34,6 @@ SERIES = (  # (step-table column, label with unit, panel)
 )
 SPLIT_COLUMNS = ("cadence_spm", "peak_vertical_g", "peak_vgrf_bw", "contact_ms", "pelvic_rotation_deg",
                  "pelvic_drop_deg", "pelvic_tilt_deg")
-
-
-def analyse(log_path, *, cue_settings: dict | None = None,
-            progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray]:
-    """The session summary and step table of a log (the host pipeline, flat out)."""
-    session = Session(cue_settings=cue_settings or {})
-    summary = replay(log_path, session=session, progress=progress)
-    return summary, session.step_table()
 
 
 def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None = None,
@@ -409,7 +399,7 @@ def _from_history(db, log_path, summary: dict, warn) -> tuple[list, float | None
     """The athlete's sessions before this one (the latest 8), and this session's distance if the
     history knows it."""
     from strideclip.history import History, HistoryError, default_path
-    from strideclip.replay import session_start
+    from strideclip.session.replay import session_start
 
     if db is None and not default_path().exists():
         return [], None  # no history kept yet: do not start one just to read it

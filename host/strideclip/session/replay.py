@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from clipcore import logrecord as L
-from strideclip.pipeline import Session
+from strideclip.session.pipeline import Session
 from strideclip.stream import schema
 from strideclip.stream.sclog import ReadReport, iter_records
 
@@ -65,6 +67,14 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
         },
     }
     return summary
+
+
+def analyse(log_path, *, cue_settings: dict | None = None,
+            progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray]:
+    """The session summary and step table of a log (the host pipeline, flat out)."""
+    session = Session(cue_settings=cue_settings or {})
+    summary = replay(log_path, session=session, progress=progress)
+    return summary, session.step_table()
 
 
 def session_start(summary: dict) -> tuple[_dt.datetime, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from clipcore import logrecord as L
 from clipcore import protocol as P
-from strideclip.pipeline import Session
+from strideclip.session.pipeline import Session
 from strideclip.stream.decode import Gap
 from strideclip.stream.sclog import SessionLogWriter
 

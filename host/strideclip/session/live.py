@@ -32,8 +32,8 @@ from strideclip.link.clock import SampleClock
 from strideclip.link.playback import PlaybackTransport, SimulatedClipTransport
 from strideclip.link.serial import SerialTransport
 from strideclip.link.transport import CommandError, CommandTimeout, Transport, TransportError
-from strideclip.pipeline import Session
-from strideclip.recorder import backfill_ranges, record_packet
+from strideclip.session.pipeline import Session
+from strideclip.session.recorder import backfill_ranges, record_packet
 from strideclip.stream.decode import SampleBlock
 from strideclip.stream.sclog import SessionLogWriter
 
