@@ -266,8 +266,13 @@ def test_a_log_whose_hostile_records_are_all_skipped_reads_as_the_clean_one(logs
 # --- the tools --------------------------------------------------------------------------------------
 
 def _cli(*args):
-    """A strideclip command run in this process: it must succeed, with no traceback."""
-    result = CliRunner().invoke(cli, [str(a) for a in args])
+    """A strideclip command run in this process: it must succeed, with no traceback. In a thread of
+    its own: a browser test on this worker leaves an event loop in the main thread, and `live`
+    runs one of its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(CliRunner().invoke, cli, [str(a) for a in args]).result()
     crash = None if isinstance(result.exception, SystemExit) else result.exception
     assert crash is None, "".join(traceback.format_exception(*result.exc_info))
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
