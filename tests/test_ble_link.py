@@ -255,7 +255,7 @@ def test_cli_scan_lists_clips_as_json(tmp_path):
 
 
 def test_cli_live_records_each_named_clip_to_its_own_log(tmp_path):
-    from strideclip.history import History
+    from strideclip.store.history import History
 
     r = _cli(["live", "--clip", "clip-2", "--clip", "clip-3", "--out", "logs", "--seconds", "5"], tmp_path,
              BLESIM_CLIPS=3, BLESIM_MINUTES=1, BLESIM_SPEED=10, STRIDECLIP_HISTORY=tmp_path / "h.sqlite")
@@ -369,7 +369,7 @@ def _clip_flash(path, seeds=(21, 22)) -> dict:
 
 
 def test_flash_logs_sync_over_ble_whole_despite_lost_pieces_then_leave_the_clip(tmp_path):
-    from strideclip.logsync import sync_ble
+    from strideclip.store.logsync import sync_ble
 
     flash = tmp_path / "clip_flash"
     originals = _clip_flash(flash)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from mpy import REPO, find_tool
-from strideclip.history import History, HistoryError
+from strideclip.errors import HistoryError
 from strideclip.sim import simulate, steady_run, truth_path, write_log
 from strideclip.sim.gait import RUN
+from strideclip.store.history import History
 
 # (day, minutes, cadence): week 45 400 s of running, week 46 460 s (+15 %), week 47 464 s (+1 %),
 # week 48 none, week 49 one run.

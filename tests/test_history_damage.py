@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from strideclip.history import History, HistoryDamaged
+from strideclip.errors import HistoryDamaged
 from strideclip.sim import simulate, steady_run, write_log
+from strideclip.store.history import History
 from test_history import _cli
 
 PAGE_BYTES = 4096  # SQLite's default page size, the history's

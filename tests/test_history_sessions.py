@@ -9,8 +9,9 @@ import time
 import pytest
 
 from mpy import find_tool
-from strideclip.history import History, session_row
 from strideclip.sim import simulate, steady_run, write_log
+from strideclip.store.history import History
+from strideclip.store.history_logs import session_row
 from test_history import _cli
 from test_history_damage import settled
 

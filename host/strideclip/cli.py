@@ -27,7 +27,8 @@ def _catalogue(paths, db_path) -> None:
     said and never costs the recording."""
     from pathlib import Path
 
-    from strideclip.history import History, HistoryError
+    from strideclip.errors import HistoryError
+    from strideclip.store.history import History
 
     paths = [Path(p) for p in paths if Path(p).exists()]
     if not paths:
@@ -49,7 +50,9 @@ def _catalogue(paths, db_path) -> None:
 def _history_prior(db_path, before: str | None = None):
     """prior_for(athlete): their usual form from the history (None without one)."""
     from strideclip.analysis.fatigue import prior_from_history
-    from strideclip.history import History, HistoryError, default_path
+    from strideclip.errors import HistoryError
+    from strideclip.store.history import History
+    from strideclip.store.history_db import default_path
 
     def prior_for(athlete: str):
         if db_path is None and not default_path().exists():
@@ -569,7 +572,7 @@ def plan(start_spm, since, athlete, on_day, db_path):
     if athlete:
         if start_spm is not None or since is not None:
             raise click.UsageError("give --athlete (plan from the history) or --start-spm with --since, not both")
-        from strideclip.history import History
+        from strideclip.store.history import History
 
         with History(db_path) as h:
             got = h.plan_target_spm(athlete, day)
@@ -615,7 +618,7 @@ def sync(port, clip_name, out_dir, delete, ble_backend, db_path, no_history):
 async def _sync_ble_main(clip_name, out_dir, delete, backend_spec):
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
-    from strideclip.logsync import sync_ble
+    from strideclip.store.logsync import sync_ble
 
     backend = await _ble_backend(backend_spec)
     (clip,) = pick(await ble_scan(3.0, backend=backend and backend.scanner_backend), [clip_name])
@@ -664,7 +667,7 @@ def history(ctx, athlete, load_rise_pct, as_json, db_path):
     import datetime as dt
     import json
 
-    from strideclip.history import History
+    from strideclip.store.history import History
 
     with History(db_path) as h:
         athletes = [athlete] if athlete else h.athletes()
@@ -731,7 +734,7 @@ def _history_db(db_path):
 def history_import(paths, athlete, shoes, surface, tags, distance_km, db_path, cues_path):
     """Add session logs (files or folders of *.sclog) to the history, one row per clip session: known
     sessions are skipped, a longer log of one replaces it, a log still being written waits."""
-    from strideclip.history import History
+    from strideclip.store.history import History
 
     with History(_history_db(db_path)) as h:
         res = h.import_paths(paths, athlete=athlete, shoes=shoes, surface=surface, tags=tags, distance_km=distance_km,
@@ -761,7 +764,7 @@ def history_import(paths, athlete, shoes, surface, tags, distance_km, db_path, c
 @HISTORY_OPTION
 def history_edit(session_id, athlete, shoes, surface, tags, distance_km, db_path):
     """Set what a log cannot know: distance, shoes, surface, tags (or fix the athlete)."""
-    from strideclip.history import History
+    from strideclip.store.history import History
 
     with History(_history_db(db_path)) as h:
         h.edit(session_id, distance_km=distance_km, shoes=shoes, surface=surface, tags=tags or None, athlete=athlete)
@@ -776,8 +779,8 @@ def history_repair(folders, db_path, cues_path):
     """Rebuild a damaged history from the logs it catalogued (and FOLDERS of logs); the damaged file is kept."""
     from pathlib import Path
 
-    from strideclip.history import default_path
-    from strideclip.history_repair import repair
+    from strideclip.store.history_db import default_path
+    from strideclip.store.history_repair import repair
 
     path = Path(_history_db(db_path) or default_path())
     res = repair(path, folders, cue_settings=_cue_settings(cues_path))

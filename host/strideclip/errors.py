@@ -1,4 +1,8 @@
 """One root for every error the host raises, with subclasses that carry what went wrong."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
 
 
 class StrideClipError(Exception):
@@ -68,3 +72,21 @@ class UnsupportedLogVersionError(LogFormatError):
         super().__init__(message, path=path)
         self.version = version
 
+
+class HistoryError(StrideClipError):
+    """The history database cannot be used (wrong file, newer schema, busy, unknown session)."""
+
+
+class HistoryDamaged(HistoryError):
+    """The history database is damaged: the message names the file, the problem, and the way out
+    (``--db`` named unless the file is the ``default_path``)."""
+
+    def __init__(self, path: Path, problem: str, *, first_page: bool = False,
+                 default_path: Path | None = None):
+        self.path, self.problem = path, problem
+        what = ("not a StrideClip history database, or a history whose first page is damaged" if first_page
+                else "the history database is damaged")
+        db = "" if path == default_path else f" --db {shlex.quote(str(path))}"
+        super().__init__(f"{path}: {what} ({problem}). {'If it is your history: ' if first_page else ''}"
+                         f"`strideclip history repair{db}` rebuilds it from the logs it catalogued (the logs are not "
+                         f"touched, and this file is kept as {path.name}.damaged-<time>).")

@@ -398,8 +398,10 @@ def write_report(log_path, out_html, *, png=None, distance_km: float | None = No
 def _from_history(db, log_path, summary: dict, warn) -> tuple[list, float | None]:
     """The athlete's sessions before this one (the latest 8), and this session's distance if the
     history knows it."""
-    from strideclip.history import History, HistoryError, default_path
+    from strideclip.errors import HistoryError
     from strideclip.session.replay import session_start
+    from strideclip.store.history import History
+    from strideclip.store.history_db import default_path
 
     if db is None and not default_path().exists():
         return [], None  # no history kept yet: do not start one just to read it

@@ -13,7 +13,7 @@ pace, a stop - moves them differently:
   The lean needs a standing spell first (its zero is the standing posture): in a session that
   starts on the move, its baseline is its first 30 s once it is known.
   With the athlete's history (``prior``: their usual form, the median of their latest sessions;
-  strideclip.history; not the lean, which is measured against each session's own standing
+  strideclip.store.history; not the lean, which is measured against each session's own standing
   posture), a metric whose warm-up value is already past its threshold against the
   usual form - by the evidence rules below, except that any drop in impact marks a slower run,
   as pace differs more between sessions than within one - keeps the usual form as its baseline:

@@ -9,7 +9,7 @@ the cue policy as its metronome tempo (clipcore.cues K_TARGET_SPM, SET_CONFIG ke
 ``target_spm`` cue setting), on the host and on the clip alike.
 
 The start is given, or taken from the athlete's history: their first running session's median
-cadence on that day (``strideclip.history.History.plan_target_spm``, ``strideclip plan --athlete``).
+cadence on that day (``strideclip.store.history.History.plan_target_spm``, ``strideclip plan --athlete``).
 """
 from __future__ import annotations
 

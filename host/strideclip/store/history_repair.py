@@ -23,7 +23,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from strideclip.history import USER_COLUMNS, History, HistoryDamaged, HistoryError, log_files
+from strideclip.errors import HistoryDamaged, HistoryError
+from strideclip.store.history import USER_COLUMNS, History
+from strideclip.store.history_logs import log_files
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # an absolute log path as SQLite stores text (UTF-8), or as the summary's JSON holds it
