@@ -10,9 +10,9 @@ import pytest
 
 from mpy import REPO, find_tool
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE
-from strideclip.fit import fit_crc
 from strideclip.session.pipeline import Session
 from strideclip.session.replay import replay
+from strideclip.views.fit import fit_crc
 
 LOG = REPO / "tests" / "data" / "steady_208hz.sclog"
 

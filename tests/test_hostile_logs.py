@@ -462,7 +462,7 @@ def test_report_png_takes_an_athlete_name_that_looks_like_tex(tmp_path):
 
 
 def test_export_fit_takes_a_clip_name_outside_fits_rules(tmp_path):
-    from strideclip.export import fit_serial
+    from strideclip.views.export import fit_serial
 
     for name in ("clip-zz", "clip-123456789", "Ana's clip \u2603", "clip-0000abcd"):
         path = _with_header(tmp_path / f"{len(name)}.sclog", _json({"athlete": "Ana", "clip_name": name}))
@@ -497,8 +497,8 @@ def test_the_live_terminal_view_shows_a_clip_name_that_looks_like_markup_as_it_i
 
     from rich.console import Console
 
-    from strideclip.liveview import LiveTable
     from strideclip.session.pipeline import Session
+    from strideclip.views.terminal import LiveTable
 
     class Clip:
         def __init__(self, name):

@@ -93,7 +93,7 @@ def cli() -> None:
 @click.option("--speed", type=click.FloatRange(1, 10000), default=60.0, show_default=True, help="Times real time.")
 def demo(out, minutes, speed) -> None:
     """Simulate a run with fatigue and stream it through the whole pipeline, live."""
-    from strideclip.demo import run_demo
+    from strideclip.views.demo import run_demo
 
     run_demo(out, minutes=minutes, speed=speed)
 
@@ -365,8 +365,8 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
     record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
-    from strideclip.liveview import LiveTable
     from strideclip.session.live import open_clips, run_clips
+    from strideclip.views.terminal import LiveTable
 
     backend = await _ble_backend(backend_spec)
     sources = list(sources)
@@ -464,10 +464,10 @@ def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan
 
 async def _dashboard_main(sources, names, out_dir, host, port, lan, allow_hosts, seconds, backend_spec, cue_settings,
                           prior_for, opened):
-    from strideclip.dashboard import serve
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
     from strideclip.session.live import open_clips
+    from strideclip.views.dashboard.server import serve
 
     backend = await _ble_backend(backend_spec)
     sources = list(sources)
@@ -818,7 +818,7 @@ def report(log, output, png, distance_km, no_history, db_path, cues_path):
     """One session as a self-contained HTML report (opens with no network)."""
     from pathlib import Path
 
-    from strideclip.report import write_report
+    from strideclip.views.report import write_report
 
     if Path(output).exists():
         raise click.UsageError(f"{output} exists; choose a new file for the report")
@@ -841,7 +841,7 @@ def export(log, fmt, output, distance_km, cues_path):
     """A session's steps as CSV, Parquet, or a FIT activity with running dynamics."""
     from pathlib import Path
 
-    from strideclip.export import export_session
+    from strideclip.views.export import export_session
 
     with _ProgressBar(f"reading {Path(log).name}") as bar:
         summary = export_session(log, output, fmt, distance_km=distance_km, cue_settings=_cue_settings(cues_path),

@@ -1,8 +1,8 @@
 """One session as a self-contained HTML report (and its main figure as a PNG).
 
 The log goes through the same host pipeline as ``strideclip replay`` (decoder -> steps ->
-metrics -> fatigue -> cues); ``report_data`` turns the step table and the summary into what the
-report shows, and the two renderers draw it:
+metrics -> fatigue -> cues); ``report_data`` (strideclip.views.report_data) turns the step table
+and the summary into what the report shows, and the two renderers here draw it:
 
 - HTML: Bokeh figures (interactive: zoom, pan, hover) with Bokeh's JavaScript inlined, so the
   file opens with no network; tables are plain HTML. Every figure's data sits in named Bokeh
@@ -16,117 +16,11 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 
 import numpy as np
 
 from strideclip.session.replay import analyse
-
-SPLIT_MIN = 5.0
-TREND_STEPS = 15  # the trend line is the rolling median over this many running steps
-SERIES = (  # (step-table column, label with unit, panel)
-    ("cadence_spm", "cadence (steps/min)", "cadence"),
-    ("peak_vertical_g", "peak vertical acceleration (g)", "impact"),
-    ("peak_vgrf_bw", "peak vGRF estimate (body weights)", "impact"),
-    ("pelvic_rotation_deg", "pelvic rotation (deg)", "pelvis"),
-    ("pelvic_drop_deg", "pelvic drop (deg)", "pelvis"),
-    ("pelvic_tilt_deg", "pelvic tilt (deg)", "pelvis"),
-)
-SPLIT_COLUMNS = ("cadence_spm", "peak_vertical_g", "peak_vgrf_bw", "contact_ms", "pelvic_rotation_deg",
-                 "pelvic_drop_deg", "pelvic_tilt_deg")
-
-
-def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None = None,
-                previous: list[dict] | None = None) -> dict:
-    """Everything the report shows, as plain numbers (JSON-able)."""
-    run = table[table["running"] == 1]
-    t_min = run["t_s"] / 60
-    series = {}
-    for col, label, panel in SERIES:
-        ok = np.isfinite(run[col])
-        series[col] = {"label": label, "panel": panel, "t_min": _r(t_min[ok], 4), "value": _r(run[col][ok], 4),
-                       "trend": _r(_rolling_median(run[col][ok], TREND_STEPS), 4)}
-    onset = next((c["t_s"] for c in summary["fatigue"] if c["state"] == "fatigued"), None)
-    data = {
-        "athlete": summary.get("athlete"), "clip": summary.get("clip"), "started_at": summary.get("started_at"),
-        "log": Path(summary["log"]).name, "duration_s": summary["duration_s"], "rate_hz": summary["rate_hz"],
-        "steps": summary["steps"], "running_steps": summary["running_steps"],
-        "running_min": round(float(np.nansum(run["step_time_s"])) / 60, 2),
-        "loss_pct": summary["loss_pct"], "log_damage": summary["log_damage"]["summary"],
-        "medians": {k: summary.get(f"{k}_median") for k in (*SPLIT_COLUMNS, "balance_left_pct", "vertical_oscillation_cm")},
-        "series": series,
-        "fatigue_onset_s": onset,
-        "cues": [{**c, **{k: o[k] for k in ("recovered_after_s", "in_zone_pct")}}
-                 for c, o in zip(summary["cues"], summary["cue_outcomes"])],
-        "sides": _sides(run),
-        "splits_5min": _splits_by_time(run, summary["cues"]),
-        "distance_km": distance_km,
-        "splits_km": _splits_by_km(run, distance_km) if distance_km else [],
-        "previous": previous or [],
-    }
-    return data
-
-
-def _r(a: np.ndarray, nd: int) -> list:
-    return [round(float(v), nd) for v in a]
-
-
-def _rolling_median(v: np.ndarray, n: int) -> np.ndarray:
-    if len(v) < n:
-        return np.full(len(v), np.median(v)) if len(v) else v
-    windows = np.lib.stride_tricks.sliding_window_view(v, n)
-    med = np.median(windows, axis=1)
-    return np.concatenate([np.full(n - 1, med[0]), med])  # the first steps take the first full window
-
-
-def _medians(rows: np.ndarray) -> dict:
-    out = {}
-    for col in SPLIT_COLUMNS:
-        v = rows[col][np.isfinite(rows[col])]
-        out[col] = round(float(np.median(v)), 2) if len(v) else None
-    return out
-
-
-def _splits_by_time(run: np.ndarray, cues: list[dict]) -> list[dict]:
-    if not len(run):
-        return []
-    out = []
-    edges_s = np.arange(0, run["t_s"][-1] + SPLIT_MIN * 60, SPLIT_MIN * 60)
-    for a, b in zip(edges_s[:-1], edges_s[1:]):
-        rows = run[(run["t_s"] >= a) & (run["t_s"] < b)]
-        if not len(rows):
-            continue
-        out.append({"from_min": float(a / 60), "to_min": float(b / 60), "running_steps": int(len(rows)),
-                    "running_min": round(float(np.nansum(rows["step_time_s"])) / 60, 2),
-                    "cues": sum(1 for c in cues if c["t_s"] is not None and a <= c["t_s"] < b), **_medians(rows)})
-    return out
-
-
-def _splits_by_km(run: np.ndarray, distance_km: float) -> list[dict]:
-    """Per km, the distance spread over running time (even pace: the clip cannot tell pace)."""
-    step_s = np.nan_to_num(run["step_time_s"])
-    km_at_step = np.cumsum(step_s) / step_s.sum() * distance_km if step_s.sum() else np.zeros(len(run))
-    out = []
-    for k in range(int(np.ceil(distance_km - 1e-9))):
-        rows_k = (km_at_step > k) & (km_at_step <= k + 1)
-        rows = run[rows_k]
-        if not len(rows):
-            continue
-        km = min(1.0, distance_km - k)
-        out.append({"km": k + 1, "length_km": round(km, 3), "time_min": round(float(step_s[rows_k].sum()) / 60, 2),
-                    **_medians(rows)})
-    return out
-
-
-def _sides(run: np.ndarray) -> dict:
-    out = {}
-    for name, side in (("left", 0), ("right", 1)):
-        rows = run[run["side"] == side]
-        out[name] = {"steps": int(len(rows)),
-                     **{col: _r(rows[col][np.isfinite(rows[col])], 3)
-                        for col in ("step_time_s", "peak_vertical_g", "contact_ms")}}
-    return out
-
+from strideclip.views.report_data import SERIES, SPLIT_COLUMNS, SPLIT_MIN, TREND_STEPS, report_data
 
 # --- HTML ----------------------------------------------------------------------------------------
 

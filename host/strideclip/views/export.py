@@ -3,7 +3,7 @@
 - ``csv``: the per-step table (docs/metrics.md), one row per step, units in the column names;
 - ``parquet``: the same table, typed, for pandas / polars / R (with the session's summary in
   the file's key-value metadata under ``strideclip``);
-- ``fit``: a FIT activity with the running-dynamics fields (strideclip.fit).
+- ``fit``: a FIT activity with the running-dynamics fields (strideclip.views.fit).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def export_session(log_path, out_path, fmt: str, *, distance_km: float | None = 
     elif fmt == "parquet":
         write_step_table_parquet(table, out_path, summary)
     else:
-        from strideclip.fit import session_fit
+        from strideclip.views.fit import session_fit
 
         started, _ = session_start(summary)
         data = session_fit(table, started_at=started, duration_s=summary["duration_s"],

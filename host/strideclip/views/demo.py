@@ -21,10 +21,10 @@ from strideclip.session.recorder import record_packet
 from strideclip.sim import demo_run, simulate, truth_path
 from strideclip.stream.packets import encode_packet
 from strideclip.stream.sclog import SessionLogWriter
+from strideclip.views.terminal import LiveView
 
 DEMO_MINUTES = 30.0
 DEMO_SPEED = 60.0  # times real time: 30 simulated minutes in 30 s
-VIEW_HZ = 8
 
 
 def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed: float = DEMO_SPEED,
@@ -56,7 +56,7 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
                "truth_steps": int(len(run.steps)), "fatigue_onset_s": scenario.fatigue.onset_s,
                "wall_s": round(time.monotonic() - started, 1)}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
-    from strideclip.report import write_report
+    from strideclip.views.report import write_report
 
     write_report(log_path, folder / "report.html", history_db=False)  # read back from the log, as after any run
     _print_summary(summary, folder)
@@ -82,70 +82,3 @@ def _print_summary(s: dict, folder: Path) -> None:
     click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json, report.html (open it in a browser)")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
     click.echo("  the coach's view: strideclip dashboard --simulate 3 (then open http://127.0.0.1:8050/)")
-
-
-class LiveView:
-    """Progress, cadence, impact, rotation, link and cues, refreshed a few times a second.
-    On a terminal it redraws in place (rich); otherwise it prints a line per simulated minute."""
-
-    def __init__(self, run, session: Session, *, live: bool):
-        self.run, self.session, self.live = run, session, live
-        self.total_ms = run.link.packets[-1][0] if run.link.packets else 1
-        self.segments = run.segments()
-        self._next_wall = 0.0
-        self._next_minute = 1
-        self._rich = None
-
-    def __enter__(self) -> LiveView:
-        if self.live:
-            from rich.live import Live
-
-            self._rich = Live(self._render(0), refresh_per_second=VIEW_HZ, transient=False)
-            self._rich.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._rich:
-            self._rich.__exit__(*exc)
-
-    def _values(self, t_ms: int) -> dict:
-        v = self.session.live_values()
-        seg = next((g["label"] for g in self.segments if g["start_s"] <= t_ms / 1000 < g["end_s"]), "")
-        return {"t_min": t_ms / 60000, "segment": seg, "steps": v["steps"], "cadence": v["cadence_spm"],
-                "impact": v["impact_g"], "vgrf": v["vgrf_bw"], "rotation": v["rotation_deg"], "drop": v["drop_deg"],
-                "contact": v["contact_ms"], "loss": v["loss_pct"], "gaps": v["gaps"], "cues": v["cues"],
-                "fatigue": v["fatigue"] + (f" ({v['fatigue_index']:.2f})" if v["fatigue_index"] is not None else "")}
-
-    def _render(self, t_ms: int):
-        from rich.panel import Panel
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-
-        v = self._values(t_ms)
-        table = Table.grid(padding=(0, 2))
-        table.add_row("time", f"{v['t_min']:5.1f} / {self.total_ms / 60000:.0f} min", "route", v["segment"])
-        table.add_row("cadence", _fmt(v["cadence"], "{:.0f} steps/min"), "steps", str(v["steps"]))
-        table.add_row("impact", f"{_fmt(v['impact'], '{:.2f} g')}, vGRF {_fmt(v['vgrf'], '{:.2f} BW')}",
-                      "pelvic rotation / drop", f"{_fmt(v['rotation'], '{:.1f}')} / {_fmt(v['drop'], '{:.1f} deg')}")
-        table.add_row("contact", _fmt(v["contact"], "{:.0f} ms"), "fatigue", v["fatigue"])
-        table.add_row("link", f"{v['loss']:.2f} % lost, {v['gaps']} gap(s)", "cues",
-                      ", ".join(f"{c['t_s'] / 60:.1f} min {c['played']} ({c['reason']})" for c in v["cues"]) or "none")
-        table.add_row(ProgressBar(total=self.total_ms, completed=t_ms, width=40), "")
-        return Panel(table, title="StrideClip demo: simulated clip, live pipeline")
-
-    def update(self, t_ms: int, *, final: bool = False) -> None:
-        if self._rich:
-            now = time.monotonic()
-            if final or now >= self._next_wall:
-                self._rich.update(self._render(t_ms))
-                self._next_wall = now + 1 / VIEW_HZ
-        elif final or t_ms >= self._next_minute * 60000:
-            v = self._values(t_ms)
-            click.echo(f"{v['t_min']:5.1f} min  {v['segment']:<16} cadence {_fmt(v['cadence'], '{:.0f}'):>4} spm  "
-                       f"impact {_fmt(v['impact'], '{:.2f}'):>5} g  rotation {_fmt(v['rotation'], '{:.1f}'):>5} deg  "
-                       f"steps {v['steps']}  fatigue {v['fatigue']}  lost {v['loss']:.2f} %")
-            self._next_minute = int(t_ms // 60000) + 1
-
-
-def _fmt(x, pattern: str) -> str:
-    return "-" if x is None else pattern.format(x)

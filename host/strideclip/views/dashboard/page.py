@@ -1,0 +1,137 @@
+"""The dashboard's page: the Bokeh app, one document per browser page (tiles, cue buttons, the
+laptop's metronome click, charts of the last minutes, the session view), refreshed from the state
+(strideclip.views.dashboard.state). Its style and its click are files beside it: dashboard.css,
+click.js."""
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import time
+from importlib import resources
+
+from strideclip.views.dashboard.markup import session_html, tiles_html
+from strideclip.views.dashboard.state import Dashboard, beat_data
+
+log = logging.getLogger(__name__)
+
+TILE_MS = 100  # tiles refresh: a packet reaches the screen within ~0.3 s (bench/bench_dashboard.py)
+CHART_MS = 1000  # charts and the session view
+CHART_MINUTES = 5.0  # the charts show the last minutes
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22")
+CSS = resources.files(__package__).joinpath("dashboard.css").read_text(encoding="utf-8")
+CLICK_JS = resources.files(__package__).joinpath("click.js").read_text(encoding="utf-8")
+
+
+def make_app(dash: Dashboard):
+    """The Bokeh application: one document per browser page."""
+    from bokeh.application import Application
+    from bokeh.application.handlers.function import FunctionHandler
+
+    def build(doc) -> None:
+        from bokeh.layouts import column, row
+        from bokeh.models import Button, ColumnDataSource, CustomJS, Div, Select, TabPanel, Tabs
+        from bokeh.plotting import figure
+
+        n = len(dash.clips)
+        header = Div(text="", sizing_mode="stretch_width")
+        # One Div for every tile: one page update per refresh (a Div per athlete costs the browser
+        # a layout pass each, which at 10 athletes it cannot keep up with).
+        tiles = Div(text=tiles_html(dash), stylesheets=[CSS], sizing_mode="stretch_width", name="tiles")
+        who = Select(title="", value=dash.clips[0].name, options=[c.name for c in dash.clips], width=180,
+                     name="cue_athlete")
+        sent = Div(text="", name="cue_feedback")
+        buttons = []
+        for kind, label in (("metronome", "Metronome"), ("buzz", "Buzz"), ("stop", "Stop")):
+            b = Button(label=label, width=110, name=f"cue_{kind}")
+            b.on_click(_cue_callback(doc, dash, who, kind, sent))
+            buttons.append(b)
+        # the laptop plays the metronome of one athlete (the coach's choice; off by default)
+        listen = Select(title="", value="off", options=["off", *(c.name for c in dash.clips)], width=150,
+                        name="listen")
+        beat = ColumnDataSource(beat_data(dash), name="metronome")
+        click = CustomJS(args={"beat": beat, "listen": listen}, code=CLICK_JS)
+        beat.js_on_change("data", click)
+        listen.js_on_change("value", click)
+        listen.on_change("value", lambda _attr, _old, _new: setattr(beat, "data", beat_data(dash)))  # its time left now
+        controls = row(Div(text="<b>Cue</b>", width=40), who, *buttons, sent,
+                       Div(text="<b>Listen</b>", width=50), listen)
+        figs, sources = {}, []
+        for key, label in (("cadence_spm", "cadence (steps/min)"), ("impact_g", "peak vertical (g)"),
+                           ("rotation_deg", "pelvic rotation (deg)")):
+            figs[key] = figure(height=220, sizing_mode="stretch_width", title=label, x_axis_label="minutes",
+                               tools="xpan,xwheel_zoom,reset,save", name=f"chart_{key}")
+        for i in range(n):
+            src = ColumnDataSource({"t_min": [], "cadence_spm": [], "impact_g": [], "rotation_deg": []}, name=f"live_{i}")
+            sources.append(src)
+            for key, fig in figs.items():
+                fig.line("t_min", key, source=src, color=COLOURS[i % len(COLOURS)], line_width=2,
+                         legend_label=dash.clips[i].name)
+        for fig in figs.values():
+            fig.legend.location = "top_left"
+            fig.legend.click_policy = "hide"
+        session = Div(text=session_html(dash.session_view()), stylesheets=[CSS], name="session_view")
+        live = column(header, tiles, controls, *figs.values(), sizing_mode="stretch_width")
+        tabs = Tabs(tabs=[TabPanel(child=live, title="Live"), TabPanel(child=session, title="Session")],
+                    sizing_mode="stretch_width", name="tabs")
+        doc.add_root(tabs)
+        doc.title = "StrideClip dashboard"
+        rollover = int(CHART_MINUTES * 60 * 1000 / CHART_MS)
+        shown_end = {"done": False}
+
+        playing = {"now": _metronomes(beat.data)}
+
+        def update_tiles() -> None:
+            tiles.text = tiles_html(dash)
+            data = beat_data(dash)
+            if _metronomes(data) != playing["now"]:  # a metronome started or stopped: tell the page
+                playing["now"] = _metronomes(data)
+                beat.data = data
+
+        def update() -> None:
+            now = time.monotonic() - dash.started_s
+            header.text = (f'<b>StrideClip</b> · {n} athlete(s) · {int(now // 60)}:{int(now % 60):02d}'
+                           + (" · the run has ended: see Session" if dash.ended else ""))
+            for i in range(n):
+                a = dash.athlete(i)
+                if a["connected"] or not a["steps"]:
+                    sources[i].stream({"t_min": [a["running_s"] / 60], "cadence_spm": [_nan(a["cadence_spm"])],
+                                       "impact_g": [_nan(a["impact_g"])], "rotation_deg": [_nan(a["rotation_deg"])]},
+                                      rollover=rollover)
+            session.text = session_html(dash.session_view())
+            if dash.ended and not shown_end["done"]:
+                shown_end["done"] = True
+                tabs.active = 1
+
+        doc.add_periodic_callback(update_tiles, TILE_MS)
+        doc.add_periodic_callback(update, CHART_MS)
+
+    return Application(FunctionHandler(build))
+
+
+def _metronomes(data: dict) -> list:
+    return list(zip(data["tempo_spm"], data["cue_t_s"]))
+
+
+def _nan(v):
+    return float("nan") if v is None else v
+
+
+def _cue_callback(doc, dash: Dashboard, who, kind: str, feedback):
+    def clicked() -> None:
+        i = [c.name for c in dash.clips].index(who.value)
+
+        async def send():
+            try:
+                cue = await dash.cue(i, kind)
+            except Exception as e:  # the page says so; the server and the other athletes go on
+                log.exception("cue %s to %s", kind, dash.clips[i].name)
+                cue = {"played": kind, "error": f"internal error: {e}"}
+            said = (f"{dash.clips[i].name}: {cue['played']} sent" if "error" not in cue
+                    else f"{dash.clips[i].name}: {cue['played']} not delivered ({cue['error']})")
+            doc.add_next_tick_callback(lambda: setattr(feedback, "text", html.escape(said)))
+
+        asyncio.get_running_loop().create_task(send())
+
+    return clicked
