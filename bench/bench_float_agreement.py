@@ -1,4 +1,4 @@
-"""Issue #4: the fixed-point detector against its float reference (strideclip.steps_reference).
+"""Issue #4: the fixed-point detector against its float reference (strideclip.evaluation.steps_reference).
 
 For every contact the clip's integer detector emits, is there a float-reference contact within
 one sample? Over Alcantara, Voisard and the simulated sessions, fed as a clip would see them
@@ -7,9 +7,9 @@ Run: .venv/bin/python bench/bench_float_agreement.py [--rate-hz 208]
 """
 import argparse
 
-from strideclip import datasets
-from strideclip.evaluate import ACCEL_UG_PER_LSB, sim_trials, to_counts
-from strideclip.steps_reference import agreement
+from strideclip.evaluation import datasets
+from strideclip.evaluation.evaluate import ACCEL_UG_PER_LSB, sim_trials, to_counts
+from strideclip.evaluation.steps_reference import agreement
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Peer comparison: our step detector against mobgap's lower-back initial-contact detectors.
 
 Same data, same clip-like resampling and int16 conversion, same one-to-one matching
-(strideclip.evaluate). mobgap's detectors get the gravity-aligned vertical acceleration (the
+(strideclip.evaluation.evaluate). mobgap's detectors get the gravity-aligned vertical acceleration (the
 mean acceleration direction of the recording) and two horizontal axes, in m/s^2, as their body
 frame expects; IcdShinImproved uses the norm. mobgap works offline on whole recordings, so it
 has no streaming latency to report. Needs `pip install -e '.[bench]'` (make bench does it).
@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from strideclip import evaluate as ev
+from strideclip.evaluation import evaluate as ev
 
 G = 9.80665
 

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from clipcore import protocol as P  # noqa: E402
-from strideclip import clipbuild  # noqa: E402
-from strideclip.cues_eval import IN_TIME_S, cues_of, fatigue_scenario, step_events, threshold_s  # noqa: E402
+from strideclip.device import clipbuild  # noqa: E402
+from strideclip.evaluation.cues_eval import IN_TIME_S, cues_of, fatigue_scenario, step_events, threshold_s  # noqa: E402
 from strideclip.sim import simulate  # noqa: E402
 from test_firmware import decoded, run_clip  # noqa: E402
 

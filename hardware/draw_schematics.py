@@ -92,7 +92,7 @@ def draw(board: str, pins: dict) -> str:
 
 
 def boards() -> dict:
-    from strideclip.flash import clip_config_module
+    from strideclip.device.flash import clip_config_module
 
     return clip_config_module().BOARDS
 

@@ -3,7 +3,7 @@ import os
 import pytest
 
 from mpy import MicroPython
-from strideclip.datasets import data_dir
+from strideclip.evaluation.datasets import data_dir
 
 
 @pytest.fixture(scope="session", autouse=True)

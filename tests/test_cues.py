@@ -87,7 +87,7 @@ print(r)
 
 def test_cue_evaluation_scores_fatigue_and_confounder_runs():
     """A short version of `strideclip evaluate-cues` (docs/cues.md has the 24-seed figures)."""
-    from strideclip.cues_eval import score, simulate_runs
+    from strideclip.evaluation.cues_eval import score, simulate_runs
 
     runs = simulate_runs(2)
     out = score(runs)

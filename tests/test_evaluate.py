@@ -7,8 +7,8 @@ import pytest
 
 from conftest import require_data
 from mpy import find_tool
-from strideclip import datasets
-from strideclip.scoring import Score, match_events
+from strideclip.evaluation import datasets
+from strideclip.evaluation.scoring import Score, match_events
 from strideclip.sim import Scenario, Segment, Sensor, simulate
 
 KEYS = ("n_reference", "n_detected", "precision", "recall", "f1", "median_abs_error_ms", "p95_abs_error_ms",

@@ -94,7 +94,7 @@ def test_a_simulated_runner_who_only_leans_forward_is_found_when_the_lean_reache
     """End to end on the simulator: clip detector, metrics (forward lean from the learnt body
     frame at a random mounting), then the state. Lean alone drifts +0.5 deg/min from 300 s."""
     from strideclip.analysis.metrics import metrics_for_counts
-    from strideclip.cues_eval import step_events
+    from strideclip.evaluation.cues_eval import step_events
     from strideclip.sim import Fatigue, Scenario, Segment, Sensor, simulate
 
     segs = (Segment("stand", 10), Segment("walk", 30, speed_mps=1.4), Segment("run", 900, speed_mps=3.2))

@@ -79,7 +79,7 @@ def test_standalone_nine_minutes_coach_alone_and_log_every_sample(firmware, tmp_
     clip_steps = [e.sample_idx for e in events if isinstance(e, P.Step)]
     assert clip_steps == [int(i) for i in host["ic_idx"]] and len(clip_steps) > 1300
     # No host was connected: the clip's own cue policy asked for the metronome, as the host's does.
-    from strideclip.cues_eval import cues_of
+    from strideclip.evaluation.cues_eval import cues_of
 
     cues = [e for e in events if isinstance(e, P.Cue)]
     assert cues and all(c.source == P.SOURCE_CLIP and c.kind == P.CUE_METRONOME_START for c in cues)
@@ -194,7 +194,7 @@ def test_a_full_flash_stops_the_log_with_a_status_and_nothing_else(firmware, tmp
     assert not statuses(events_of(log), P.STATUS_ERROR)  # the backfill store had its room
     assert boot.report["imu"]["samples_made"] == len(run.counts) == boot.report["imu"]["words_read"] // 2
     host = StepDetector(sampling_rate_hz=208).detect(run.counts).events_
-    from strideclip.cues_eval import cues_of
+    from strideclip.evaluation.cues_eval import cues_of
 
     (t_cue, _reason), *_ = cues_of(host, 208)  # the host's first cue for this run ...
     beats = [a for a, _b in boot.motor_on_ms() if a > t_cue * 1000 - 200]  # ... was played, after the log stopped

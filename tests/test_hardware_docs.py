@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from strideclip.clipbuild import REPO
-from strideclip.flash import clip_config_module
+from strideclip.device.clipbuild import REPO
+from strideclip.device.flash import clip_config_module
 
 HW = REPO / "hardware"
 

@@ -9,11 +9,11 @@ import pytest
 
 from conftest import require_data
 from mpy import find_tool
-from strideclip import metrics_eval as me
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine, feed_recording, metrics_for_counts
 from strideclip.analysis.metrics import VGRF_RMSE_BW
 from strideclip.analysis.steps import StepDetector
-from strideclip.datasets import ALCANTARA, VOISARD
+from strideclip.evaluation import metrics_eval as me
+from strideclip.evaluation.datasets import ALCANTARA, VOISARD
 from strideclip.session.pipeline import Session
 from strideclip.sim import Scenario, Segment, Sensor, simulate
 from strideclip.sim import sensor as sim_sensor

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import require_data
-from strideclip.datasets import ALCANTARA, load_alcantara
+from strideclip.evaluation.datasets import ALCANTARA, load_alcantara
 from strideclip.sim import Runner, Scenario, Segment, simulate
 from strideclip.sim.gait import RUN, hill_cadence_factor
 

@@ -4,12 +4,12 @@ import pytest
 
 from conftest import require_data
 from clipcore.steps import RATES_HZ
-from strideclip import datasets
 from strideclip.analysis.steps import StepDetector
-from strideclip.evaluate import ACCEL_UG_PER_LSB, evaluate, sim_trials, to_counts
-from strideclip.scoring import Score
+from strideclip.evaluation import datasets
+from strideclip.evaluation.evaluate import ACCEL_UG_PER_LSB, evaluate, sim_trials, to_counts
+from strideclip.evaluation.scoring import Score
+from strideclip.evaluation.steps_reference import agreement
 from strideclip.sim import Scenario, Segment, Sensor, simulate
-from strideclip.steps_reference import agreement
 
 
 def _f1(run, ev, tol_s=0.05):

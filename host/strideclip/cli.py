@@ -233,7 +233,7 @@ def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, inp
     """Score the step detector against reference footfalls (docs/step-detector.md)."""
     import json
 
-    from strideclip import evaluate as ev
+    from strideclip.evaluation import evaluate as ev
 
     if dataset == "csv":
         if not (samples and reference and input_rate_hz):
@@ -490,7 +490,7 @@ def evaluate_cues_cmd(seeds, clip_rate, fatigue_state, as_json):
     """Score the cue policy on simulated fatigue runs and steady runs with confounders (docs/cues.md)."""
     import json
 
-    from strideclip.cues_eval import evaluate_cues
+    from strideclip.evaluation.cues_eval import evaluate_cues
 
     click.echo(f"simulating {seeds} fatigue runs and {seeds} steady runs at {clip_rate} Hz "
                f"(about {6 * seeds if not fatigue_state else 9 * seeds} s on a laptop)...", err=True)
@@ -518,7 +518,7 @@ def evaluate_metrics(check, data_dir, clip_rate, hours, as_json):
     """Check the per-step metrics against references (docs/metrics.md)."""
     import json
 
-    from strideclip import metrics_eval as me
+    from strideclip.evaluation import metrics_eval as me
 
     rate = int(clip_rate)
     if check == "alcantara":
@@ -547,7 +547,7 @@ def evaluate_metrics(check, data_dir, clip_rate, hours, as_json):
 @click.option("--no-reset", is_flag=True, help="Leave the clip at its REPL instead of restarting it.")
 def flash(port, config_path, dry_run, no_reset):
     """Copy the firmware onto a clip already running MicroPython (firmware/README.md)."""
-    from strideclip.flash import flash as run_flash
+    from strideclip.device.flash import flash as run_flash
 
     run_flash(port, config_path=config_path, dry_run=dry_run, reset=not no_reset, echo=click.echo)
     if not dry_run:
@@ -605,7 +605,7 @@ def sync(port, clip_name, out_dir, delete, ble_backend, db_path, no_history):
     if bool(port) == bool(clip_name):
         raise click.UsageError("give the clip's --port (USB) or its --clip name (BLE)")
     if port:
-        from strideclip.flash import sync as run_sync
+        from strideclip.device.flash import sync as run_sync
 
         got = run_sync(port, out_dir, delete=delete, echo=click.echo)
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from strideclip import clipbuild
+from strideclip.device import clipbuild
 
 REPO = Path(__file__).resolve().parents[2]
 RIG_BUILD = REPO / "build" / "rig"

@@ -4,7 +4,7 @@ Asks the clip which .mpy version and native architecture its MicroPython takes
 (``sys.implementation._mpy``) and refuses one that this mpy-cross cannot compile for: the step
 detector is viper code, and a native .mpy of another sub-version does not even import
 ("incompatible .mpy file"). Then compiles firmware/ and shared/clipcore for the clip's
-architecture (xtensawin on an ESP32, via ``strideclip.clipbuild``), checks an optional config
+architecture (xtensawin on an ESP32, via ``strideclip.device.clipbuild``), checks an optional config
 file with the clip's own checks (firmware/clipfw/config.py, loaded here unchanged), and copies
 everything with mpremote. Flashing MicroPython itself is a one-off with esptool:
 firmware/README.md. A clip running the app on its USB link ignores a single Ctrl-C (a byte of
@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from strideclip import clipbuild
+from strideclip.device import clipbuild
 from strideclip.errors import ConfigError, StrideClipError
 
 FIRMWARE = clipbuild.REPO / "firmware"

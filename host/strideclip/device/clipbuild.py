@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CLIP_SOURCES = (("firmware", "fw"), ("shared", "shared"))
 # The step detector is viper code, native to one architecture: the ESP32 is xtensawin, the
 # MicroPython unix port the tests and benchmarks run on (PyPI, x86-64 only) is x64.

@@ -14,9 +14,9 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
-from strideclip import datasets
 from strideclip.analysis.steps import StepDetector
-from strideclip.scoring import Score, cadence_spm
+from strideclip.evaluation import datasets
+from strideclip.evaluation.scoring import Score, cadence_spm
 
 ACCEL_FS_G = 16
 GYRO_FS_DPS = 2000

@@ -16,7 +16,7 @@ import numpy as np
 
 from strideclip.errors import StrideClipError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 G_MPS2 = 9.80665
 
 

@@ -8,7 +8,7 @@
 - **voisard**: the rotation path on real data: the gyro about the learnt vertical, integrated
   over each U-turn, against 180 degrees.
 
-Recordings are fed as a clip would deliver them (``strideclip.evaluate.to_counts``).
+Recordings are fed as a clip would deliver them (``strideclip.evaluation.evaluate.to_counts``).
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import math
 
 import numpy as np
 
-from strideclip import datasets
 from strideclip.analysis.metrics import CADENCE_SMOOTH_STEPS, VGRF_COEF, MetricsEngine, feed_recording, metrics_for_counts
 from strideclip.analysis.steps import StepDetector
-from strideclip.evaluate import ACCEL_UG_PER_LSB, GYRO_COUNTS_PER_DPS, to_counts
-from strideclip.scoring import match_events
+from strideclip.evaluation import datasets
+from strideclip.evaluation.evaluate import ACCEL_UG_PER_LSB, GYRO_COUNTS_PER_DPS, to_counts
+from strideclip.evaluation.scoring import match_events
 
 ACCEL_G_PER_COUNT = ACCEL_UG_PER_LSB / 1e6
 GYRO_DPS_PER_COUNT = 1 / GYRO_COUNTS_PER_DPS
