@@ -57,6 +57,11 @@ def load(path: str | Path) -> dict[int, int]:
     return settings
 
 
+def load_if_given(path: str | Path | None) -> dict[int, int]:
+    """``load(path)``, or no settings (the clip's defaults) when no file is given."""
+    return load(path) if path else {}
+
+
 def apply(cfg, settings: dict[int, int]) -> None:
     """Put checked settings into a clipcore.cues config array."""
     for key, value in settings.items():

@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from strideclip.analysis.metrics import CADENCE_SMOOTH_STEPS, VGRF_COEF, MetricsEngine, feed_recording, metrics_for_counts
+from strideclip.analysis.metrics import (CADENCE_SMOOTH_STEPS, VGRF_COEF, MetricsEngine, feed_recording,
+                                         metrics_for_counts)
 from strideclip.analysis.steps import StepDetector
 from strideclip.evaluation import datasets
 from strideclip.evaluation.evaluate import ACCEL_UG_PER_LSB, GYRO_COUNTS_PER_DPS, to_counts

@@ -20,14 +20,16 @@ imports queue behind the busy timeout instead of failing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from strideclip.analysis.fatigue import prior_from_history
 from strideclip.coaching.cadence_plan import target_spm
 from strideclip.errors import HistoryError, StrideClipError
-from strideclip.store.history_db import HistoryDatabase
+from strideclip.store.history_db import HistoryDatabase, default_path
 from strideclip.store.history_logs import (METRIC_COLUMNS, WATCH_S, being_written, file_sha256, log_files,
                                            session_key, session_row, why_not_read)
 
@@ -199,6 +201,36 @@ class History(HistoryDatabase):
             prev_running_min = running_min
             week += dt.timedelta(days=7)
         return out
+
+
+def catalogue(paths, db_path=None) -> tuple[ImportResult, Path] | None:
+    """Add freshly recorded logs to the history (docs/history.md): those that exist, not watched
+    (their writers have closed them). The result and the database's path; None when none of them
+    exists. Raises HistoryError or OSError: the caller says so, and the recording stands."""
+    paths = [Path(p) for p in paths if Path(p).exists()]
+    if not paths:
+        return None
+    with History(db_path) as h:
+        return h.import_paths(paths, watch_s=0), h.path
+
+
+def athlete_priors(db_path=None, *, before: str | None = None, warn: Callable[[str], None] = print):
+    """prior_for(athlete): their usual form from the history (None without one), for the fatigue
+    state (strideclip.analysis.fatigue.prior_from_history). A history that cannot be read is said
+    through ``warn`` and sets ``prior_for.unusable``."""
+    def prior_for(athlete: str):
+        if db_path is None and not default_path().exists():
+            return None
+        try:
+            with History(db_path) as h:
+                return prior_from_history(h.baseline(athlete, before=before))
+        except HistoryError as e:
+            warn(f"history not used: {e}")
+            prior_for.unusable = True
+            return None
+
+    prior_for.unusable = False  # set once the history could not be read: nothing more to say of it
+    return prior_for
 
 
 def _week_start(started_at: str) -> dt.date:
