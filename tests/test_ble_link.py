@@ -14,8 +14,8 @@ import pytest
 from blesim.clip import SimClip
 from blesim.radio import Radio
 from clipcore import protocol as P
+from strideclip.errors import CommandError, CommandTimeout, TransportError
 from strideclip.link.ble import BleTransport, scan
-from strideclip.link.transport import CommandError, CommandTimeout, TransportError
 from strideclip.session.live import run_live
 from strideclip.sim import simulate, steady_run
 from strideclip.stream.sclog import load_log

@@ -79,7 +79,8 @@ def test_flash_compiles_for_the_clips_own_architecture_and_refuses_another_mpy_v
     """What a clip's MicroPython reports (sys.implementation._mpy) decides the build: the ESP32's
     v6.3 xtensawin, the unix port's x64; a clip whose MicroPython takes another .mpy version is
     refused with both versions named (a viper .mpy of another sub-version does not import)."""
-    from strideclip.device.flash import DeviceError, march_for, mpy_cross_version
+    from strideclip.device.flash import march_for, mpy_cross_version
+    from strideclip.errors import DeviceError
 
     compiler = mpy_cross_version()
     assert compiler == (6, 3)

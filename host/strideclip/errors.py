@@ -9,6 +9,8 @@ class StrideClipError(Exception):
     """Root of every StrideClip host error."""
 
 
+# --- the stream: packets, frames and log records (strideclip.stream) --------------------------
+
 class FrameError(StrideClipError):
     """A packet or frame could not be decoded; ``offset`` is the byte where it went wrong."""
 
@@ -45,18 +47,6 @@ class RecordError(StrideClipError):
     """A log record is well framed but its content breaks the log's schema (strideclip.stream.schema)."""
 
 
-class NotBuiltError(StrideClipError):
-    """A command the product will have, not built yet."""
-
-
-class ConfigError(StrideClipError):
-    """A configuration value is missing or out of range; ``key`` names it."""
-
-    def __init__(self, message: str, *, key: str = ""):
-        super().__init__(message)
-        self.key = key
-
-
 class LogFormatError(StrideClipError):
     """A file is not a StrideClip session log, or its header cannot be read; ``path`` names it."""
 
@@ -72,6 +62,45 @@ class UnsupportedLogVersionError(LogFormatError):
         super().__init__(message, path=path)
         self.version = version
 
+
+# --- links (strideclip.link) ------------------------------------------------------------------
+
+class TransportError(StrideClipError):
+    """A link could not be opened or was lost; ``port`` names it."""
+
+    def __init__(self, message: str, *, port: str = ""):
+        super().__init__(message)
+        self.port = port
+
+
+class CommandError(TransportError):
+    """The clip refused a command (or the host did, before sending): ``code`` and its name."""
+
+    def __init__(self, message: str, *, port: str = "", code: int = 0, detail: int = 0):
+        super().__init__(message, port=port)
+        self.code = code
+        self.detail = detail
+
+
+class CommandTimeout(TransportError):
+    """The clip did not answer a command in time."""
+
+
+# --- settings and what is not built -----------------------------------------------------------
+
+class ConfigError(StrideClipError):
+    """A configuration value is missing or out of range; ``key`` names it."""
+
+    def __init__(self, message: str, *, key: str = ""):
+        super().__init__(message)
+        self.key = key
+
+
+class NotBuiltError(StrideClipError):
+    """A command the product will have, not built yet."""
+
+
+# --- what is kept (strideclip.store) ----------------------------------------------------------
 
 class HistoryError(StrideClipError):
     """The history database cannot be used (wrong file, newer schema, busy, unknown session)."""
@@ -90,3 +119,33 @@ class HistoryDamaged(HistoryError):
         super().__init__(f"{path}: {what} ({problem}). {'If it is your history: ' if first_page else ''}"
                          f"`strideclip history repair{db}` rebuilds it from the logs it catalogued (the logs are not "
                          f"touched, and this file is kept as {path.name}.damaged-<time>).")
+
+
+class LogSyncError(StrideClipError):
+    """A log could not be fetched whole, or its copy would overwrite a different file."""
+
+
+# --- views (strideclip.views) -----------------------------------------------------------------
+
+class ExportError(StrideClipError):
+    """A session cannot be exported: an unknown format, a file that exists, a log with no samples."""
+
+
+# --- the clip as a device (strideclip.device) -------------------------------------------------
+
+class DeviceError(StrideClipError):
+    """The clip cannot be reached or refused a file; ``port`` names where we looked."""
+
+    def __init__(self, message: str, *, port: str = ""):
+        super().__init__(message)
+        self.port = port
+
+
+# --- evaluation (strideclip.evaluation) -------------------------------------------------------
+
+class DataSetError(StrideClipError):
+    """A data set is missing or does not look as its README says; ``path`` names the place."""
+
+    def __init__(self, message: str, *, path: str = ""):
+        super().__init__(message)
+        self.path = path

@@ -23,17 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from strideclip.device import clipbuild
-from strideclip.errors import ConfigError, StrideClipError
+from strideclip.errors import ConfigError, DeviceError
 
 FIRMWARE = clipbuild.REPO / "firmware"
-
-
-class DeviceError(StrideClipError):
-    """The clip cannot be reached or refused a file; ``port`` names where we looked."""
-
-    def __init__(self, message: str, *, port: str = ""):
-        super().__init__(message)
-        self.port = port
 
 
 def clip_config_module():

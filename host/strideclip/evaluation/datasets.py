@@ -14,18 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from strideclip.errors import StrideClipError
+from strideclip.errors import DataSetError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 G_MPS2 = 9.80665
-
-
-class DataSetError(StrideClipError):
-    """A data set is missing or does not look as its README says; ``path`` names the place."""
-
-    def __init__(self, message: str, *, path: str = ""):
-        super().__init__(message)
-        self.path = path
 
 
 def data_dir(override: str | os.PathLike | None = None) -> Path:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from clipcore import protocol as P
-from strideclip.link.transport import Commands, TransportError
+from strideclip.errors import TransportError
+from strideclip.link.transport import Commands
 
 BATTERY_SERVICE_DATA_UUID = "0000180f-0000-1000-8000-00805f9b34fb"
 MIN_MTU = P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * 19 + P.ATT_OVERHEAD_BYTES  # a full 19-sample packet

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from clipcore import cues as cue_policy
 from clipcore import logrecord as L
 from clipcore import protocol as P
-from strideclip.link.transport import TransportError
+from strideclip.errors import TransportError
 from strideclip.stream.packets import encode_packet, encode_samples
 from strideclip.stream.sclog import iter_records
 

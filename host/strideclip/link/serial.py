@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 
 from clipcore import protocol as P
-from strideclip.link.transport import Commands, TransportError
+from strideclip.errors import TransportError
+from strideclip.link.transport import Commands
 
 
 class SerialTransport:

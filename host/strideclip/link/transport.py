@@ -17,28 +17,7 @@ import time
 from typing import Protocol
 
 from clipcore import protocol as P
-from strideclip.errors import StrideClipError
-
-
-class TransportError(StrideClipError):
-    """A link could not be opened or was lost; ``port`` names it."""
-
-    def __init__(self, message: str, *, port: str = ""):
-        super().__init__(message)
-        self.port = port
-
-
-class CommandError(TransportError):
-    """The clip refused a command (or the host did, before sending): ``code`` and its name."""
-
-    def __init__(self, message: str, *, port: str = "", code: int = 0, detail: int = 0):
-        super().__init__(message, port=port)
-        self.code = code
-        self.detail = detail
-
-
-class CommandTimeout(TransportError):
-    """The clip did not answer a command in time."""
+from strideclip.errors import CommandError, CommandTimeout, TransportError
 
 
 class Transport(Protocol):

@@ -27,11 +27,12 @@ import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
+from strideclip.errors import CommandError, CommandTimeout, TransportError
 from strideclip.link.ble import BleTransport, ClipAdvert
 from strideclip.link.clock import SampleClock
 from strideclip.link.playback import PlaybackTransport, SimulatedClipTransport
 from strideclip.link.serial import SerialTransport
-from strideclip.link.transport import CommandError, CommandTimeout, Transport, TransportError
+from strideclip.link.transport import Transport
 from strideclip.session.pipeline import Session
 from strideclip.session.recorder import backfill_ranges, record_packet
 from strideclip.stream.decode import SampleBlock

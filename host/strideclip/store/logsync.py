@@ -20,16 +20,11 @@ from pathlib import Path
 from typing import Callable
 
 from clipcore import protocol as P
-from strideclip.errors import StrideClipError
-from strideclip.link.transport import CommandError, TransportError
+from strideclip.errors import CommandError, LogSyncError, TransportError
 
 WINDOW_CHUNKS = 64  # pieces per read request (~14 kB)
 IDLE_S = 1.5  # no piece for this long: ask again for what is missing
 TRIES = 5
-
-
-class LogSyncError(StrideClipError):
-    """A log could not be fetched whole, or its copy would overwrite a different file."""
 
 
 class LogFetcher:

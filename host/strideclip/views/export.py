@@ -14,13 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, write_step_table_csv
-from strideclip.errors import StrideClipError
+from strideclip.errors import ExportError
 
 FORMATS = ("csv", "parquet", "fit")
-
-
-class ExportError(StrideClipError):
-    pass
 
 
 def export_session(log_path, out_path, fmt: str, *, distance_km: float | None = None, cue_settings=None,
