@@ -361,8 +361,7 @@ def _clip_flash(path, seeds=(21, 22)) -> dict:
         name = "clip-000051a0-%05d.sclog" % session
         with SessionLogWriter(path / name, header={"source": "clip", "clip_id": 0x51A0, "session_id": session,
                                                    "fw_version": "0.2.0"}) as w:
-            w.clip_packet(bytes(run.link.packets[0][1]), t_ms=0)
-            for t_ms, pkt in run.link.packets:
+            for t_ms, pkt in run.stream():  # the HELLO first, as clipfw.flashlog writes it
                 w.clip_packet(pkt, t_ms=t_ms)
         logs[name] = (path / name).read_bytes()
     return logs

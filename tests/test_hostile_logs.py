@@ -297,7 +297,7 @@ def test_a_log_of_nothing_but_bad_records_ends_in_clean_messages(tmp_path):
     """The real command, as a user runs it: a message naming the problem, never a traceback."""
     rng = random.Random(3)
     path = _write_log(tmp_path / "junk.sclog", [(k, 0, b) for k, b, v in hostile_records(rng, 300) if v == "reject"])
-    for args, code, said in ((["replay", path], 0, "bad packet(s)"),
+    for args, code, said in ((["replay", path], 1, "no samples in this log"),  # one answer, as export's
                              (["export", path, "--format", "fit", "-o", tmp_path / "j.fit"], 1, "no samples in this log"),
                              (["history", "import", path, "--db", tmp_path / "h.sqlite"], 1, "no samples in this log")):
         done = subprocess.run([find_tool("strideclip"), *map(str, args)], capture_output=True, text=True, timeout=120)
@@ -410,11 +410,12 @@ def test_a_hello_at_a_rate_the_detector_has_no_table_for_is_a_bad_packet(tmp_pat
         summary = replay(_clean_with(tmp_path, f"rate{rate}.sclog", (L.REC_CLIP, hello)))
         assert summary["bad_packets"] == 1 and "runs at 104, 208 or 416 Hz" in summary["bad_packet_errors"][0]
         assert summary["rate_hz"] == 208 and not summary["restarts"] and summary["steps"] == replay(CLEAN)["steps"]
+    hellos = sum(k == L.REC_CLIP and b == encode_packet(HELLO) for k, _, b in _base_records())  # one a minute
     only = _write_log(tmp_path / "only.sclog", [(k, t, encode_packet(HELLO._replace(rate_hz=100))
                                                   if k == L.REC_CLIP and b == encode_packet(HELLO) else b)
                                                  for k, t, b in _base_records()])
     summary = replay(only)  # no HELLO to go by: the samples are counted, no step is looked for
-    assert summary["bad_packets"] == 1 and summary["rate_hz"] == 0 and summary["steps"] == 0 and summary["samples"]
+    assert hellos >= 1 and summary["bad_packets"] == hellos and summary["rate_hz"] == 0 and summary["steps"] == 0 and summary["samples"]
 
 
 def test_samples_at_index_2_31_are_a_bad_packet_and_the_stream_goes_on(tmp_path):

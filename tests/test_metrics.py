@@ -153,7 +153,7 @@ def test_replay_json_has_metric_summary_and_writes_the_step_table(tmp_path):
     assert 8 < summary["pelvic_rotation_deg_median"] < 16 and summary["body_frame"]["forward"] is not None
     lines = table.read_text().splitlines()
     assert lines[0].split(",") == list(STEP_METRICS_DTYPE.names)
-    assert len(lines) - 1 == summary["steps"] - 1  # the last step has no next contact yet
+    assert len(lines) - 1 == summary["steps"]  # one row per step (the last: NaN where it needs the next contact)
     again = subprocess.run([find_tool("strideclip"), "replay", log, "--steps-csv", str(table)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "exists" in again.stderr

@@ -30,8 +30,9 @@ def test_cli_simulate_then_replay_round_trips(tmp_path):
     spp = truth["scenario"]["link"]["samples_per_packet"]
     n_sent = -(-truth["n_samples"] // spp)
     n_received = n_sent - sum(-(-(b - a) // spp) for a, b in truth["dropped"])
-    assert summary["frames"] == 2 + n_received  # header + hello + every packet the host received
-    assert summary["clip_packets"] == 1 + n_received
+    hellos = 1 + 3  # at the start and once a minute, as the clip sends it (the run lasts a little over 3 min)
+    assert summary["frames"] == 1 + hellos + n_received  # header + hellos + every packet the host received
+    assert summary["clip_packets"] == hellos + n_received
     received_span = (0, truth["n_samples"])
     interior = [g for g in truth["dropped"] if g[0] > received_span[0] and g[1] < received_span[1]]
     assert interior, "the scenario should have lost some packets"

@@ -62,10 +62,11 @@ def test_gaps_are_listed_and_backfill_fills_them(tmp_path):
     assert log.conflicting_samples == 0
 
 
-def test_samples_of_a_restarted_clip_session_are_not_mixed_in(tmp_path):
+def test_samples_of_a_restarted_clip_session_are_kept_apart(tmp_path):
     log = load_log(_write(tmp_path / "restart.sclog", session2_at=20))
-    assert log.sessions_ignored == [2]
-    assert log.sample_idx.tolist() == list(range(20 * 19))
+    assert [part.hello.session_id for part in log.sessions] == [1, 2]
+    assert log.sample_idx.tolist() == list(range(20 * 19))  # not mixed in: the first session's
+    assert log.later_sessions[0].sample_idx.tolist() == list(range(20 * 19, 50 * 19))
 
 
 def test_never_overwrites_a_recording(tmp_path):

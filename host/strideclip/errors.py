@@ -55,6 +55,10 @@ class LogFormatError(StrideClipError):
         self.path = path
 
 
+class NothingToAnalyse(LogFormatError):
+    """A log with no samples, or none that can be read (no intact HELLO to say how)."""
+
+
 class UnsupportedLogVersionError(LogFormatError):
     """The log was written in a log format version this host does not read."""
 

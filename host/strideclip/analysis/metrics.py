@@ -175,16 +175,27 @@ class MetricsEngine:
                 self.calibrator.add_still(w[0], w[1])
 
     def add_step(self, ic_idx: int, side: int = -1, running: bool = True, resync: bool = False) -> np.ndarray:
-        """A step the detector confirmed. Returns the rows it completes (0 or 1)."""
+        """A step the detector confirmed. Returns the rows it completes: the previous step's (once
+        this contact ends it), and after a gap also the row of the step before the gap."""
         side = -1 if side not in (0, 1) else int(side)
-        if resync:
-            self._steps.clear()  # nothing is measured across a gap
+        closed = self.close_step() if resync else np.zeros(0, STEP_METRICS_DTYPE)  # nothing measured across a gap
         self._steps.append((int(ic_idx), side, bool(running)))
         self._last_step_idx = int(ic_idx)
         del self._steps[:-3]
         if len(self._steps) < 2:
+            return closed
+        return np.concatenate([closed, self._complete(*self._steps)]) if len(closed) else self._complete(*self._steps)
+
+    def close_step(self) -> np.ndarray:
+        """The row of the newest step, which no next contact will end (a gap, or the end of the
+        session): its time and side, NaN for what needs the next contact. One row per step."""
+        if not self._steps:
             return np.zeros(0, STEP_METRICS_DTYPE)
-        return self._complete(*self._steps)
+        i0, side, running = self._steps[-1]
+        self._steps.clear()
+        out = _NAN_ROW.copy()
+        out[0]["ic_idx"], out[0]["t_s"], out[0]["side"], out[0]["running"] = i0, i0 / self.rate_hz, side, running
+        return out
 
     # -- one completed step -------------------------------------------------------------------
     def _complete(self, *steps) -> np.ndarray:

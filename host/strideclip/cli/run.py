@@ -85,8 +85,7 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
     from pathlib import Path
 
     from strideclip.analysis.metrics import write_step_table_csv
-    from strideclip.session.pipeline import Session
-    from strideclip.session.replay import replay as run_replay
+    from strideclip.session.replay import analyse
 
     if steps_csv and Path(steps_csv).exists():
         raise click.UsageError(f"{steps_csv} exists; choose a new file for the step table")
@@ -102,12 +101,10 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
         if prior is None and not prior_for.unusable:
             click.echo("no earlier sessions of this athlete in the history: the session's own warm-up is the baseline",
                        err=True)
-    session = Session(cue_settings=load_if_given(cues_path), fatigue_prior=prior)
-    summary = run_replay(log, speed=1.0 if realtime else speed, session=session)
+    summary, table = analyse(log, cue_settings=load_if_given(cues_path), fatigue_prior=prior,
+                             speed=1.0 if realtime else speed)
     if steps_csv:
-        table = session.step_table()
-        write_step_table_csv(table, steps_csv)
-        # a detected step has a row once the next contact closes it (not the last, not across a gap)
+        write_step_table_csv(table, steps_csv)  # one row per step
         click.echo(f"wrote {steps_csv}: {len(table)} steps with their metrics", err=True)
     if as_json:
         click.echo(json.dumps(summary))

@@ -44,7 +44,7 @@ class PlaybackTransport:
 
     @classmethod
     def from_sim(cls, name: str, run, **kw) -> PlaybackTransport:
-        return cls(name, [(0, encode_packet(run.hello)), *run.link.packets], **kw)
+        return cls(name, run.stream(), **kw)
 
     def stats(self) -> dict:
         return {"played_packets": self.played}
@@ -78,7 +78,7 @@ class SimulatedClipTransport(PlaybackTransport):
     takes_commands = True
 
     def __init__(self, name: str, run, *, on_sent: Callable[[bytes], None] | None = None, **kw):
-        super().__init__(name, [(0, encode_packet(run.hello)), *run.link.packets], **kw)
+        super().__init__(name, run.stream(), **kw)
         self.sim = run  # (not .run: that is the coroutine)
         self.on_sent = on_sent or (lambda pkt: None)
         self.cue_cfg = cue_policy.make_config(run.rate_hz)

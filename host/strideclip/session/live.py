@@ -292,6 +292,7 @@ class LiveClip:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.session.finish(self.log.now_ms())  # the link has ended: what waited for backfill is analysed
             self.log.host_event("link_stats", **self.transport.stats())
             self.log.close()
             self.ended = True

@@ -18,9 +18,17 @@ from strideclip.analysis.steps import StepDetector
 from strideclip.coaching import cueconfig
 from strideclip.coaching.cue_outcomes import cue_outcomes
 from strideclip.coaching.policy import cue_for_step, playing_metronome
-from strideclip.stream.decode import BadPacket, ClipEvent, Gap, Restart, SampleBlock, StreamDecoder
+from strideclip.session.inorder import InOrder
+from strideclip.stream.decode import BadPacket, ClipEvent, Restart, SampleBlock, StreamDecoder
 
 CADENCE_WINDOW_STEPS = 8  # the smoothed cadence is the median over this many steps
+HOLD_S = 60  # after a gap, samples wait this long (receive time) for its backfill before it is given up
+HOLD_SAMPLES = 10 * 60 * 416  # and at most this many samples wait (memory)
+
+
+def _in_order() -> InOrder:
+    return InOrder(hold_ms=HOLD_S * 1000, hold_samples=HOLD_SAMPLES)
+
 
 
 @dataclass
@@ -40,8 +48,9 @@ class StepRecord:
 class Session:
     decoder: StreamDecoder = field(default_factory=StreamDecoder)
     clip_packets: int = 0
-    first_idx: int | None = None
+    first_idx: int | None = None  # this clip session's first and last sample indices
     last_idx: int | None = None
+    earlier_s: float = 0.0  # the spans of the clip's sessions before its last restart
     cues: list = field(default_factory=list)  # dicts: t_s, reason, played, source
     clip_steps: int = 0  # STEP events the clip itself reported
     restarts: list = field(default_factory=list)
@@ -59,13 +68,17 @@ class Session:
     fatigue_changes: list = field(default_factory=list)  # dicts: t_s, state, index, evidence
     clock_idx: int | None = None  # the newest sample since the clip's last (re)start: its clock now
     clock_cues: int = 0  # the cues before that restart were timed on the clip's previous clock
+    hello: P.Hello | None = None  # the HELLO the analysis reads this clip session's samples with
+    unread_samples: int = 0  # samples that ended held with no HELLO to read them by
+    order: InOrder = field(default_factory=lambda: _in_order())
 
     def __post_init__(self):
         self.fatigue = FatigueTracker(self.fatigue_prior)
 
     @property
     def rate_hz(self) -> int:
-        return self.decoder.hello.rate_hz if self.decoder.hello else 0
+        hello = self.hello or self.decoder.hello
+        return hello.rate_hz if hello else 0
 
     def feed(self, pkt: bytes, t_ms: int) -> list:
         """Decode one clip packet and run what it carries through the pipeline."""
@@ -77,22 +90,48 @@ class Session:
                 self.first_idx = out.first_idx if self.first_idx is None else min(self.first_idx, out.first_idx)
                 self.last_idx = end if self.last_idx is None else max(self.last_idx, end)
                 self.clock_idx = end if self.clock_idx is None else max(self.clock_idx, end)
-                if not out.backfill:
-                    self._detect(out)
-            elif isinstance(out, Gap) and self.detector is not None:
-                self.detector.resync(out.end_idx)  # never step across missing samples
-                self.resyncs += 1
+                self.order.add(out.first_idx, out.counts)  # live or backfilled: analysed in index order
             elif isinstance(out, ClipEvent):
                 self._clip_event(out.msg)
             elif isinstance(out, Restart):
+                if self.hello is not None:  # the old session's held samples, read by its own HELLO
+                    self.finish(t_ms)
+                self.unread_samples += self.order.held_samples
+                self.earlier_s = self.duration_s  # the sessions so far: the next one's indices start again
+                self.first_idx = self.last_idx = self.hello = None
                 self.restarts.append({"t_ms": out.t_ms, "old_session": out.old_session, "new_session": out.new_session})
                 self.detector = None  # sample indices start again: so do the detector and the metrics
                 self.metrics = None
                 self.fatigue = FatigueTracker(self.fatigue_prior)
+                self.order = _in_order()
                 self.clock_idx, self.clock_cues = None, len(self.cues)  # and a rebooted clip plays nothing
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
+        self._analyse(t_ms)
         return outputs
+
+    def finish(self, t_ms: int = 0) -> None:
+        """Nothing more will come (the log or the link has ended): analyse what is held, giving up
+        the gaps no backfill filled, and close the last step's metrics row."""
+        self._analyse(t_ms, end=True)
+        if self.metrics is not None:
+            self._rows(self.metrics.close_step())
+
+    def _analyse(self, t_ms: int, *, end: bool = False) -> None:
+        """Samples to the detector and the metrics as the order lets them through (session.inorder);
+        none before the clip said how to read them (its HELLO)."""
+        self.hello = self.hello or self.decoder.hello
+        if self.hello is None:
+            if end:  # never told how to read them
+                self.unread_samples += self.order.held_samples
+                self.order = _in_order()
+            return
+        for first, counts, gap_end in self.order.take(t_ms, end=end):
+            if counts is not None:
+                self._detect(first, counts)
+            elif self.detector is not None:
+                self.detector.resync(gap_end)  # never step across missing samples
+                self.resyncs += 1
 
     def count_failed_packet(self, error: Exception, t_ms: int) -> None:
         """A packet the pipeline failed on (a bug: strideclip.stream.schema passes only what it takes),
@@ -101,31 +140,33 @@ class Session:
         if len(self.bad_packet_errors) < 20:
             self.bad_packet_errors.append(f"t={t_ms} ms: the pipeline failed on it ({error!r})")
 
-    def _detect(self, block: SampleBlock) -> None:
-        hello = self.decoder.hello
-        if hello is None:
-            return  # cannot read counts before the clip said how
+    def _detect(self, first_idx: int, counts: np.ndarray) -> None:
+        hello = self.hello
         if self.detector is None:
             self.detector = StepDetector(sampling_rate_hz=hello.rate_hz, accel_ug_per_lsb=hello.accel_ug_per_lsb,
-                                         first_idx=block.first_idx)
+                                         first_idx=first_idx)
             self.cue_config = cue_policy.make_config(hello.rate_hz)
             cueconfig.apply(self.cue_config, self.cue_settings)
             self.cue_state = cue_policy.make_state()
             self.metrics = MetricsEngine(rate_hz=hello.rate_hz, accel_g_per_count=hello.accel_ug_per_lsb / 1e6,
                                          gyro_dps_per_count=hello.gyro_mdps_per_lsb_q8 / 256 / 1000)
-        self.metrics.add_samples(block.first_idx, block.counts)
-        for ev in self.detector.feed(block.counts):
+        self.metrics.add_samples(first_idx, counts)
+        for ev in self.detector.feed(counts):
             self.steps.append(self._step_record(ev))
-            rows = self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & 2), bool(ev["flags"] & 1))
-            if len(rows):
-                self.metric_rows.append(rows)
-                self._fatigue(rows)
+            self._rows(self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & 2),
+                                             bool(ev["flags"] & 1)))
             # the same cue policy the clip runs on its own (clipcore.cues)
             reason = cue_for_step(self.cue_config, self.cue_state, ev)
             if reason:
                 self.cues.append(self.cue_dict(P.Cue(int(ev["ic_idx"]), P.CUE_METRONOME_START, reason, P.SOURCE_HOST,
                                                      self.cue_state[cue_policy.TEMPO_SPM],
                                                      self.cue_state[cue_policy.CUE_S])))
+
+    def _rows(self, rows: np.ndarray) -> None:
+        """Metric rows the engine completed (one per step, in order)."""
+        for k in range(len(rows)):
+            self.metric_rows.append(rows[k:k + 1])
+        self._fatigue(rows)
 
     def _fatigue(self, rows) -> None:
         for row in rows:
@@ -137,7 +178,7 @@ class Session:
 
     def _step_record(self, ev) -> StepRecord:
         rate = self.rate_hz
-        hello = self.decoder.hello
+        hello = self.hello
         rotation = None
         if ev["rotation_units"]:
             dps_per_unit = 4 * hello.gyro_mdps_per_lsb_q8 / 256 / 1000  # the detector shifts the gyro by 2
@@ -180,9 +221,10 @@ class Session:
 
     @property
     def duration_s(self) -> float:
+        """The clip sessions' spans, summed."""
         if self.first_idx is None or not self.rate_hz:
-            return 0.0
-        return (self.last_idx - self.first_idx + 1) / self.rate_hz
+            return self.earlier_s
+        return self.earlier_s + (self.last_idx - self.first_idx + 1) / self.rate_hz
 
     def summary(self) -> dict:
         d = self.decoder
@@ -190,6 +232,7 @@ class Session:
         return {
             "clip_packets": self.clip_packets,
             "samples": stats.samples + stats.backfilled_samples,
+            "unread_samples": self.unread_samples,
             "duration_s": round(self.duration_s, 3),
             "rate_hz": self.rate_hz,
             "gaps": [list(g) for g in d.open_gaps],

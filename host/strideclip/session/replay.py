@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from clipcore import logrecord as L
+from strideclip.errors import NothingToAnalyse
 from strideclip.session.pipeline import Session
 from strideclip.stream import schema
 from strideclip.stream.sclog import ReadReport, iter_records
@@ -44,6 +45,7 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
             header = rec.value  # checked by the reader (strideclip.stream.schema)
         elif rec.kind == L.REC_HOST:
             host_events.append({"t_ms": rec.t_ms, **rec.value})
+    session.finish(rec.t_ms if report.records else 0)  # the log has ended: every held sample analysed
     if progress:
         progress(size_bytes, size_bytes)
     summary = {
@@ -69,11 +71,18 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
     return summary
 
 
-def analyse(log_path, *, cue_settings: dict | None = None,
-            progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray]:
-    """The session summary and step table of a log (the host pipeline, flat out)."""
-    session = Session(cue_settings=cue_settings or {})
-    summary = replay(log_path, session=session, progress=progress)
+def analyse(log_path, *, cue_settings: dict | None = None, fatigue_prior: dict | None = None,
+            speed: float | None = None, progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray]:
+    """The session summary and step table of a log: the live engine run over it flat out, every
+    backfilled sample in order. Every command that analyses a log comes here. Raises
+    NothingToAnalyse for a log with no samples, or none that can be read (no intact HELLO)."""
+    session = Session(cue_settings=cue_settings or {}, fatigue_prior=fatigue_prior)
+    summary = replay(log_path, session=session, speed=speed, progress=progress)
+    if not summary["samples"]:
+        raise NothingToAnalyse(f"{log_path}: no samples in this log ({summary['log_damage']['summary']})")
+    if session.unread_samples and not session.steps:
+        raise NothingToAnalyse(f"{log_path}: {session.unread_samples} samples but no intact HELLO to read them by "
+                               f"(the clip's rate and scales; {summary['log_damage']['summary']})")
     return summary, session.step_table()
 
 

@@ -29,6 +29,7 @@ __all__ = ["simulate", "write_log", "SimulatedRun", "Scenario", "Segment", "Runn
 
 
 SIMULATED_START = "2026-01-01T07:00:00.000+00:00"
+HELLO_EVERY_MS = 60_000  # firmware/clipfw/battery.py REPORT_S
 
 
 @dataclass
@@ -43,6 +44,18 @@ class SimulatedRun:
     @property
     def rate_hz(self) -> int:
         return self.scenario.sensor.rate_hz
+
+    def stream(self) -> list[tuple[int, bytes]]:
+        """Every packet the host receives, (t_ms, packet) in order: the HELLO first and again once
+        a minute (as the clip sends it with its battery report), and the samples the link let through."""
+        hello = encode_packet(self.hello)
+        out, next_hello_ms = [(0, hello)], HELLO_EVERY_MS
+        for t_ms, pkt in self.link.packets:
+            while t_ms >= next_hello_ms:
+                out.append((next_hello_ms, hello))
+                next_hello_ms += HELLO_EVERY_MS
+            out.append((t_ms, pkt))
+        return out
 
     def fatigue_truth(self) -> dict | None:
         """When fatigue began and when it reached the coaching thresholds (docs/simulator.md)."""
@@ -125,8 +138,7 @@ def write_log(run: SimulatedRun, path: str | Path, *, athlete: str | None = None
         "truth": truth_path(path).name,
     }
     with SessionLogWriter(path, header=header) as w:
-        w.clip_packet(encode_packet(run.hello), t_ms=0)
-        for t_ms, pkt in run.link.packets:
+        for t_ms, pkt in run.stream():
             w.clip_packet(pkt, t_ms=t_ms)
     truth_path(path).write_text(json.dumps(run.truth()))
     return path

@@ -264,11 +264,12 @@ def _checked_record(buf, at: int, n: int, offset: int, report: ReadReport) -> It
 
 @dataclass
 class SessionLog:
-    """A whole log in memory. Samples are sorted by clip sample index, duplicates removed."""
+    """A whole log in memory: its first clip session, with any later ones (the clip restarted)
+    kept apart in ``later_sessions``. Samples are sorted by clip sample index, duplicates removed."""
 
     path: str
     header: dict
-    hello: P.Hello | None
+    hello: P.Hello | None  # the session's first intact HELLO (a damaged copy costs nothing if another is there)
     sample_idx: np.ndarray  # int64, sorted, unique
     counts: np.ndarray  # (n, 6) int16 raw counts: accel x, y, z, gyro x, y, z
     packets: np.ndarray  # structured: t_ms, ptype, seq, first_idx, count (file order)
@@ -278,8 +279,13 @@ class SessionLog:
     gaps: list  # [start, end) sample index ranges missing between the first and last sample
     report: ReadReport
     bad_packets: list  # (t_ms, error message) for clip packets that did not decode
-    sessions_ignored: list  # session ids of other clip sessions found in the file
+    later_sessions: list = field(default_factory=list)  # SessionLog per later clip session, in order
     conflicting_samples: int = 0  # duplicates whose values differ (should never happen)
+
+    @property
+    def sessions(self) -> list[SessionLog]:
+        """Every clip session in the file, in order (usually one)."""
+        return [self, *self.later_sessions]
 
     @property
     def rate_hz(self) -> int:
@@ -293,31 +299,53 @@ class SessionLog:
 
     def accel_g(self) -> np.ndarray:
         """Accelerations in g, sensor frame, float64 (n, 3)."""
-        return self.counts[:, :3] * (self.hello.accel_ug_per_lsb / 1e6)
+        return self.counts[:, :3] * (self._hello().accel_ug_per_lsb / 1e6)
 
     def gyro_dps(self) -> np.ndarray:
         """Angular rates in degrees/s, sensor frame, float64 (n, 3)."""
-        return self.counts[:, 3:] * (self.hello.gyro_mdps_per_lsb_q8 / 256 / 1000)
+        return self.counts[:, 3:] * (self._hello().gyro_mdps_per_lsb_q8 / 256 / 1000)
+
+    def _hello(self) -> P.Hello:
+        if self.hello is None:
+            raise LogFormatError("no intact HELLO: the clip's scales are unknown", path=self.path)
+        return self.hello
 
 
 PACKET_DTYPE = np.dtype([("t_ms", "<i8"), ("ptype", "u1"), ("seq", "<u2"), ("first_idx", "<i8"), ("count", "<u2")])
 
 
+class _Part:
+    """One clip session's records while a log is read."""
+
+    def __init__(self):
+        self.hello = None
+        self.events: list = []
+        self.pk: tuple[list, ...] = ([], [], [], [], [], [])  # t_ms, ptype, seq, first_idx, count, offset
+
+    def log(self, data: bytes, path: str, header: dict, host_events, sent, report, bad_packets) -> SessionLog:
+        pk_t, pk_type, pk_seq, pk_first, pk_count, pk_off = self.pk
+        packets = np.empty(len(pk_t), dtype=PACKET_DTYPE)
+        packets["t_ms"], packets["ptype"], packets["seq"] = pk_t, pk_type, pk_seq
+        packets["first_idx"], packets["count"] = pk_first, pk_count
+        sample_idx, counts, conflicts = _gather_samples(data, np.asarray(pk_off, np.int64), packets)
+        return SessionLog(path=path, header=header, hello=self.hello, sample_idx=sample_idx, counts=counts,
+                          packets=packets, events=self.events, host_events=host_events, sent=sent,
+                          gaps=find_gaps(sample_idx), report=report, bad_packets=bad_packets,
+                          conflicting_samples=conflicts)
+
+
 def load_log(path: str | os.PathLike) -> SessionLog:
-    """Read a whole log fast (an hour at 208 Hz loads in a fraction of a second; bench/)."""
+    """Read a whole log fast (an hour at 208 Hz loads in a fraction of a second; bench/). A HELLO
+    of another session starts a new clip session (its sample indices start again): kept apart."""
     path = str(path)
     with open(path, "rb") as f:
         data = f.read()
     check_magic(data[: L.LOG_MAGIC_BYTES], path)
     report = ReadReport()
     header: dict = {}
-    hello = None
-    session_id = None
-    sessions_ignored: list[int] = []
-    events, host_events, sent, bad_packets = [], [], [], []
-    pk_t, pk_type, pk_seq, pk_first, pk_count, pk_off = [], [], [], [], [], []
+    host_events, sent, bad_packets = [], [], []
+    parts = [_Part()]
     sample_types = (P.header_byte(P.T_SAMPLES), P.header_byte(P.T_BACKFILL))
-    in_first_session = True  # samples after a HELLO of another clip session are not mixed in
     for at, n in _Scanner(report).frames(data, L.LOG_MAGIC_BYTES, len(data), 0, eof=True):
         if n < L.RECORD_PREFIX_BYTES or data[at + 4] != L.REC_CLIP:  # the few others: checked as iter_records does
             for rec in _checked_record(data, at, n, at, report):
@@ -337,38 +365,27 @@ def load_log(path: str | os.PathLike) -> SessionLog:
         except FrameError as e:
             bad_packets.append((t_ms, str(e)))
             continue
+        part = parts[-1]
         if body[0] in sample_types:
-            if not in_first_session:
-                continue
-            span = schema.session_span_samples(hello.rate_hz if hello else 0)
+            pk_first = part.pk[3]
+            span = schema.session_span_samples(part.hello.rate_hz if part.hello else 0)
             if pk_first and abs(msg.first_idx - pk_first[0]) > span:
                 bad_packets.append((t_ms, f"samples from {msg.first_idx}: too far from the session's first, "
                                           f"{pk_first[0]}, for one clip session"))
                 continue
-            pk_t.append(t_ms)
-            pk_type.append(msg.ptype)
-            pk_seq.append(msg.seq)
-            pk_first.append(msg.first_idx)
-            pk_count.append(msg.count)
-            pk_off.append(body_at + P.SAMPLES_HEADER_BYTES)
+            for column, value in zip(part.pk, (t_ms, msg.ptype, msg.seq, msg.first_idx, msg.count,
+                                               body_at + P.SAMPLES_HEADER_BYTES)):
+                column.append(value)
             continue
         if isinstance(msg, P.Hello):
-            if hello is None:
-                hello, session_id = msg, msg.session_id
-            in_first_session = msg.session_id == session_id
-            if not in_first_session and msg.session_id not in sessions_ignored:
-                sessions_ignored.append(msg.session_id)
-        if in_first_session:
-            events.append((t_ms, msg))
-    packets = np.empty(len(pk_t), dtype=PACKET_DTYPE)
-    packets["t_ms"], packets["ptype"], packets["seq"] = pk_t, pk_type, pk_seq
-    packets["first_idx"], packets["count"] = pk_first, pk_count
-    sample_idx, counts, conflicts = _gather_samples(data, np.asarray(pk_off, np.int64), packets)
-    return SessionLog(
-        path=path, header=header, hello=hello, sample_idx=sample_idx, counts=counts, packets=packets,
-        events=events, host_events=host_events, sent=sent, gaps=find_gaps(sample_idx), report=report,
-        bad_packets=bad_packets, sessions_ignored=sessions_ignored, conflicting_samples=conflicts,
-    )
+            if part.hello is not None and msg.session_id != part.hello.session_id:
+                part = _Part()
+                parts.append(part)
+            part.hello = part.hello or msg
+        part.events.append((t_ms, msg))
+    logs = [p.log(data, path, header, host_events, sent, report, bad_packets) for p in parts]
+    logs[0].later_sessions = logs[1:]
+    return logs[0]
 
 
 def _gather_samples(data: bytes, offsets: np.ndarray, packets: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

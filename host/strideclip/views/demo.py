@@ -19,7 +19,6 @@ import click
 from strideclip.session.pipeline import Session
 from strideclip.session.recorder import record_packet
 from strideclip.sim import demo_run, simulate, truth_path
-from strideclip.stream.packets import encode_packet
 from strideclip.stream.sclog import SessionLogWriter
 from strideclip.views.terminal import LiveView
 
@@ -42,16 +41,14 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
               "rate_hz": run.rate_hz, "truth": truth_path(log_path).name}
     started = time.monotonic()
     with SessionLogWriter(log_path, header=header) as log, view:
-        hello = encode_packet(run.hello)
-        log.clip_packet(hello, t_ms=0)
-        session.feed(hello, 0)
-        for t_ms, pkt in run.link.packets:
+        for t_ms, pkt in run.stream():
             wait_s = started + t_ms / 1000 / speed - time.monotonic()
             if wait_s > 0:
                 time.sleep(wait_s)
             record_packet(log, session, pkt, t_ms)
             view.update(t_ms)
-        view.update(run.link.packets[-1][0], final=True)
+        session.finish(t_ms)
+        view.update(t_ms, final=True)
     summary = {"folder": str(folder), "log": log_path.name, **session.summary(),
                "truth_steps": int(len(run.steps)), "fatigue_onset_s": scenario.fatigue.onset_s,
                "wall_s": round(time.monotonic() - started, 1)}

@@ -1,0 +1,58 @@
+"""Samples in index order for the analysis, whichever order they arrive in.
+
+A clip's samples reach the host live, and what the link lost comes back later as backfill. The
+step detector and the metrics must see every sample once, in order, so a session holds what
+arrives after a gap until the gap is filled, or until it is given up: ``hold_ms`` of receive
+time after the gap was seen (the host asks for a gap at once, and the clip answers within
+seconds), ``hold_samples`` held (a bound on memory), or the end of the log. A live view lags
+over a gap for that long; the analysis of a log is the live analysis, with every gap the clip
+filled.
+"""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+import numpy as np
+
+
+class InOrder:
+    def __init__(self, *, hold_ms: int, hold_samples: int):
+        self.hold_ms = hold_ms
+        self.hold_samples = hold_samples
+        self.next_idx: int | None = None  # the next sample the analysis takes
+        self.held_samples = 0
+        self._blocks: list[tuple[int, int, np.ndarray]] = []  # heap: (first_idx, arrival, counts)
+        self._arrivals = 0
+        self._waiting_since_ms: int | None = None  # receive time the gap at next_idx was first seen
+
+    def add(self, first_idx: int, counts: np.ndarray) -> None:
+        if self.next_idx is not None and first_idx + len(counts) <= self.next_idx:
+            return  # taken already (a repeat, or backfill of a gap given up)
+        heapq.heappush(self._blocks, (first_idx, self._arrivals, counts))
+        self._arrivals += 1
+        self.held_samples += len(counts)
+
+    def take(self, now_ms: int, *, end: bool = False) -> Iterator[tuple[int, np.ndarray | None, int]]:
+        """What the analysis can take at receive time ``now_ms``, in order: (first_idx, counts, 0)
+        for samples and (start, None, end) for a gap given up. ``end``: nothing more will come."""
+        while self._blocks:
+            first, _, counts = self._blocks[0]
+            if self.next_idx is None:
+                self.next_idx = first
+            if first > self.next_idx:  # a gap: wait for it while it may still be filled
+                if self._waiting_since_ms is None:
+                    self._waiting_since_ms = now_ms
+                if not end and now_ms - self._waiting_since_ms < self.hold_ms and self.held_samples < self.hold_samples:
+                    return
+                yield self.next_idx, None, first
+                self.next_idx = first
+                self._waiting_since_ms = None
+                continue
+            self._waiting_since_ms = None
+            heapq.heappop(self._blocks)
+            self.held_samples -= len(counts)
+            skip = self.next_idx - first  # overlap with what was taken already: duplicates
+            if skip < len(counts):
+                yield self.next_idx, counts[skip:], 0
+                self.next_idx = first + len(counts)
