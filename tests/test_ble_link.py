@@ -352,7 +352,7 @@ def test_the_hosts_cue_is_played_on_the_clip(tmp_path):
 
 def _clip_flash(path, seeds=(21, 22)) -> dict:
     """Session logs as a clip writes them while no host listens (clipfw.flashlog's header)."""
-    from strideclip.stream.sclog import SessionLogWriter
+    from strideclip.stream.logwriter import SessionLogWriter
 
     path.mkdir(parents=True)
     logs = {}

@@ -42,8 +42,6 @@ OVER_MAX_LINES = {  # module: why it stays longer
                                 "(the clip's hot path; docs/step-detector.md)",
     "shared/clipcore/wire.py": "the clip's part of the wire protocol in one module: the clip loads only this one "
                                "(RAM on an ESP32 without PSRAM), the host adds its decoders in protocol.py",
-    "host/strideclip/stream/sclog.py": "401 lines: the log's writer and both readers; issue #22 part 1 (one reader "
-                                       "for every consumer) reworks the bulk reader, so it is not split ahead of that",
 }
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from clipcore import protocol as P
 from strideclip.stream.packets import encode_packet, encode_samples
-from strideclip.stream.sclog import SessionLogWriter, load_log
+from strideclip.stream.logwriter import SessionLogWriter
+from strideclip.stream.sclog import load_log
 from strideclip.sim import simulate, steady_run, write_log
 
 EXE = Path(sys.executable).parent / "strideclip"

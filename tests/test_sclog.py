@@ -16,7 +16,8 @@ from clipcore import logrecord as L
 from clipcore import protocol as P
 from strideclip.errors import LogFormatError, UnsupportedLogVersionError
 from strideclip.stream.packets import encode_packet, encode_samples
-from strideclip.stream.sclog import SessionLogWriter, iter_records, load_log
+from strideclip.stream.logwriter import SessionLogWriter
+from strideclip.stream.sclog import iter_records, load_log
 
 HELLO = P.Hello((0, 1, 0), P.IMU_SIMULATED, 208, 16, 2000, 488, 15625, 7, 1, 90, 19, 0)
 
@@ -168,7 +169,7 @@ WRITER = """
 import sys, time
 import numpy as np
 from strideclip.stream.packets import encode_samples
-from strideclip.stream.sclog import SessionLogWriter
+from strideclip.stream.logwriter import SessionLogWriter
 w = SessionLogWriter(sys.argv[1], header={"athlete": "killed"}, fsync_interval_s=3600)
 k = 0
 while True:

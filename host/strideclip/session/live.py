@@ -36,7 +36,7 @@ from strideclip.link.transport import Transport
 from strideclip.session.pipeline import Session
 from strideclip.session.recorder import backfill_ranges, record_packet
 from strideclip.stream.decode import SampleBlock
-from strideclip.stream.sclog import SessionLogWriter
+from strideclip.stream.logwriter import SessionLogWriter
 
 CLOCK_LOG_S = 60  # how often the sample clock's mapping goes into the log
 PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency

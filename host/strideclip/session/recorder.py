@@ -7,7 +7,7 @@ from clipcore import logrecord as L
 from clipcore import protocol as P
 from strideclip.session.pipeline import Session
 from strideclip.stream.decode import Gap
-from strideclip.stream.sclog import SessionLogWriter
+from strideclip.stream.logwriter import SessionLogWriter
 
 
 def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int) -> list:

@@ -22,7 +22,7 @@ from strideclip.sim import link as _link
 from strideclip.sim import sensor as _sensor
 from strideclip.sim.scenario import Fatigue, Link, Runner, Scenario, Segment, Sensor, demo_run, steady_run
 from strideclip.stream.packets import encode_packet
-from strideclip.stream.sclog import SessionLogWriter
+from strideclip.stream.logwriter import SessionLogWriter
 
 __all__ = ["simulate", "write_log", "SimulatedRun", "Scenario", "Segment", "Runner", "Sensor", "Link", "Fatigue",
            "steady_run", "demo_run", "truth_path"]

@@ -19,7 +19,7 @@ import click
 from strideclip.session.pipeline import Session
 from strideclip.session.recorder import record_packet
 from strideclip.sim import demo_run, simulate, truth_path
-from strideclip.stream.sclog import SessionLogWriter
+from strideclip.stream.logwriter import SessionLogWriter
 from strideclip.views.terminal import LiveView
 
 DEMO_MINUTES = 30.0
