@@ -13,7 +13,6 @@ samples; ~50-75 instructions per us on an ESP32 at 240 MHz). Run: .venv/bin/pyth
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
