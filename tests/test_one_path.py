@@ -40,6 +40,15 @@ def write_packets(path, hello, packets, *, header=None):
     return path
 
 
+def write_restarted(path, hello, first, later_counts):
+    """A log whose clip restarts after the packets ``first``: the next session's HELLO, then
+    ``later_counts`` live from index 0 again."""
+    t_end = first[-1][0]
+    again = hello._replace(session_id=hello.session_id + 1)
+    later = [(t_end + 1000 + t, p) for t, p in live_packets(later_counts, hello.rate_hz)]
+    return write_packets(path, hello, [*first, (t_end + 500, encode_packet(again)), *later])
+
+
 def live_packets(counts, rate_hz, *, skip=(), start_seq=0):
     """SAMPLES packets for every sample, except those whose first sample lies in ``skip`` [a, b)."""
     out = []
@@ -111,17 +120,8 @@ def test_a_log_whose_only_hello_is_damaged_says_so(tmp_path):
 
 def test_two_clip_sessions_in_one_log_are_kept_apart_and_counted_alike(run90, tmp_path):
     rate, counts = run90.rate_hz, run90.counts
-    first = live_packets(counts[:40 * rate], rate)
-    t_end = first[-1][0]
-    second = [(t_end + 1000 + t, p) for t, p in live_packets(counts[40 * rate:], rate)]
-    log = tmp_path / "restart.sclog"
-    with SessionLogWriter(log, header={"athlete": "Ana", "source": "ble"}) as w:
-        w.clip_packet(encode_packet(run90.hello), t_ms=0)
-        for t, p in first:
-            w.clip_packet(p, t_ms=t)
-        w.clip_packet(encode_packet(run90.hello._replace(session_id=run90.hello.session_id + 1)), t_ms=t_end + 500)
-        for t, p in second:
-            w.clip_packet(p, t_ms=t)
+    log = write_restarted(tmp_path / "restart.sclog", run90.hello, live_packets(counts[:40 * rate], rate),
+                          counts[40 * rate:])
     s = replayed(log)
     loaded = load_log(log)
     assert [len(part.sample_idx) for part in loaded.sessions] == [40 * rate, len(counts) - 40 * rate]
@@ -167,16 +167,7 @@ def test_replay_report_export_and_history_agree_on_a_log_with_drops_backfill_a_r
     first += [(back_at + k, encode_samples(k, f, counts[f:f + SPP], backfill=True))
               for k, f in enumerate(range(*filled, SPP))]
     first.sort(key=lambda tp: tp[0])
-    t_end = first[-1][0]
-    second = [(t_end + 1000 + t, p) for t, p in live_packets(counts[cut:], rate)]
-    log = tmp_path / "messy.sclog"
-    with SessionLogWriter(log, header={"athlete": "Ana", "source": "ble", "clip_name": "clip"}) as w:
-        w.clip_packet(encode_packet(run90.hello), t_ms=0)
-        for t, p in first:
-            w.clip_packet(p, t_ms=t)
-        w.clip_packet(encode_packet(run90.hello._replace(session_id=run90.hello.session_id + 1)), t_ms=t_end + 500)
-        for t, p in second:
-            w.clip_packet(p, t_ms=t)
+    log = write_restarted(tmp_path / "messy.sclog", run90.hello, first, counts[cut:])
     data = bytearray(log.read_bytes())
     data[len(data) // 3] ^= 0xFF  # and one damaged record
     log.write_bytes(bytes(data))
