@@ -9,6 +9,7 @@ import pytest
 
 from conftest import require_data
 from mpy import find_tool
+from clipcore.steps import FLAG_RESYNC, FLAG_RUNNING
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine, feed_recording, metrics_for_counts
 from strideclip.analysis.metrics import VGRF_RMSE_BW
 from strideclip.analysis.steps import StepDetector
@@ -94,7 +95,8 @@ def test_no_metric_across_missing_samples_and_no_crash_on_damage():
             if b > a:
                 eng.add_samples(a, counts[a:b])
         fed = end
-        rows.append(eng.add_step(int(e["ic_idx"]), int(e["side"]), bool(e["flags"] & 2), bool(e["flags"] & 1)))
+        rows.append(eng.add_step(int(e["ic_idx"]), int(e["side"]), bool(e["flags"] & FLAG_RUNNING),
+                                 bool(e["flags"] & FLAG_RESYNC)))
     t = np.concatenate(rows)
     across = (t["ic_idx"] < gap[1]) & (t["ic_idx"] + t["step_time_s"] * 208 > gap[0])
     assert across.any()

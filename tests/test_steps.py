@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import require_data
-from clipcore.steps import RATES_HZ
+from clipcore.steps import FLAG_RESYNC, RATES_HZ
 from strideclip.analysis.steps import StepDetector
 from strideclip.evaluation import datasets
 from strideclip.evaluation.evaluate import ACCEL_UG_PER_LSB, evaluate, sim_trials, to_counts
@@ -79,7 +79,7 @@ def test_gap_resynchronises_and_flags_the_next_step():
     det.resync(6000)  # samples 5000..5999 were lost
     after = det.feed(run.counts[6000:])
     assert len(first) > 60 and len(after) > 80  # ~24 s and ~29 s of running at ~168 steps/min
-    assert after[0]["flags"] & 1 and not np.any(after[1:]["flags"] & 1)
+    assert after[0]["flags"] & FLAG_RESYNC and not np.any(after[1:]["flags"] & FLAG_RESYNC)
     assert after[0]["ic_idx"] >= 6000 and after[0]["step_samples"] == 0  # no step across the gap
     truth = run.steps["ic_idx"]
     expected = truth[(truth >= 6000 + 208) | (truth < 4900)]

@@ -206,7 +206,7 @@ class App:
         self.steps += 1
         self.send_packet(self.small, P.pack_step(self.small, ic_idx, side, min(impact_mg, 0xFFFF),
                                                  min(step_samples, 0xFFFF), flags))
-        reason = cues.on_step(self.cue_cfg, self.cue_state, ic_idx, step_samples, flags & 2, rot)
+        reason = cues.on_step(self.cue_cfg, self.cue_state, ic_idx, step_samples, flags & steps.FLAG_RUNNING, rot)
         if reason and self.cfg["standalone_cues"] and not self.link.host_connected():
             tempo = self.cue_state[cues.TEMPO_SPM]
             seconds = self.cue_state[cues.CUE_S]

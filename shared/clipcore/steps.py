@@ -168,8 +168,10 @@ E_IMPACT_MG = const(2)  # largest |a| between the previous contact and this step
 E_STEP_SAMPLES = const(3)  # samples since the previous contact, 0 if none
 E_EMIT = const(4)  # sample index at which the step was emitted
 E_ROT = const(5)  # yaw range of the stride that ended at this contact (0 on odd steps)
-E_FLAGS = const(6)  # bit 0: first step after a reset; bit 1: running (a flight phase)
+E_FLAGS = const(6)  # FLAG_* bits
 EV_FIELDS = const(7)
+FLAG_RESYNC = const(1)  # the first step after a reset or resync: nothing before it is measured against it
+FLAG_RUNNING = const(2)  # a flight phase before this contact (the cue policy counts only running steps)
 
 SIDE_LEFT = const(0)
 SIDE_RIGHT = const(1)
@@ -629,7 +631,7 @@ def detect_block(samples, start: int, n: int, cfg, st, table, ring_n, ring_d, ri
             ev[e + E_IC] = ic
             ev[e + E_IMPACT_MG] = peak_mg
             ev[e + E_EMIT] = idx
-            ev[e + E_FLAGS] = s_[S_RESYNC] | (2 if pend_mode < 128 else 0)
+            ev[e + E_FLAGS] = s_[S_RESYNC] | (FLAG_RUNNING if pend_mode < 128 else 0)  # S_RESYNC holds FLAG_RESYNC
             step = ic - ((last_q4 + 8) >> 4) if last_q4 >= 0 else 0
             ev[e + E_STEP_SAMPLES] = step if 0 < step <= max_step else 0
             if min_period <= step <= max_period:

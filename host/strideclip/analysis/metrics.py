@@ -19,6 +19,7 @@ import math
 import numpy as np
 from scipy import signal
 
+from clipcore.steps import FLAG_RESYNC, FLAG_RUNNING
 from strideclip.analysis.bodyframe import BRAKE_MS, MIN_FORWARD_AGREEMENT, FrameCalibrator
 
 G_MPS2 = 9.80665
@@ -298,7 +299,8 @@ def feed_recording(eng: MetricsEngine, counts: np.ndarray, events: np.ndarray, *
         if stop_idx is not None and e["emit_idx"] >= stop_idx:
             break
         feed_to(min(len(counts), int(e["emit_idx"]) - first_idx + 1))
-        rows.append(eng.add_step(int(e["ic_idx"]), int(e["side"]), bool(e["flags"] & 2), bool(e["flags"] & 1)))
+        rows.append(eng.add_step(int(e["ic_idx"]), int(e["side"]), bool(e["flags"] & FLAG_RUNNING),
+                                 bool(e["flags"] & FLAG_RESYNC)))
     feed_to(end_all)
     return np.concatenate(rows) if rows else np.zeros(0, STEP_METRICS_DTYPE)
 

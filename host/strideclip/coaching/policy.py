@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 from clipcore import cues as cue_policy
+from clipcore.steps import FLAG_RUNNING
 
 
 def cue_for_step(cfg, state, ev) -> int:
     """The clip's cue policy (clipcore.cues) for one detector event: a REASON_* code or NO_CUE."""
-    return cue_policy.on_step(cfg, state, int(ev["ic_idx"]), int(ev["step_samples"]), bool(ev["flags"] & 2),
+    return cue_policy.on_step(cfg, state, int(ev["ic_idx"]), int(ev["step_samples"]), bool(ev["flags"] & FLAG_RUNNING),
                               int(ev["rotation_units"]))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
+from clipcore.steps import FLAG_RESYNC, FLAG_RUNNING
 from strideclip.analysis.fatigue import FatigueTracker
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine
 from strideclip.analysis.steps import StepDetector
@@ -153,8 +154,8 @@ class Session:
         self.metrics.add_samples(first_idx, counts)
         for ev in self.detector.feed(counts):
             self.steps.append(self._step_record(ev))
-            self._rows(self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & 2),
-                                             bool(ev["flags"] & 1)))
+            self._rows(self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & FLAG_RUNNING),
+                                             bool(ev["flags"] & FLAG_RESYNC)))
             # the same cue policy the clip runs on its own (clipcore.cues)
             reason = cue_for_step(self.cue_config, self.cue_state, ev)
             if reason:
@@ -186,7 +187,7 @@ class Session:
         return StepRecord(
             ic_idx=int(ev["ic_idx"]), t_s=ev["ic_idx"] / rate, side=int(ev["side"]),
             cadence_spm=60.0 * rate / ev["step_samples"] if ev["step_samples"] else None,
-            impact_g=ev["impact_mg"] / 1000, rotation_deg=rotation, resync=bool(ev["flags"] & 1),
+            impact_g=ev["impact_mg"] / 1000, rotation_deg=rotation, resync=bool(ev["flags"] & FLAG_RESYNC),
         )
 
     def cadence_spm(self) -> float | None:
