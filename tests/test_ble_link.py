@@ -101,7 +101,7 @@ def test_ten_minutes_at_208_hz_arrive_complete_and_in_order(tmp_path):
     s = live[0].session.summary()
     assert s["lost_packets"] == 0 and s["gaps"] == [] and clips[0].unsent_packets == 0
     assert live[0].link.connects == 1 and live[0].link.error is None
-    assert len(live[0].session.steps) > 0.95 * len(run.steps)  # the live pipeline ran on it
+    assert live[0].session.step_count > 0.95 * len(run.steps)  # the live pipeline ran on it
 
 
 def test_links_dropped_twice_are_backfilled_and_the_log_says_where(tmp_path):
@@ -343,11 +343,16 @@ def test_the_hosts_cue_is_played_on_the_clip(tmp_path):
 
     clips, (_, live) = asyncio.run(main())
     cues = live[0].session.cues
-    assert cues and cues[0]["reason"] == "cadence_drop" and cues[0]["source"] == "host"
+    assert cues and cues[0].reason == "cadence_drop" and cues[0].source == "host" and cues[0].sent
     played = [args for op, args in clips[0].commands if op == P.OP_METRONOME_START]
-    assert played and played[0] == (cues[0]["tempo_spm"], cues[0]["duration_s"])
+    assert played and played[0] == (cues[0].tempo_spm, cues[0].duration_s)
+    # one entry per cue: the clip's report of playing it (its CUE event) is not a second cue
+    assert len(cues) == len(played)
     events = [e for _t, e in load_log(live[0].log_path).host_events]
-    assert any(e["event"] == "cue_delivered" and e["reason"] == "cadence_drop" for e in events)
+    decided = [e for e in events if e["event"] == "cue_decided"]
+    sent = [e for e in events if e["event"] == "cue_sent"]
+    assert decided and decided[0]["reason"] == "cadence_drop" and not decided[0]["sent"]
+    assert len(sent) == len(played) and sent[0]["reason"] == "cadence_drop" and sent[0]["sent"]
 
 
 def _clip_flash(path, seeds=(21, 22)) -> dict:

@@ -17,7 +17,7 @@ def _cues(scenario):
     session.feed(encode_packet(run.hello), 0)
     for t_ms, pkt in run.link.packets:
         session.feed(pkt, t_ms)
-    return run, session.cues
+    return run, [c.as_dict() for c in session.cues]
 
 
 def test_steady_run_with_a_stop_and_a_walk_gives_no_cue():

@@ -7,12 +7,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
 
 from mpy import find_tool
+from strideclip.coaching.cue import Cue
 from strideclip.coaching.policy import playing_metronome
 from strideclip.stream.sclog import load_log
 
@@ -127,18 +129,21 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
 
 
 def test_the_metronome_playing_is_the_newest_start_or_stop_within_its_time():
-    start = {"t_s": 100.0, "played": "metronome_start", "tempo_spm": 172, "duration_s": 30}
-    buzz = {"t_s": 110.0, "played": "buzz", "tempo_spm": None, "duration_s": None}
-    stop = {"t_s": 120.0, "played": "metronome_stop", "tempo_spm": None, "duration_s": None}
+    start = Cue(t_s=100.0, reason="manual", played="metronome_start", source="coach", tempo_spm=172, duration_s=30,
+                sent=True)
+    buzz = replace(start, t_s=110.0, played="buzz", tempo_spm=None, duration_s=None)
+    stop = replace(start, t_s=120.0, played="metronome_stop", tempo_spm=None, duration_s=None)
     assert playing_metronome([], 50.0) is None
     assert playing_metronome([start], 99.0)["remaining_s"] == 31.0  # the clip is ahead of the host's view
     assert playing_metronome([start, buzz], 115.0) == {"tempo_spm": 172, "remaining_s": 15.0, "cue_t_s": 100.0}
     assert playing_metronome([start, buzz], 130.0) is None  # played out
     assert playing_metronome([start, stop], 121.0) is None
-    later = dict(start, t_s=125.0, tempo_spm=176)
+    later = replace(start, t_s=125.0, tempo_spm=176)
     assert playing_metronome([start, stop, later], 126.0)["tempo_spm"] == 176
-    endless = dict(start, t_s=130.0, duration_s=0)  # the clip plays a 0-s metronome until stopped
+    endless = replace(start, t_s=130.0, duration_s=0)  # the clip plays a 0-s metronome until stopped
     assert playing_metronome([start, endless], 5000.0) == {"tempo_spm": 172, "remaining_s": None, "cue_t_s": 130.0}
+    refused = replace(stop, t_s=121.0, sent=False, error="busy")  # a stop that never reached the clip stops nothing
+    assert playing_metronome([start, refused], 122.0)["tempo_spm"] == 172
 
 
 def test_lan_mode_refuses_requests_without_the_token(tmp_path, browser):

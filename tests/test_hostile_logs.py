@@ -499,7 +499,7 @@ def test_the_live_terminal_view_shows_a_clip_name_that_looks_like_markup_as_it_i
     from rich.console import Console
 
     from strideclip.session.pipeline import Session
-    from strideclip.views.terminal import LiveTable
+    from strideclip.views.terminal import TerminalView
 
     class Clip:
         def __init__(self, name):
@@ -513,6 +513,7 @@ def test_the_live_terminal_view_shows_a_clip_name_that_looks_like_markup_as_it_i
 
     out = io.StringIO()
     names = ["[/x]", "[bold]Ana", "[link=http://evil.example]x"]
-    Console(file=out, width=400).print(LiveTable(live=False)._render([Clip(n) for n in names]))
+    Console(file=out, width=400).print(TerminalView(title="t", live=False).render([Clip(n).values() for n in names],
+                                                                                    width=400))
     for name in names:
         assert name in out.getvalue()

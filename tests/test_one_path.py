@@ -191,3 +191,25 @@ def test_replay_report_export_and_history_agree_on_a_log_with_drops_backfill_a_r
     assert kept["steps"] == s["steps"] and kept["running_steps"] == s["running_steps"]
     for col in ("cadence_spm", "peak_vertical_g", "pelvic_rotation_deg"):
         assert kept[col] == s[f"{col}_median"], col
+
+
+def test_a_live_view_lags_one_gap_wait_at_most_however_close_the_gaps():
+    """Each gap's wait for its backfill runs from when the samples after it came: a lossy link
+    with a gap every few seconds keeps the live analysis within HOLD_S of the newest sample, and
+    a source that can take no backfill does not wait at all."""
+    from strideclip.session.pipeline import HOLD_S, Session
+
+    run = simulate(steady_run(4, seed=12))
+    packets = [(t, p) for k, (t, p) in enumerate(run.link.packets) if k % 150 != 75]  # a gap every ~14 s
+    for wait_s, most_lag_s in ((HOLD_S, HOLD_S + 2), (0, 8)):  # 8 s: the detector starts again after a gap
+        s = Session(gap_wait_s=wait_s)
+        s.feed(encode_packet(run.hello), 0)
+        lag_s = []
+        for t_ms, pkt in packets:
+            s.feed(pkt, t_ms)
+            if s.step_rows and t_ms > 70_000:
+                lag_s.append(s.now_s - float(s.step_rows[-1]["t_s"][0]))
+        assert len(s.decoder.all_gaps) >= 12
+        assert max(lag_s) <= most_lag_s, (wait_s, max(lag_s))
+        s.finish(t_ms)
+        assert s.step_count == len(s.step_rows)  # and every step has its row once the link ends

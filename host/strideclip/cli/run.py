@@ -211,7 +211,7 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
     from strideclip.session.live import open_clips, run_clips
-    from strideclip.views.terminal import LiveTable
+    from strideclip.views.terminal import TerminalView
 
     backend = await resolve_ble_backend(backend_spec)
     sources = list(sources)
@@ -226,8 +226,8 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
         opened += clips  # the caller still knows the logs if Ctrl-C ends the run
     click.echo("recording " + ", ".join(f"{c.name} ({c.source.address})" for c in clips) + " (Ctrl-C stops)")
     sys.stdout.flush()  # the links are open: nothing from now on is lost
-    with LiveTable(live=view and sys.stdout.isatty()) as table:
-        return await run_clips(clips, seconds=seconds, idle_s=idle_s, on_update=table.update if view else None)
+    with TerminalView(title="StrideClip live", live=view and sys.stdout.isatty()) as table:
+        return await run_clips(clips, seconds=seconds, idle_s=idle_s, on_update=table.show_clips if view else None)
 
 
 def _print_live_summary(clips) -> None:

@@ -68,3 +68,8 @@ def apply(cfg, settings: dict[int, int]) -> None:
         code = C.set_config(cfg, key, value)
         if code != P.RESULT_OK:  # load() checked them: this is a bug, not bad input
             raise ConfigError(f"cue setting {key} = {value}: {P.RESULT_NAMES[code]}", key=str(key))
+
+
+def target_spm(settings: dict[int, int]) -> int | None:
+    """The metronome target the settings give (SET_CONFIG key ``KEYS["target_spm"]``), None if unset."""
+    return settings.get(KEYS["target_spm"]) or None

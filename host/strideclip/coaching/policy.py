@@ -6,6 +6,7 @@ import math
 
 from clipcore import cues as cue_policy
 from clipcore.steps import FLAG_RUNNING
+from strideclip.coaching.cue import Cue
 
 
 def cue_for_step(cfg, state, ev) -> int:
@@ -14,17 +15,19 @@ def cue_for_step(cfg, state, ev) -> int:
                               int(ev["rotation_units"]))
 
 
-def playing_metronome(cues: list[dict], now_s: float) -> dict | None:
+def playing_metronome(cues: list[Cue], now_s: float) -> dict | None:
     """The metronome a clip plays at ``now_s`` (clip time), from its cue log: the newest start or
-    stop decides (a buzz leaves a metronome playing). None when none plays. A start of 0 s plays
-    until stopped (the clip's haptics)."""
+    stop that reached the clip decides (a buzz leaves a metronome playing). None when none plays.
+    A start of 0 s plays until stopped (the clip's haptics)."""
     for q in reversed(cues):
-        if q["t_s"] is None or q["played"] == "metronome_stop":
+        if not q.sent:
+            continue
+        if q.t_s is None or q.played == "metronome_stop":
             return None
-        if q["played"] == "metronome_start" and q.get("tempo_spm"):
-            left_s = math.inf if not q.get("duration_s") else q["t_s"] + q["duration_s"] - now_s
+        if q.played == "metronome_start" and q.tempo_spm:
+            left_s = math.inf if not q.duration_s else q.t_s + q.duration_s - now_s
             if left_s <= 0:
                 return None
-            return {"tempo_spm": int(q["tempo_spm"]), "remaining_s": round(left_s, 2) if math.isfinite(left_s) else None,
-                    "cue_t_s": q["t_s"]}
+            return {"tempo_spm": int(q.tempo_spm), "remaining_s": round(left_s, 2) if math.isfinite(left_s) else None,
+                    "cue_t_s": q.t_s}
     return None

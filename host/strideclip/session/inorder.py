@@ -4,9 +4,10 @@ A clip's samples reach the host live, and what the link lost comes back later as
 step detector and the metrics must see every sample once, in order, so a session holds what
 arrives after a gap until the gap is filled, or until it is given up: ``hold_ms`` of receive
 time after the gap was seen (the host asks for a gap at once, and the clip answers within
-seconds), ``hold_samples`` held (a bound on memory), or the end of the log. A live view lags
-over a gap for that long; the analysis of a log is the live analysis, with every gap the clip
-filled.
+seconds), ``hold_samples`` held (a bound on memory), or the end of the log. Each gap's wait runs
+from when the samples after it arrived, so gaps closer together than ``hold_ms`` do not add up:
+a live view lags over a gap by at most ``hold_ms``. The analysis of a log is the live analysis,
+with every gap the clip filled.
 """
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ class InOrder:
         self.hold_samples = hold_samples
         self.next_idx: int | None = None  # the next sample the analysis takes
         self.held_samples = 0
-        self._blocks: list[tuple[int, int, np.ndarray]] = []  # heap: (first_idx, arrival, counts)
+        self._blocks: list[tuple[int, int, int, np.ndarray]] = []  # heap: (first_idx, arrival, t_ms, counts)
         self._arrivals = 0
-        self._waiting_since_ms: int | None = None  # receive time the gap at next_idx was first seen
 
-    def add(self, first_idx: int, counts: np.ndarray) -> None:
+    def add(self, first_idx: int, counts: np.ndarray, t_ms: int) -> None:
+        """Samples from ``first_idx`` that arrived at receive time ``t_ms``."""
         if self.next_idx is not None and first_idx + len(counts) <= self.next_idx:
             return  # taken already (a repeat, or backfill of a gap given up)
-        heapq.heappush(self._blocks, (first_idx, self._arrivals, counts))
+        heapq.heappush(self._blocks, (first_idx, self._arrivals, t_ms, counts))
         self._arrivals += 1
         self.held_samples += len(counts)
 
@@ -37,19 +38,15 @@ class InOrder:
         """What the analysis can take at receive time ``now_ms``, in order: (first_idx, counts, 0)
         for samples and (start, None, end) for a gap given up. ``end``: nothing more will come."""
         while self._blocks:
-            first, _, counts = self._blocks[0]
+            first, _, seen_ms, counts = self._blocks[0]
             if self.next_idx is None:
                 self.next_idx = first
-            if first > self.next_idx:  # a gap: wait for it while it may still be filled
-                if self._waiting_since_ms is None:
-                    self._waiting_since_ms = now_ms
-                if not end and now_ms - self._waiting_since_ms < self.hold_ms and self.held_samples < self.hold_samples:
+            if first > self.next_idx:  # a gap, seen when what follows it came: wait while it may be filled
+                if not end and now_ms - seen_ms < self.hold_ms and self.held_samples < self.hold_samples:
                     return
                 yield self.next_idx, None, first
                 self.next_idx = first
-                self._waiting_since_ms = None
                 continue
-            self._waiting_since_ms = None
             heapq.heappop(self._blocks)
             self.held_samples -= len(counts)
             skip = self.next_idx - first  # overlap with what was taken already: duplicates

@@ -19,22 +19,21 @@ import datetime as _dt
 import re
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from clipcore import cues as cue_policy
 from clipcore import protocol as P
+from strideclip.coaching import cueconfig
+from strideclip.coaching.cue import Cue
 from strideclip.errors import CommandError, CommandTimeout, TransportError
-from strideclip.link.ble import BleTransport, ClipAdvert
+from strideclip.link.ble import ClipAdvert
 from strideclip.link.clock import SampleClock
-from strideclip.link.playback import PlaybackTransport, SimulatedClipTransport
-from strideclip.link.serial import SerialTransport
+from strideclip.link.sources import ClipSource, ble_source, log_source, serial_source, sim_source  # noqa: F401
 from strideclip.link.transport import Transport
-from strideclip.session.pipeline import Session
-from strideclip.session.recorder import backfill_ranges, record_packet
+from strideclip.session.pipeline import HOLD_S, Session
+from strideclip.session.recorder import backfill_ranges, finish_recording, record_packet
 from strideclip.stream.decode import SampleBlock
 from strideclip.stream.logwriter import SessionLogWriter
 
@@ -61,52 +60,18 @@ class LinkFigures:
         return float(np.percentile(self.delays_ms, 95)) if self.delays_ms else None
 
 
-@dataclass
-class ClipSource:
-    """A clip to follow: its name, where it is, and how to open its transport with the
-    callbacks (on_packet, on_link, on_sent)."""
-
-    name: str
-    address: str  # BLE address, serial port, or file
-    kind: str  # "ble", "usb-serial", "log", "simulator": the log header's source
-    open: Callable[..., Transport]
-    rssi_dbm: int | None = None
-    battery_pct: int | None = None
-
-
-def ble_source(advert: ClipAdvert, backend=None) -> ClipSource:
-    return ClipSource(advert.name, advert.address, "ble",
-                      lambda **cb: BleTransport(advert.address, backend=backend, **cb),
-                      rssi_dbm=advert.rssi_dbm, battery_pct=advert.battery_pct)
-
-
-def serial_source(port: str) -> ClipSource:
-    return ClipSource(Path(port).name, port, "usb-serial", lambda **cb: SerialTransport(port, **cb))
-
-
-def log_source(path, speed: float) -> ClipSource:
-    return ClipSource(Path(path).stem, str(path), "log", lambda **cb: PlaybackTransport.from_log(path, speed=speed, **cb))
-
-
-def sim_source(name: str, run, speed: float, *, answers: bool = False) -> ClipSource:
-    """A simulated run; with ``answers`` the simulated clip takes commands (cues, backfill)."""
-    if answers:
-        return ClipSource(name, "simulator", "simulator", lambda **cb: SimulatedClipTransport(name, run, speed=speed, **cb),
-                          battery_pct=run.hello.battery_pct if run.hello.battery_pct <= 100 else None)
-    return ClipSource(name, "simulator", "simulator", lambda **cb: PlaybackTransport.from_sim(name, run, speed=speed, **cb))
-
-
 class LiveClip:
     def __init__(self, source: ClipSource, log_path: Path, *, athlete: str | None = None,
                  cue_settings: dict | None = None, fatigue_prior: dict | None = None):
         self.source = source
         self.name = source.name
         self.cue_settings = dict(cue_settings or {})
-        self.session = Session(cue_settings=self.cue_settings, fatigue_prior=fatigue_prior)
         self.link = LinkFigures(rssi_dbm=source.rssi_dbm)
         self.clock: SampleClock | None = None
         # the link first: a port that is not there leaves no empty log behind
         self.transport: Transport = source.open(on_packet=self._on_packet, on_link=self._on_link, on_sent=self._on_sent)
+        self.session = Session(cue_settings=self.cue_settings, fatigue_prior=fatigue_prior,
+                               gap_wait_s=HOLD_S if self.transport.takes_commands else 0)  # no backfill: no wait
         self.log = SessionLogWriter(log_path, header={"athlete": athlete or source.name, "source": source.kind,
                                                        "clip_name": source.name, "address": source.address})
         self.log_path = Path(log_path)
@@ -128,10 +93,10 @@ class LiveClip:
     def _on_packet(self, pkt: bytes, t_s: float) -> None:
         self.last_packet_s = t_s
         self.last_packet_wall_s = time.time()
-        n_steps, n_cues = len(self.session.steps), len(self.session.cues)
+        n_steps, n_cues = self.session.step_count, len(self.session.cues)
         outputs = record_packet(self.log, self.session, pkt, self.log.now_ms())
         for cue in self.session.cues[n_cues:]:
-            if cue["source"] == "host" and self.takes_commands:  # the host decided: the clip plays it
+            if cue.source == "host" and not cue.sent and self.takes_commands:  # the host decided: the clip plays it
                 self._spawn(self._deliver_cue(cue))
         for out in outputs:
             if isinstance(out, SampleBlock):
@@ -142,9 +107,9 @@ class LiveClip:
                     self._clock_sample(out.first_idx + len(out.counts) - 1, t_s)
         for first, count in backfill_ranges(outputs) if self.takes_commands else ():
             self._spawn(self._backfill(first, count))
-        if len(self.session.steps) > n_steps:  # when the steps this packet completed were known
-            self.step_times.append((pkt[1] | pkt[2] << 8 if pkt[0] & 0x0F == P.T_SAMPLES else -1, t_s,
-                                    time.monotonic(), len(self.session.steps) - n_steps))
+        if self.session.step_count > n_steps:  # when the steps this packet completed were known
+            seq = next((o.seq for o in outputs if isinstance(o, SampleBlock) and not o.backfill), -1)
+            self.step_times.append((seq, t_s, time.monotonic(), self.session.step_count - n_steps))
         self._check_garbage()
 
     def _clock_sample(self, idx: int, t_s: float) -> None:
@@ -197,25 +162,27 @@ class LiveClip:
             except TransportError as e:
                 self.log.host_event("config_failed", key=key, value=value, error=str(e))
 
-    async def _deliver_cue(self, cue: dict) -> None:
+    async def _deliver_cue(self, cue: Cue) -> None:
         """The metronome on the clip, at the cue's tempo for its duration; logged either way."""
         try:
-            await self.transport.command(P.OP_METRONOME_START, (cue["tempo_spm"], cue["duration_s"]))
-            self.log.host_event("cue_delivered", t_s=cue["t_s"], reason=cue["reason"], tempo_spm=cue["tempo_spm"])
+            await self.transport.command(P.OP_METRONOME_START, (cue.tempo_spm, cue.duration_s))
         except TransportError as e:
-            self.log.host_event("cue_failed", t_s=cue["t_s"], reason=cue["reason"], error=str(e))
+            cue.error = str(e)
+            self.log.host_event("cue_failed", **cue.as_dict())
+            return
+        cue.sent = True
+        self.log.host_event("cue_sent", **cue.as_dict())
 
-    async def coach_cue(self, kind: str, *, tempo_spm: int | None = None, duration_s: int = 30) -> dict:
+    async def coach_cue(self, kind: str, *, tempo_spm: int | None = None, duration_s: int = 30) -> Cue:
         """A cue the coach sends (the dashboard): "metronome" (at ``tempo_spm``, else the cue
-        settings' target, else the runner's cadence now), "buzz" or "stop". Once the clip has
-        acknowledged it, it is in the session's cue log and the session log; a refusal is logged
-        and returned with its reason."""
+        settings' target, else the runner's cadence now), "buzz" or "stop". It is in the session's
+        cue log once asked for; ``sent`` once the clip acknowledged it (logged ``cue_sent``), else
+        ``error`` says why not (logged ``cue_failed`` when the clip refused or was unreachable)."""
         s = self.session
-        t_s = s.now_s  # as the clip's cues
         tempo = None
         if kind == "metronome":
             now_spm = s.cadence_spm()
-            tempo = int(tempo_spm or self.cue_settings.get(cue_policy.K_TARGET_SPM) or (now_spm and round(now_spm)) or 170)
+            tempo = int(tempo_spm or cueconfig.target_spm(self.cue_settings) or (now_spm and round(now_spm)) or 170)
             op, args, played = P.OP_METRONOME_START, (tempo, duration_s), "metronome_start"
         elif kind == "buzz":
             op, args, played = P.OP_BUZZ, (COACH_BUZZ_PATTERN, 1, COACH_BUZZ_MS, COACH_BUZZ_PCT), "buzz"
@@ -223,22 +190,23 @@ class LiveClip:
             op, args, played = P.OP_METRONOME_STOP, (), "metronome_stop"
         else:
             raise ValueError(f"unknown cue {kind!r}: metronome, buzz or stop")
-        cue = {"t_s": t_s, "reason": "manual", "played": played, "tempo_spm": tempo,
-               "duration_s": duration_s if kind == "metronome" else None, "source": "coach"}
+        cue = Cue(t_s=s.now_s, reason="manual", played=played, source="coach", tempo_spm=tempo,  # as the clip's cues
+                  duration_s=duration_s if kind == "metronome" else None)
         if not self.takes_commands:
-            cue["error"] = f"{self.name} is a playback: cues do not reach a clip"
+            cue.error = f"{self.name} is a playback: cues do not reach a clip"
             return cue
         if self.ended:
-            cue["error"] = f"{self.name}'s run has ended"
+            cue.error = f"{self.name}'s run has ended"
             return cue
+        s.cues.coach(cue)  # before the command: the clip's echo of it may come before its answer
         try:
             await self.transport.command(op, args)
         except TransportError as e:
-            cue["error"] = str(e)
-            self.log.host_event("cue_failed", **cue)
+            cue.error = str(e)
+            self.log.host_event("cue_failed", **cue.as_dict())
             return cue
-        s.cues.append(cue)
-        self.log.host_event("cue_sent", **cue)
+        cue.sent = True
+        self.log.host_event("cue_sent", **cue.as_dict())
         return cue
 
     # -- link ---------------------------------------------------------------------------------
@@ -288,14 +256,16 @@ class LiveClip:
         finally:
             mine.set()
             relay.cancel()
-            await asyncio.gather(ping, return_exceptions=True)
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self.session.finish(self.log.now_ms())  # the link has ended: what waited for backfill is analysed
-            self.log.host_event("link_stats", **self.transport.stats())
-            self.log.close()
-            self.ended = True
+            try:  # a second Ctrl-C cancels these waits too (and the tasks): the log is closed all the same
+                await asyncio.gather(ping, *tasks, return_exceptions=True)
+            finally:
+                finish_recording(self.log, self.session, self.log.now_ms())  # what waited for backfill is analysed
+                self.log.host_event("link_stats", **self.transport.stats())
+                self.log.close()
+                self.ended = True
 
     def values(self) -> dict:
         """The live view of this clip: metrics, cues and link quality."""
@@ -359,7 +329,8 @@ def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Pa
 async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle_s: float | None = None,
                     on_update=None, update_s: float = 0.5, stop: asyncio.Event | None = None) -> list[LiveClip]:
     """Record the clips at once until ``seconds`` pass, nothing arrived from any of them for
-    ``idle_s``, every link ended, or ``stop`` is set. ``on_update(clips)`` every ``update_s``."""
+    ``idle_s``, every link ended, or ``stop`` is set. ``on_update(clips)`` every ``update_s``.
+    However it ends - cancelled too (a second Ctrl-C) - every clip's run ends and closes its log."""
     stop = stop or asyncio.Event()
     runs = [asyncio.ensure_future(c.run(stop)) for c in clips]
     started = time.monotonic()

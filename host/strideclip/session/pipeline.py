@@ -17,32 +17,18 @@ from strideclip.analysis.fatigue import FatigueTracker
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine
 from strideclip.analysis.steps import StepDetector
 from strideclip.coaching import cueconfig
+from strideclip.coaching.cue import Cue, CueLog
 from strideclip.coaching.cue_outcomes import cue_outcomes
 from strideclip.coaching.policy import cue_for_step, playing_metronome
 from strideclip.session.inorder import InOrder
 from strideclip.stream.decode import BadPacket, ClipEvent, Restart, SampleBlock, StreamDecoder
 
-CADENCE_WINDOW_STEPS = 8  # the smoothed cadence is the median over this many steps
+RECENT_STEPS = 8  # live views show medians over this many completed steps
 HOLD_S = 60  # after a gap, samples wait this long (receive time) for its backfill before it is given up
 HOLD_SAMPLES = 10 * 60 * 416  # and at most this many samples wait (memory)
 
 
-def _in_order() -> InOrder:
-    return InOrder(hold_ms=HOLD_S * 1000, hold_samples=HOLD_SAMPLES)
 
-
-
-@dataclass
-class StepRecord:
-    """One detected step with the values a runner sees (units in the names)."""
-
-    ic_idx: int
-    t_s: float
-    side: int
-    cadence_spm: float | None  # instantaneous, from the previous contact
-    impact_g: float
-    rotation_deg: float | None  # pelvic yaw range of the stride that ended here
-    resync: bool
 
 
 @dataclass
@@ -52,18 +38,18 @@ class Session:
     first_idx: int | None = None  # this clip session's first and last sample indices
     last_idx: int | None = None
     earlier_s: float = 0.0  # the spans of the clip's sessions before its last restart
-    cues: list = field(default_factory=list)  # dicts: t_s, reason, played, source
+    cues: CueLog = field(default_factory=CueLog)  # every cue, whoever decided it, in order (coaching.cue.Cue)
     clip_steps: int = 0  # STEP events the clip itself reported
     restarts: list = field(default_factory=list)
     bad_packet_errors: list = field(default_factory=list)  # first few messages, for the report
     detector: StepDetector | None = None
-    steps: list = field(default_factory=list)  # StepRecord, in order
+    step_count: int = 0  # steps the detector found (the newest has its row once the next contact ends it)
     resyncs: int = 0
     cue_settings: dict = field(default_factory=dict)  # SET_CONFIG key -> value (strideclip.coaching.cueconfig)
     cue_config: object = None  # clipcore.cues config, made with the detector
     cue_state: object = None
     metrics: MetricsEngine | None = None
-    metric_rows: list = field(default_factory=list)  # STEP_METRICS_DTYPE arrays, one step each, in order
+    step_rows: list = field(default_factory=list)  # the one record per step: STEP_METRICS_DTYPE, in order
     fatigue_prior: dict | None = None  # the athlete's usual form from the history (fatigue.prior_from_history)
     fatigue: FatigueTracker = None
     fatigue_changes: list = field(default_factory=list)  # dicts: t_s, state, index, evidence
@@ -71,10 +57,15 @@ class Session:
     clock_cues: int = 0  # the cues before that restart were timed on the clip's previous clock
     hello: P.Hello | None = None  # the HELLO the analysis reads this clip session's samples with
     unread_samples: int = 0  # samples that ended held with no HELLO to read them by
-    order: InOrder = field(default_factory=lambda: _in_order())
+    gap_wait_s: float = HOLD_S  # 0 where no backfill can come (a source that takes no commands)
+    order: InOrder = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.fatigue = FatigueTracker(self.fatigue_prior)
+        self.order = self._in_order()
+
+    def _in_order(self) -> InOrder:
+        return InOrder(hold_ms=int(self.gap_wait_s * 1000), hold_samples=HOLD_SAMPLES)
 
     @property
     def rate_hz(self) -> int:
@@ -91,7 +82,7 @@ class Session:
                 self.first_idx = out.first_idx if self.first_idx is None else min(self.first_idx, out.first_idx)
                 self.last_idx = end if self.last_idx is None else max(self.last_idx, end)
                 self.clock_idx = end if self.clock_idx is None else max(self.clock_idx, end)
-                self.order.add(out.first_idx, out.counts)  # live or backfilled: analysed in index order
+                self.order.add(out.first_idx, out.counts, t_ms)  # live or backfilled: analysed in index order
             elif isinstance(out, ClipEvent):
                 self._clip_event(out.msg)
             elif isinstance(out, Restart):
@@ -104,7 +95,7 @@ class Session:
                 self.detector = None  # sample indices start again: so do the detector and the metrics
                 self.metrics = None
                 self.fatigue = FatigueTracker(self.fatigue_prior)
-                self.order = _in_order()
+                self.order = self._in_order()
                 self.clock_idx, self.clock_cues = None, len(self.cues)  # and a rebooted clip plays nothing
             elif isinstance(out, BadPacket) and len(self.bad_packet_errors) < 20:
                 self.bad_packet_errors.append(f"t={out.t_ms} ms: {out.error}")
@@ -125,7 +116,7 @@ class Session:
         if self.hello is None:
             if end:  # never told how to read them
                 self.unread_samples += self.order.held_samples
-                self.order = _in_order()
+                self.order = self._in_order()
             return
         for first, counts, gap_end in self.order.take(t_ms, end=end):
             if counts is not None:
@@ -153,20 +144,21 @@ class Session:
                                          gyro_dps_per_count=hello.gyro_mdps_per_lsb_q8 / 256 / 1000)
         self.metrics.add_samples(first_idx, counts)
         for ev in self.detector.feed(counts):
-            self.steps.append(self._step_record(ev))
+            self.step_count += 1
             self._rows(self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & FLAG_RUNNING),
                                              bool(ev["flags"] & FLAG_RESYNC)))
             # the same cue policy the clip runs on its own (clipcore.cues)
             reason = cue_for_step(self.cue_config, self.cue_state, ev)
             if reason:
-                self.cues.append(self.cue_dict(P.Cue(int(ev["ic_idx"]), P.CUE_METRONOME_START, reason, P.SOURCE_HOST,
-                                                     self.cue_state[cue_policy.TEMPO_SPM],
-                                                     self.cue_state[cue_policy.CUE_S])))
+                self.cues.decided(Cue(t_s=round(int(ev["ic_idx"]) / self.rate_hz, 3),
+                                      reason=P.REASON_NAMES.get(reason, str(reason)), played="metronome_start",
+                                      source="host", tempo_spm=self.cue_state[cue_policy.TEMPO_SPM],
+                                      duration_s=self.cue_state[cue_policy.CUE_S]))
 
     def _rows(self, rows: np.ndarray) -> None:
         """Metric rows the engine completed (one per step, in order)."""
         for k in range(len(rows)):
-            self.metric_rows.append(rows[k:k + 1])
+            self.step_rows.append(rows[k:k + 1])
         self._fatigue(rows)
 
     def _fatigue(self, rows) -> None:
@@ -177,39 +169,30 @@ class Session:
                 self.fatigue_changes.append({"t_s": round(float(row["ic_idx"]) / self.rate_hz, 1), "state": reading.state,
                                              "index": reading.index, "evidence": reading.evidence})
 
-    def _step_record(self, ev) -> StepRecord:
-        rate = self.rate_hz
-        hello = self.hello
-        rotation = None
-        if ev["rotation_units"]:
-            dps_per_unit = 4 * hello.gyro_mdps_per_lsb_q8 / 256 / 1000  # the detector shifts the gyro by 2
-            rotation = float(ev["rotation_units"]) * dps_per_unit / rate
-        return StepRecord(
-            ic_idx=int(ev["ic_idx"]), t_s=ev["ic_idx"] / rate, side=int(ev["side"]),
-            cadence_spm=60.0 * rate / ev["step_samples"] if ev["step_samples"] else None,
-            impact_g=ev["impact_mg"] / 1000, rotation_deg=rotation, resync=bool(ev["flags"] & FLAG_RESYNC),
-        )
-
     def cadence_spm(self) -> float | None:
-        """Smoothed cadence: the median of the last few instantaneous values."""
-        recent = [s.cadence_spm for s in self.steps[-CADENCE_WINDOW_STEPS:] if s.cadence_spm]
-        return float(np.median(recent)) if recent else None
+        """The cadence now: the newest completed step's smoothed cadence (the one smoothing on the
+        host, analysis.metrics CADENCE_SMOOTH_STEPS), as views and the coach's metronome read it."""
+        for r in reversed(self.step_rows[-RECENT_STEPS:]):
+            if np.isfinite(r["cadence_smoothed_spm"][0]):
+                return float(r["cadence_smoothed_spm"][0])
+        return None
+
+    @property
+    def loss_pct(self) -> float:
+        """Packets lost on the link, % (before backfill)."""
+        return self.decoder.stats.loss_pct
+
+    @property
+    def baseline_cadence_spm(self) -> float | None:
+        """The runner's usual cadence the fatigue state compares with (None until it is known)."""
+        base = self.fatigue.baseline
+        return float(base["cadence"]) if base and np.isfinite(base["cadence"]) else None
 
     def _clip_event(self, msg) -> None:
         if isinstance(msg, P.Step):
             self.clip_steps += 1
         elif isinstance(msg, P.Cue):
-            self.cues.append(self.cue_dict(msg))
-
-    def cue_dict(self, cue: P.Cue) -> dict:
-        return {
-            "t_s": round(cue.sample_idx / self.rate_hz, 3) if self.rate_hz else None,
-            "reason": P.REASON_NAMES.get(cue.reason, str(cue.reason)),
-            "played": P.CUE_KIND_NAMES.get(cue.kind, str(cue.kind)),
-            "tempo_spm": cue.tempo_spm,
-            "duration_s": cue.duration_s,
-            "source": "clip" if cue.source == P.SOURCE_CLIP else "host",
-        }
+            self.cues.from_clip(Cue.from_clip(msg, self.rate_hz))
 
     @property
     def now_s(self) -> float:
@@ -244,40 +227,40 @@ class Session:
             "bad_packets": stats.bad_packets,
             "bad_packet_errors": self.bad_packet_errors,
             "restarts": self.restarts,
-            "cues": self.cues,
-            "cue_outcomes": cue_outcomes(self.step_table(), self.cues, self.rate_hz),
+            "cues": [c.as_dict() for c in self.cues],
+            "cue_outcomes": cue_outcomes(self.step_table(), [c.as_dict() for c in self.cues], self.rate_hz),
             "fatigue": self.fatigue_changes,
             "fatigue_baseline": ({"values": {m: round(v, 3) for m, v in self.fatigue.baseline.items()},
                                   "source": self.fatigue.baseline_source} if self.fatigue.baseline else None),
             "clip_steps": self.clip_steps,
-            "steps": len(self.steps),
+            "steps": self.step_count,
             "detector_resyncs": self.resyncs,
             **self.metric_summary(),
         }
 
-    def live_values(self, n_steps: int = CADENCE_WINDOW_STEPS) -> dict:
-        """What a live view shows: medians over the last few completed steps, link figures and
-        the latest cues (None where nothing is known yet)."""
-        rows = self.metric_rows[-n_steps:]
+    def live_values(self, n_steps: int = RECENT_STEPS) -> dict:
+        """What a live view shows: the cadence now, medians of the other metrics over the last few
+        completed steps, link figures and the latest cues (None where nothing is known yet)."""
+        rows = self.step_rows[-n_steps:]
 
         def recent(name: str) -> float | None:
             v = [float(r[name][0]) for r in rows if np.isfinite(r[name][0])]
             return float(np.median(v)) if v else None
 
         return {
-            "steps": len(self.steps), "cadence_spm": recent("cadence_smoothed_spm"),
+            "steps": self.step_count, "cadence_spm": self.cadence_spm(),
             "impact_g": recent("peak_vertical_g"), "vgrf_bw": recent("peak_vgrf_bw"),
             "rotation_deg": recent("pelvic_rotation_deg"), "drop_deg": recent("pelvic_drop_deg"),
             "tilt_deg": recent("pelvic_tilt_deg"),
-            "contact_ms": recent("contact_ms"), "loss_pct": self.decoder.stats.loss_pct,
+            "contact_ms": recent("contact_ms"), "loss_pct": self.loss_pct,
             "fatigue": self.fatigue.last.state, "fatigue_index": self.fatigue.last.index,
-            "gaps": len(self.decoder.all_gaps), "open_gaps": len(self.decoder.open_gaps), "cues": list(self.cues[-3:]),
+            "gaps": len(self.decoder.all_gaps), "open_gaps": len(self.decoder.open_gaps), "cues": [c.as_dict() for c in self.cues[-3:]],
         }
 
     def step_table(self) -> np.ndarray:
         """Every completed step's metrics (STEP_METRICS_DTYPE)."""
         # joined as bytes: np.concatenate promotes the structured dtype once per row, ~30x slower
-        return np.frombuffer(b"".join(r.tobytes() for r in self.metric_rows), STEP_METRICS_DTYPE).copy()
+        return np.frombuffer(b"".join(r.tobytes() for r in self.step_rows), STEP_METRICS_DTYPE).copy()
 
     def metric_summary(self) -> dict:
         """Session summaries of the per-step metrics: medians over running steps (walking steps

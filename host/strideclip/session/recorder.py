@@ -1,6 +1,8 @@
 """Recording a clip's packets as they arrive: into the session log first (crash-safe), then
-through the pipeline, with what the host noticed (gaps, cues) logged as host events. The demo
-and `strideclip record` both record this way."""
+through the pipeline, with what the host noticed (gaps, the cues its policy decided) logged as
+host events. The demo and `strideclip record` both record this way. A decided cue is logged
+`cue_decided`; `cue_sent` only once a clip acknowledged it (session/live.py). The clip's own cues
+are in its packets."""
 from __future__ import annotations
 
 from clipcore import logrecord as L
@@ -26,9 +28,22 @@ def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int
         if isinstance(out, Gap):
             log.host_event("gap", t_ms=t_ms, start_idx=out.start_idx, end_idx=out.end_idx,
                            lost_packets=out.lost_packets)
-    for cue in session.cues[n_cues:]:
-        log.host_event("cue_sent", t_ms=t_ms, **cue)
+    _log_decided(log, session, n_cues, t_ms)
     return outputs
+
+
+def finish_recording(log: SessionLogWriter, session: Session, t_ms: int) -> None:
+    """The recording ends: what waited for a backfill is analysed (Session.finish), and the cues
+    that decides are logged like any other."""
+    n_cues = len(session.cues)
+    session.finish(t_ms)
+    _log_decided(log, session, n_cues, t_ms)
+
+
+def _log_decided(log: SessionLogWriter, session: Session, n_cues: int, t_ms: int) -> None:
+    for cue in session.cues[n_cues:]:
+        if cue.source == "host" and not cue.sent:  # not a clip's echo of a command
+            log.host_event("cue_decided", t_ms=t_ms, **cue.as_dict())
 
 
 def backfill_ranges(outputs: list) -> list[tuple[int, int]]:

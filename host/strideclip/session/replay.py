@@ -80,7 +80,7 @@ def analyse(log_path, *, cue_settings: dict | None = None, fatigue_prior: dict |
     summary = replay(log_path, session=session, speed=speed, progress=progress)
     if not summary["samples"]:
         raise NothingToAnalyse(f"{log_path}: no samples in this log ({summary['log_damage']['summary']})")
-    if session.unread_samples and not session.steps:
+    if session.unread_samples and not session.step_count:
         raise NothingToAnalyse(f"{log_path}: {session.unread_samples} samples but no intact HELLO to read them by "
                                f"(the clip's rate and scales; {summary['log_damage']['summary']})")
     return summary, session.step_table()

@@ -29,6 +29,7 @@ class SampleBlock:
     counts: np.ndarray  # (n, 6) int16
     t_ms: int
     backfill: bool = False
+    seq: int = -1  # the live packet's sequence number (-1: backfill)
 
 
 @dataclass
@@ -145,7 +146,7 @@ class StreamDecoder:
             counts, first = counts[skip:], first + skip
             if len(counts) == 0:
                 return out
-        out.append(SampleBlock(first, counts, t_ms))
+        out.append(SampleBlock(first, counts, t_ms, seq=msg.seq))
         self.stats.samples += len(counts)
         self.next_idx = first + len(counts)
         return out

@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 
 from strideclip.session.pipeline import Session
-from strideclip.session.recorder import record_packet
+from strideclip.session.recorder import finish_recording, record_packet
 from strideclip.sim import demo_run, simulate, truth_path
 from strideclip.stream.logwriter import SessionLogWriter
-from strideclip.views.terminal import LiveView
+from strideclip.views.terminal import TerminalView
 
 DEMO_MINUTES = 30.0
 DEMO_SPEED = 60.0  # times real time: 30 simulated minutes in 30 s
@@ -35,8 +35,8 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
     folder.mkdir(parents=True, exist_ok=False)
     log_path = folder / "session.sclog"
     truth_path(log_path).write_text(json.dumps(run.truth()))
-    session = Session()
-    view = LiveView(run, session, live=sys.stdout.isatty() if live is None else live)
+    session = Session(gap_wait_s=0)  # the demo's link asks for no backfill: nothing fills a gap
+    view = _DemoView(run, session, live=sys.stdout.isatty() if live is None else live)
     header = {"athlete": "demo runner", "source": "simulator", "scenario": scenario.name, "seed": scenario.seed,
               "rate_hz": run.rate_hz, "truth": truth_path(log_path).name}
     started = time.monotonic()
@@ -47,7 +47,7 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
                 time.sleep(wait_s)
             record_packet(log, session, pkt, t_ms)
             view.update(t_ms)
-        session.finish(t_ms)
+        finish_recording(log, session, t_ms)
         view.update(t_ms, final=True)
     summary = {"folder": str(folder), "log": log_path.name, **session.summary(),
                "truth_steps": int(len(run.steps)), "fatigue_onset_s": scenario.fatigue.onset_s,
@@ -60,6 +60,42 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
     return folder
 
 
+class _DemoView:
+    """The terminal view (views.terminal) of the simulated clip, with the run's time, route,
+    further metrics and cues above its row; off a terminal, once per simulated minute."""
+
+    def __init__(self, run, session: Session, *, live: bool):
+        self.session = session
+        self.total_ms = run.link.packets[-1][0] if run.link.packets else 1
+        self.segments = run.segments()
+        self.view = TerminalView(title="StrideClip demo: a simulated clip through the live pipeline", live=live)
+        self._next_minute = 1
+
+    def __enter__(self) -> _DemoView:
+        self.view.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.view.__exit__(*exc)
+
+    def update(self, t_ms: int, *, final: bool = False) -> None:
+        if not (final or self.view.live or t_ms >= self._next_minute * 60000):
+            return
+        self._next_minute = int(t_ms // 60000) + 1
+        v = self.session.live_values()
+        v.update(name="demo clip", connected=True)
+        seg = next((g["label"] for g in self.segments if g["start_s"] <= t_ms / 1000 < g["end_s"]), "")
+        cues = ", ".join(f"{c['t_s'] / 60:.1f} min {c['played']} ({c['reason']}, {c['source']})" for c in v["cues"])
+        heading = [f"{t_ms / 60000:5.1f} / {self.total_ms / 60000:.0f} min  route: {seg}  steps {v['steps']}",
+                   f"contact {_fmt(v['contact_ms'], '{:.0f} ms')}, vGRF {_fmt(v['vgrf_bw'], '{:.2f} BW')}, "
+                   f"pelvic drop {_fmt(v['drop_deg'], '{:.1f} deg')}; cues decided: {cues or 'none'}"]
+        self.view.update([v], heading=heading, progress=(t_ms, self.total_ms), print_now=True, final=final)
+
+
+def _fmt(x, pattern: str) -> str:
+    return "-" if x is None else pattern.format(x)
+
+
 def _print_summary(s: dict, folder: Path) -> None:
     click.echo(f"\nStrideClip demo: {s['duration_s'] / 60:.1f} min simulated, streamed in {s['wall_s']:.0f} s")
     click.echo(f"  steps {s['steps']} (simulator's truth: {s['truth_steps']}), "
@@ -69,13 +105,16 @@ def _print_summary(s: dict, folder: Path) -> None:
                f"pelvic rotation median {s.get('pelvic_rotation_deg_median', 0):.1f} deg")
     click.echo(f"  link: {s['lost_packets']} packets lost ({s['loss_pct']:.2f} %), {len(s['gaps'])} gap(s) reported, "
                f"detector resynchronised {s['detector_resyncs']} time(s)")
-    fat = s.get("fatigue_onset_s")
-    click.echo(f"  cues: {len(s['cues'])}" + (f" (fatigue set in at {fat / 60:.1f} min)" if fat else ""))
-    events = [(c["t_s"], f"metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s ({c['reason']})")
-              for c in s["cues"]]
-    events += [(f["t_s"], f"fatigue state: {f['state']} (index {f['index']})") for f in s["fatigue"][1:]]  # after the warm-up
-    for t_s, what in sorted(events, key=lambda e: e[0]):
-        click.echo(f"    {t_s / 60:5.1f} min  {what}")
+    sent = sum(1 for c in s["cues"] if c["sent"])
+    click.echo(f"  cues decided: {len(s['cues'])} (played on a clip: {sent}; a simulated clip plays none)")
+    for c in s["cues"]:
+        click.echo(f"    {c['t_s'] / 60:5.1f} min  metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s "
+                   f"({c['reason']}, decided by the {c['source']})")
+    click.echo("  fatigue state (strideclip.analysis.fatigue) after the warm-up:")
+    for f in s["fatigue"][1:]:
+        click.echo(f"    {f['t_s'] / 60:5.1f} min  {f['state']} (index {f['index']})")
+    if s.get("fatigue_onset_s"):
+        click.echo(f"  the simulator's truth: fatigue began at {s['fatigue_onset_s'] / 60:.1f} min")
     click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json, report.html (open it in a browser)")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
     click.echo("  the coach's view: strideclip dashboard --simulate 3 (then open http://127.0.0.1:8050/)")

@@ -115,7 +115,7 @@ def _write_reports(dash: Dashboard, echo) -> None:
 
     for c in dash.clips:
         out = dash.out_dir / (c.log_path.stem + ".html")
-        if c.log_path.exists() and not out.exists() and c.session.steps:
+        if c.log_path.exists() and not out.exists() and c.session.step_count:
             try:
                 write_report(c.log_path, out, history_db=False)
             except Exception as e:  # a report is a bonus: never lose the live page over it

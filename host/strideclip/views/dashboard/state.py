@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
+from strideclip.coaching import cueconfig
+from strideclip.coaching.cue import Cue
 from strideclip.session.live import LiveClip
 
 TARGET_BAND_PCT = 3.0  # the cadence zone around the target (the cue outcome's zone, docs/cues.md)
@@ -29,7 +29,6 @@ class Dashboard:
         v = c.values()
         s = c.session
         target = self._target_spm(c)
-        stats = s.decoder.stats
         return {
             "name": c.name, "clip": c.source.address if c.source.kind != "simulator" else "simulated clip",
             "cadence_spm": v["cadence_spm"], "target_spm": target,
@@ -38,7 +37,7 @@ class Dashboard:
             "impact_g": v["impact_g"], "vgrf_bw": v["vgrf_bw"], "rotation_deg": v["rotation_deg"],
             "drop_deg": v["drop_deg"], "tilt_deg": v["tilt_deg"],
             "fatigue": v["fatigue"], "fatigue_index": v["fatigue_index"], "running_s": round(s.duration_s, 1),
-            "steps": v["steps"], "connected": v["connected"], "loss_pct": round(stats.loss_pct, 2),
+            "steps": v["steps"], "connected": v["connected"], "loss_pct": round(s.loss_pct, 2),
             "latency_ms": _first(v["rtt_ms"], v["delay_ms_p95"] if (v["delay_ms_p95"] or 0) >= 0 else None), "battery_pct": v["battery_pct"],
             "rssi_dbm": v["rssi_dbm"], "error": v["error"], "takes_cues": c.takes_commands,
             "cues": [_cue_line(q) for q in s.cues[-8:]], "last_packet_wall_s": c.last_packet_wall_s,
@@ -46,13 +45,12 @@ class Dashboard:
         }
 
     def _target_spm(self, c: LiveClip) -> float | None:
-        from clipcore import cues as cue_policy
-
-        target = c.cue_settings.get(cue_policy.K_TARGET_SPM)
+        """The cue settings' metronome target, else the runner's usual cadence."""
+        target = cueconfig.target_spm(c.cue_settings)
         if target:
             return float(target)
-        base = c.session.fatigue.baseline
-        return round(base["cadence"], 1) if base and np.isfinite(base["cadence"]) else None
+        base = c.session.baseline_cadence_spm
+        return round(base, 1) if base is not None else None
 
     def state(self) -> dict:
         return {"athletes": [self.athlete(i) for i in range(len(self.clips))], "ended": self.ended,
@@ -67,7 +65,7 @@ class Dashboard:
             m = s.metric_summary()
             report = self.out_dir / (c.log_path.stem + ".html")
             out.append({"name": c.name, "log": str(c.log_path), "duration_s": round(s.duration_s, 1),
-                        "steps": len(s.steps), "running_steps": m.get("running_steps", 0),
+                        "steps": s.step_count, "running_steps": m.get("running_steps", 0),
                         "cadence_spm": m.get("cadence_spm_median"), "impact_g": m.get("peak_vertical_g_median"),
                         "rotation_deg": m.get("pelvic_rotation_deg_median"), "drop_deg": m.get("pelvic_drop_deg_median"),
                         "tilt_deg": m.get("pelvic_tilt_deg_median"), "cues": len(s.cues),
@@ -76,7 +74,7 @@ class Dashboard:
         return out
 
     async def cue(self, i: int, kind: str) -> dict:
-        return await self.clips[i].coach_cue(kind)
+        return (await self.clips[i].coach_cue(kind)).as_dict()
 
     def files(self) -> dict[str, Path]:
         """What /files/ serves: the session's logs and the reports written for them, nothing else."""
@@ -92,11 +90,11 @@ def _first(*values):
     return next((v for v in values if v is not None), None)
 
 
-def _cue_line(q: dict) -> str:
-    t = q.get("t_s")
+def _cue_line(q: Cue) -> str:
+    t = q.t_s
     when = f"{int(t // 60)}:{int(t % 60):02d}" if t is not None else "-"
-    tempo = f" {q['tempo_spm']} spm" if q.get("tempo_spm") else ""
-    return f"{when} {q['played']}{tempo} ({q['reason']}, {q['source']})"
+    tempo = f" {q.tempo_spm} spm" if q.tempo_spm else ""
+    return f"{when} {q.played}{tempo} ({q.reason}, {q.source}{'' if q.sent else ', not sent'})"
 
 
 def beat_data(dash: Dashboard) -> dict:

@@ -1,0 +1,47 @@
+"""Where a live clip comes from (``ClipSource``): its name, address and kind, and how to open
+its transport (strideclip.link: BLE, USB serial, a log or the simulator played back)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from strideclip.link.ble import BleTransport, ClipAdvert
+from strideclip.link.playback import PlaybackTransport, SimulatedClipTransport
+from strideclip.link.serial import SerialTransport
+from strideclip.link.transport import Transport
+
+
+@dataclass
+class ClipSource:
+    """A clip to follow: its name, where it is, and how to open its transport with the
+    callbacks (on_packet, on_link, on_sent)."""
+
+    name: str
+    address: str  # BLE address, serial port, or file
+    kind: str  # "ble", "usb-serial", "log", "simulator": the log header's source
+    open: Callable[..., Transport]
+    rssi_dbm: int | None = None
+    battery_pct: int | None = None
+
+
+def ble_source(advert: ClipAdvert, backend=None) -> ClipSource:
+    return ClipSource(advert.name, advert.address, "ble",
+                      lambda **cb: BleTransport(advert.address, backend=backend, **cb),
+                      rssi_dbm=advert.rssi_dbm, battery_pct=advert.battery_pct)
+
+
+def serial_source(port: str) -> ClipSource:
+    return ClipSource(Path(port).name, port, "usb-serial", lambda **cb: SerialTransport(port, **cb))
+
+
+def log_source(path, speed: float) -> ClipSource:
+    return ClipSource(Path(path).stem, str(path), "log", lambda **cb: PlaybackTransport.from_log(path, speed=speed, **cb))
+
+
+def sim_source(name: str, run, speed: float, *, answers: bool = False) -> ClipSource:
+    """A simulated run; with ``answers`` the simulated clip takes commands (cues, backfill)."""
+    if answers:
+        return ClipSource(name, "simulator", "simulator", lambda **cb: SimulatedClipTransport(name, run, speed=speed, **cb),
+                          battery_pct=run.hello.battery_pct if run.hello.battery_pct <= 100 else None)
+    return ClipSource(name, "simulator", "simulator", lambda **cb: PlaybackTransport.from_sim(name, run, speed=speed, **cb))
