@@ -47,3 +47,47 @@ def test_off_a_terminal_the_printed_line_names_every_column(capsys):
     out = capsys.readouterr().out
     assert out.startswith("heading line\n")
     assert all(f"{name}={x}" in out for (_h, name, _s, _k), x in zip(COLUMNS, row(v)))
+
+
+def test_on_a_terminal_it_draws_at_most_once_a_second_and_only_what_changed(monkeypatch):
+    from strideclip.views import terminal
+
+    now = [1000.0]
+    monkeypatch.setattr(terminal.time, "monotonic", lambda: now[0])
+    console = Console(file=io.StringIO(), width=80, force_terminal=True)
+    view = TerminalView(title="StrideClip live", live=True, console=console)
+    draws = []
+    v = _values("athlete-1")
+    with view:
+        monkeypatch.setattr(view._rich, "update", lambda *a, **k: draws.append(now[0]))
+        view.update([v])
+        assert draws == [1000.0]
+        now[0] += 0.5
+        view.update([dict(v, cadence_spm=v["cadence_spm"] + 3)])  # changed, but within the second: not yet
+        now[0] += 0.6
+        view.update([v])  # a second on, unchanged: nothing to draw
+        now[0] += 1.0
+        view.update([dict(v, cadence_spm=v["cadence_spm"] + 3)])
+        assert draws == [1000.0, 1002.1]
+        view.update([v], final=True)  # the last state is always drawn
+        assert len(draws) == 3
+
+
+def test_live_clips_are_read_only_when_the_view_draws(monkeypatch):
+    from strideclip.views import terminal
+
+    now = [50.0]
+    monkeypatch.setattr(terminal.time, "monotonic", lambda: now[0])
+
+    class Clip:
+        reads = 0
+
+        def values(self):
+            Clip.reads += 1
+            return _values("athlete-1")
+
+    view = TerminalView(title="t", live=False)
+    for _ in range(5):  # run_clips calls it every half second; off a terminal it prints every PRINT_S
+        view.show_clips([Clip()])
+        now[0] += 0.5
+    assert Clip.reads == 1

@@ -3,16 +3,23 @@ simulated clip, with the run's progress above its row). Each row: cadence, impac
 fatigue state (strideclip.analysis.fatigue) and its index, the latest cue, and the link
 (connected, loss, round trip, RSSI, battery, gaps). On a terminal it redraws in place (rich),
 with the columns that fit its width (80 columns hold the essential ones); otherwise it prints a
-line per clip now and then (every ``PRINT_S`` by default)."""
+line per clip now and then (every ``PRINT_S`` by default). It redraws at most once a second
+and only when what it shows changed: drawing, not the analysis, was most of a live clip's CPU."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:  # (rich is imported when drawn)
+    from rich.console import Console, Group
+
+    from strideclip.session.live import LiveClip
+
 PRINT_S = 10.0  # off a terminal: a line per clip this often
-REDRAW_HZ = 4  # on a terminal: at most this many redraws a second
+REDRAW_S = 1.0  # on a terminal: at most one redraw this often, and only when a value shown changed
 
 
 def _fmt(x, pattern: str) -> str:
@@ -67,20 +74,23 @@ def row(v: dict, width: int = WIDE_COLUMNS) -> list[str]:
 
 class TerminalView:
     """A table of clips, with heading lines (the demo's time, route and cues) and a progress bar
-    above it when given. ``update`` redraws at most ``REDRAW_HZ`` a second on a terminal; off one
+    above it when given. ``update`` redraws at most once in ``REDRAW_S`` on a terminal; off one
     it prints when ``print_now`` says so, else every ``PRINT_S``."""
 
-    def __init__(self, *, title: str, live: bool):
+    def __init__(self, *, title: str, live: bool, console: Console | None = None):
         self.title, self.live = title, live
+        self.console = console  # where rich draws (None: the terminal)
         self._rich = None
         self._next_draw = 0.0
         self._next_print = 0.0
+        self._shown: tuple | None = None  # what the terminal shows now, as text
 
     def __enter__(self) -> TerminalView:
         if self.live:
             from rich.live import Live
 
-            self._rich = Live(self.render([]), refresh_per_second=REDRAW_HZ, transient=False)
+            self._rich = Live(self.render([], width=80), auto_refresh=False, transient=False,  # drawn by update() only
+                              console=self.console)
             self._rich.__enter__()
         return self
 
@@ -89,7 +99,7 @@ class TerminalView:
             self._rich.__exit__(*exc)
 
     def render(self, rows: list[dict], *, heading: list[str] = (), progress: tuple[float, float] | None = None,
-               width: int | None = None):
+               width: int | None = None) -> Group:
         from rich import box
         from rich.console import Group
         from rich.progress_bar import ProgressBar
@@ -116,9 +126,15 @@ class TerminalView:
                print_now: bool | None = None, final: bool = False) -> None:
         now = time.monotonic()
         if self._rich:
-            if final or now >= self._next_draw:
-                self._rich.update(self.render(rows, heading=heading, progress=progress))
-                self._next_draw = now + 1 / REDRAW_HZ
+            if not (final or self.due()):
+                return
+            self._next_draw = now + REDRAW_S
+            width = self._rich.console.width
+            shown = (tuple(heading), progress and round(100 * progress[0] / max(progress[1], 1)),
+                     tuple(tuple(row(v, width)) for v in rows))
+            if shown != self._shown or final:  # the cost is the drawing: skip it when nothing shown changed
+                self._shown = shown
+                self._rich.update(self.render(rows, heading=heading, progress=progress, width=width), refresh=True)
             return
         if print_now is None:
             print_now = final or now >= self._next_print
@@ -130,6 +146,12 @@ class TerminalView:
         for v in rows:
             click.echo("  ".join(f"{name}={x}" for (_h, name, _s, _k), x in zip(COLUMNS, row(v))))
 
-    def show_clips(self, clips) -> None:
-        """``update`` for live clips (session.live.LiveClip): a row each."""
+    def due(self) -> bool:
+        """Whether an update now would draw (on a terminal) or print (off one, by time)."""
+        return time.monotonic() >= (self._next_draw if self._rich else self._next_print)
+
+    def show_clips(self, clips: Iterable[LiveClip]) -> None:
+        """``update`` for live clips (session.live.LiveClip): a row each, read only when due."""
+        if not self.due():
+            return
         self.update([c.values() for c in clips])
