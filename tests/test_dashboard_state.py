@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from strideclip.session.live import open_clips, run_clips, sim_source
+from strideclip.link.sources import sim_source
+from strideclip.session.live import open_clips, run_clips
 from strideclip.session.replay import replay
 from strideclip.sim import simulate, steady_run
 from strideclip.views.dashboard.markup import tiles_html

@@ -95,7 +95,7 @@ def test_export_refuses_an_existing_file_and_names_a_bad_log(tmp_path):
     out.write_bytes(b"mine")
     done = subprocess.run([find_tool("strideclip"), "export", LOG, "--format", "fit", "-o", out],
                           capture_output=True, text=True)
-    assert done.returncode == 1 and "keep.fit exists" in done.stderr and out.read_bytes() == b"mine"
+    assert done.returncode == 2 and "keep.fit exists" in done.stderr and out.read_bytes() == b"mine"  # docs/cli.md
     bad = tmp_path / "bad.sclog"
     bad.write_bytes(b"SCLOG\x01\r\n" + b"\x00" * 100)
     done = subprocess.run([find_tool("strideclip"), "export", bad, "--format", "csv", "-o", tmp_path / "b.csv"],

@@ -48,7 +48,7 @@ def test_replay_never_overwrites_and_refuses_bad_options(tmp_path):
     _cli("simulate", "--minutes", 1, "-o", log)
     done = subprocess.run([find_tool("strideclip"), "simulate", "--minutes", "1", "-o", str(log)],
                           capture_output=True, text=True)
-    assert done.returncode != 0 and "never overwritten" in done.stderr
+    assert done.returncode == 2 and "exists: add --force to replace it" in done.stderr
     done = subprocess.run([find_tool("strideclip"), "simulate", "--rate-hz", "100", "-o", str(tmp_path / "y.sclog")],
                           capture_output=True, text=True)
     assert done.returncode != 0 and "100" in done.stderr

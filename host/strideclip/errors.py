@@ -129,6 +129,11 @@ class LogSyncError(StrideClipError):
     """A log could not be fetched whole, or its copy would overwrite a different file."""
 
 
+class ArchiveError(StrideClipError):
+    """An archive cannot be re-analysed (strideclip.store.archive): no such folder, an output made
+    with other settings, Dask missing or its scheduler unreachable."""
+
+
 # --- views (strideclip.views) -----------------------------------------------------------------
 
 class ExportError(StrideClipError):
@@ -153,3 +158,24 @@ class DataSetError(StrideClipError):
     def __init__(self, message: str, *, path: str = ""):
         super().__init__(message)
         self.path = path
+
+
+# --- what a command was told to write to (strideclip.stream.outputs) --------------------------
+
+class OutputError(StrideClipError):
+    """A place a command was told to write cannot take it: a missing or read-only folder, a file
+    that exists (without ``--force``), a port in use. Said before any work starts; ``path`` names
+    it. The command line exits 2 on it, as on any refused option (docs/cli.md)."""
+
+    def __init__(self, message: str, *, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
+class PortInUse(OutputError):
+    """The dashboard's port is taken (another dashboard, another server); ``path`` is host:port."""
+
+
+class HistoryNotWritable(HistoryError, OutputError):
+    """The history's folder (or file) cannot be written: a HistoryError to those who read the
+    history, a refused output (exit 2) on the command line."""

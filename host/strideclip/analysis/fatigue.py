@@ -92,7 +92,7 @@ class FatigueTracker:
         self.entered_s: list = []  # running time at each entry into "fatigued"
         self.last = FatigueReading(self.state, None, {}, 0.0)
 
-    def add_step(self, row) -> FatigueReading:
+    def add_step(self, row: np.void) -> FatigueReading:
         """One completed step (a STEP_METRICS_DTYPE row)."""
         if not row["running"] or not np.isfinite(row["step_time_s"]):
             return self.last

@@ -3,15 +3,51 @@ of them (run, store, device, evaluate); the work itself is in the stages they ca
 from __future__ import annotations
 
 import sys
+from typing import IO, Any
 
 import click
 
 from strideclip import __version__
 from strideclip.cli import device, evaluate, run, store
-from strideclip.errors import StrideClipError
+from strideclip.cli.common import example
+from strideclip.errors import OutputError, StrideClipError
+
+# The exit codes (docs/cli.md): 0 done; 1 the run failed (a log that cannot be read, a link lost,
+# a history that cannot be used); 2 refused before any work: a bad option (click's own usage
+# errors), an output that cannot be written or exists without --force, a port in use.
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def exit_code(error: StrideClipError) -> int:
+    """The exit code for an error that ends a command."""
+    return EXIT_REFUSED if isinstance(error, OutputError) else EXIT_FAILED
+
+
+class StrideClipFailed(click.ClickException):
+    """A StrideClipError ending a command: one line on stderr, the exit code of the rule."""
+
+    def __init__(self, error: StrideClipError):
+        super().__init__(str(error))
+        self.exit_code = exit_code(error)
+
+    def show(self, file: IO[str] | None = None) -> None:
+        click.echo(f"strideclip: {self.message}", err=True, file=file)
+
+
+class Commands(click.Group):
+    """The strideclip group: every command's StrideClipError becomes StrideClipFailed, in a
+    CliRunner as from the console script."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StrideClipError as e:
+            raise StrideClipFailed(e) from e
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=example("strideclip demo", "strideclip COMMAND --help"))
 @click.version_option(__version__, prog_name="strideclip")
 def cli() -> None:
     """StrideClip: a running-form coach worn at the sacrum."""
@@ -27,6 +63,6 @@ for _command in (run.demo, run.simulate, run.replay, run.record, run.live, run.d
 def main() -> None:
     try:
         cli(standalone_mode=True)
-    except StrideClipError as e:
+    except StrideClipError as e:  # raised outside a command (the group's own work)
         click.echo(f"strideclip: {e}", err=True)
-        sys.exit(1)
+        sys.exit(exit_code(e))

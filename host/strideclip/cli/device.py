@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import click
 
-from strideclip.cli.common import BLE_BACKEND_OPTION, resolve_ble_backend, run_ble
+from strideclip.cli.common import BLE_BACKEND_OPTION, example, resolve_ble_backend, run_ble
 
 
-@click.command()
+@click.command(epilog=example("strideclip flash --port /dev/ttyUSB0 --dry-run"))
 @click.option("--port", required=True, help="The clip's USB serial port, e.g. /dev/ttyUSB0.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="A JSON file of config overrides to put on the clip (checked first).")
 @click.option("--dry-run", is_flag=True, help="Compile and check, print the copy commands, touch no device.")
 @click.option("--no-reset", is_flag=True, help="Leave the clip at its REPL instead of restarting it.")
-def flash(port, config_path, dry_run, no_reset):
+def flash(port: str, config_path: str | None, dry_run: bool, no_reset: bool) -> None:
     """Copy the firmware onto a clip already running MicroPython (firmware/README.md)."""
     from strideclip.device.flash import flash as run_flash
 
@@ -21,11 +21,12 @@ def flash(port, config_path, dry_run, no_reset):
         click.echo(f"copied to the clip on {port}" + ("" if no_reset else "; it restarts with the new firmware"))
 
 
-@click.command()
-@click.option("--seconds", type=click.FloatRange(0.2, 60), default=3.0, show_default=True, help="How long to listen.")
+@click.command(epilog=example("strideclip scan --seconds 5"))
+@click.option("--seconds", type=click.FloatRange(0.2, 60), default=3.0, show_default=True,
+              help="How long to listen, seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list.")
 @BLE_BACKEND_OPTION
-def scan(seconds, as_json, ble_backend):
+def scan(seconds: float, as_json: bool, ble_backend: str | None) -> None:
     """List clips advertising nearby: name, address, signal, battery."""
     import json
 

@@ -4,60 +4,78 @@ from __future__ import annotations
 
 import click
 
+from strideclip.cli.common import FORCE_OPTION, OUT_FILE, example
 
-@click.command()
+CLIP_RATE_HELP = "The clip's sample rate the recordings are resampled to, Hz."
+
+
+@click.command(epilog=example("strideclip evaluate sim",
+                              "strideclip evaluate csv --samples s.csv --reference r.csv --rate-hz 100"))
 @click.argument("dataset", type=click.Choice(["alcantara", "voisard", "adeptdata", "sim", "csv"]))
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding the data sets (default: ../shared/data beside the repository).")
 @click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208",
-              show_default=True, help="The clip rate the recordings are resampled to.")
+              show_default=True, help=CLIP_RATE_HELP)
 @click.option("--tolerance-ms", type=click.FloatRange(1, 500), default=None,
-              help="Matching tolerance (default 50 ms running, 100 ms walking).")
-@click.option("--samples", type=click.Path(exists=True, dir_okay=False), help="csv: samples file.")
-@click.option("--reference", type=click.Path(exists=True, dir_okay=False), help="csv: reference contacts (t_s).")
-@click.option("--rate-hz", "input_rate_hz", type=click.FloatRange(10, 5000), help="csv: rows per second in --samples.")
-@click.option("--accel-unit", type=click.Choice(["g", "mps2"]), default="g", show_default=True)
-@click.option("--gyro-unit", type=click.Choice(["dps", "rads"]), default="dps", show_default=True)
-@click.option("--events-out", type=click.Path(dir_okay=False), help="csv: write the detected contacts (t_s, side).")
+              help="Matching tolerance, ms (default 50 ms running, 100 ms walking).")
+@click.option("--samples", type=click.Path(exists=True, dir_okay=False),
+              help="csv: samples file (columns ax, ay, az and optionally gx, gy, gz).")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False), help="csv: reference contacts (t_s, seconds).")
+@click.option("--rate-hz", "input_rate_hz", type=click.FloatRange(10, 5000), help="csv: rows per second in --samples, Hz.")
+@click.option("--accel-unit", type=click.Choice(["g", "mps2"]), default="g", show_default=True,
+              help="csv: the unit of the accelerometer columns (g, or m/s\u00b2).")
+@click.option("--gyro-unit", type=click.Choice(["dps", "rads"]), default="dps", show_default=True,
+              help="csv: the unit of the gyroscope columns (degrees/s, or radians/s).")
+@click.option("--events-out", type=OUT_FILE, metavar="FILE",
+              help="csv: write the detected contacts (t_s, side) to this file.")
+@FORCE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(dataset, data_dir, clip_rate, tolerance_ms, samples, reference, input_rate_hz, accel_unit, gyro_unit,
-             events_out, as_json):
+def evaluate(dataset: str, data_dir: str | None, clip_rate: str, tolerance_ms: float | None, samples: str | None,
+             reference: str | None, input_rate_hz: float | None, accel_unit: str, gyro_unit: str, events_out: str | None,
+             force: bool, as_json: bool) -> None:
     """Score the step detector against reference footfalls (docs/step-detector.md)."""
     import json
+    from contextlib import nullcontext
 
+    from strideclip.stream.outputs import OutputFile, writing
+
+    if dataset == "csv" and not (samples and reference and input_rate_hz):
+        raise click.UsageError("csv needs --samples, --reference and --rate-hz")
+    events = OutputFile(events_out, option="--events-out", force=force) if events_out else None  # before any work
     from strideclip.evaluation import evaluate as ev
 
     if dataset == "csv":
-        if not (samples and reference and input_rate_hz):
-            raise click.UsageError("csv needs --samples, --reference and --rate-hz")
-        out = ev.evaluate_csv(samples, reference, rate_hz=input_rate_hz, clip_rate_hz=int(clip_rate),
-                              tolerance_ms=tolerance_ms or 50.0, accel_unit=accel_unit, gyro_unit=gyro_unit,
-                              events_out=events_out)
+        with writing(events) if events else nullcontext((None,)) as (part,):
+            out = ev.evaluate_csv(samples, reference, rate_hz=input_rate_hz, clip_rate_hz=int(clip_rate),
+                                  tolerance_ms=tolerance_ms or 50.0, accel_unit=accel_unit, gyro_unit=gyro_unit,
+                                  events_out=part)
     else:
         out = ev.evaluate(dataset, rate_hz=int(clip_rate), tolerance_ms=tolerance_ms, data_dir=data_dir)
     if as_json:
         click.echo(json.dumps(out))
         return
-    for key, value in out.items():
-        if key != "per_window":
-            click.echo(f"{key:32s} {value}")
+    _echo_readable({k: v for k, v in out.items() if k != "per_window"})
 
 
-@click.command("evaluate-cues")
+@click.command("evaluate-cues", epilog=example("strideclip evaluate-cues --seeds 5"))
 @click.option("--seeds", type=click.IntRange(1, 500), default=20, show_default=True,
               help="Simulated runs of each kind (fatigue, steady with confounders).")
-@click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208", show_default=True)
+@click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208", show_default=True,
+              help="The simulated clip's sample rate, Hz.")
 @click.option("--fatigue-state", is_flag=True, help="Also score the host's fatigue state (needs the metrics: slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate_cues_cmd(seeds, clip_rate, fatigue_state, as_json):
+def evaluate_cues_cmd(seeds: int, clip_rate: str, fatigue_state: bool, as_json: bool) -> None:
     """Score the cue policy on simulated fatigue runs and steady runs with confounders (docs/cues.md)."""
     import json
 
+    from strideclip.cli.progress import ProgressBar
     from strideclip.evaluation.cues_eval import evaluate_cues
 
-    click.echo(f"simulating {seeds} fatigue runs and {seeds} steady runs at {clip_rate} Hz "
-               f"(about {6 * seeds if not fatigue_state else 9 * seeds} s on a laptop)...", err=True)
-    out = evaluate_cues(seeds, int(clip_rate), fatigue_state=fatigue_state)
+    label = f"simulating {seeds} fatigue runs and {seeds} steady runs at {clip_rate} Hz"
+    with ProgressBar(label, quiet=as_json, show_after_s=0) as bar:  # (its time left, from the runs so far)
+        if not bar.enabled and not as_json:  # piped: no bar, and a run's time is the machine's; say what runs
+            click.echo(f"{label} (several seconds each)...", err=True)
+        out = evaluate_cues(seeds, int(clip_rate), fatigue_state=fatigue_state, progress=bar)
     if as_json:
         click.echo(json.dumps(out))
         return
@@ -70,14 +88,16 @@ def evaluate_cues_cmd(seeds, clip_rate, fatigue_state, as_json):
                    f"false: {out['false_fatigue_per_hour']} per hour")
 
 
-@click.command("evaluate-metrics")
+@click.command("evaluate-metrics", epilog=example("strideclip evaluate-metrics sim"))
 @click.argument("check", type=click.Choice(["alcantara", "sim", "voisard", "drift", "frames"]))
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding the data sets (default: ../shared/data beside the repository).")
-@click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208", show_default=True)
-@click.option("--hours", type=click.FloatRange(0.1, 12), default=2.0, show_default=True, help="drift: run length.")
+@click.option("--clip-rate-hz", "clip_rate", type=click.Choice(["104", "208", "416"]), default="208", show_default=True,
+              help=CLIP_RATE_HELP)
+@click.option("--hours", type=click.FloatRange(0.5, 12), default=2.0, show_default=True,
+              help="drift: length of the simulated run, hours (its first and last 10 minutes are compared).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate_metrics(check, data_dir, clip_rate, hours, as_json):
+def evaluate_metrics(check: str, data_dir: str | None, clip_rate: str, hours: float, as_json: bool) -> None:
     """Check the per-step metrics against references (docs/metrics.md)."""
     import json
 
@@ -98,5 +118,27 @@ def evaluate_metrics(check, data_dir, clip_rate, hours, as_json):
     if as_json:
         click.echo(json.dumps(out))
         return
+    _echo_readable(out)
+
+
+_ERROR_STATS = ("n", "bias", "mae", "rmse", "p95_abs")  # strideclip.evaluation.metrics_eval._stats
+_STAT_LABELS = {"mae": "mean |error|", "rmse": "rms error", "p95_abs": "p95 |error|"}
+
+
+def _echo_readable(out: dict, indent: str = "") -> None:
+    """An evaluation's result as lines a person reads: a value per line, error statistics as one
+    line each (n, bias, mean and RMS error, 95th percentile of the absolute error), a nested
+    result under its name."""
+    width = max((len(k) for k in out), default=0) + 2
     for key, value in out.items():
-        click.echo(f"{key:36s} {value}")
+        if isinstance(value, dict) and "n" in value and set(value) - {"median"} <= set(_ERROR_STATS):
+            stats = "  ".join(f"{_STAT_LABELS.get(name, name)} {value[name]}"
+                              for name in (*_ERROR_STATS, "median") if name in value)
+            click.echo(f"{indent}{key:{width}}{stats if value['n'] else 'n 0 (nothing to compare)'}")
+        elif isinstance(value, dict):
+            click.echo(f"{indent}{key}:")
+            _echo_readable(value, indent + "  ")
+        elif isinstance(value, (list, tuple)):
+            click.echo(f"{indent}{key:{width}}{', '.join(str(v) for v in value)}")
+        else:
+            click.echo(f"{indent}{key:{width}}{'-' if value is None else value}")

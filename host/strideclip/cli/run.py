@@ -2,54 +2,82 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 
-from strideclip.cli.common import (BLE_BACKEND_OPTION, CLIPS_OPTION, CUES_OPTION, HISTORY_OPTION, NO_HISTORY_OPTION,
-                                   SERIAL_PORTS_OPTION, add_to_history, history_prior, resolve_ble_backend, run_ble)
+from strideclip.cli.common import (BLE_BACKEND_OPTION, CLIPS_OPTION, CUES_OPTION, FORCE_OPTION, HISTORY_OPTION,
+                                   LIVE_CUES_OPTION, NO_HISTORY_OPTION, OUT_FILE, OUT_FOLDER, SERIAL_PORTS_OPTION, CtrlC,
+                                   add_to_history, example, history_prior, resolve_ble_backend, rows_said, run_ble)
+from strideclip.cli.progress import ProgressBar
+from strideclip.cli.session_end import end_live_run, print_live_summary
 from strideclip.coaching.cueconfig import load_if_given
 
+# the shortest demo run strideclip.sim.scenario.demo_run makes (importing the simulator here would
+# slow every command's start; tests/test_cli_outputs.py holds the two together)
+DEMO_RUN_MIN_MINUTES = 5.0
 
-@click.command()
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder to write (default: strideclip-demo-<date>-<time>).")
-@click.option("--minutes", type=click.FloatRange(6, 120), default=30.0, show_default=True)
-@click.option("--speed", type=click.FloatRange(1, 10000), default=60.0, show_default=True, help="Times real time.")
-def demo(out, minutes, speed) -> None:
+
+@click.command(epilog=example("strideclip demo --minutes 10 --speed 120 --out my-demo"))
+@click.option("--out", type=OUT_FOLDER, metavar="FOLDER", default=None,
+              help="New folder to write the log, its ground truth, summary and report in "
+                   "(default: strideclip-demo-<date>-<time>).")
+@click.option("--minutes", type=click.FloatRange(6, 120), default=30.0, show_default=True,
+              help="Length of the simulated run, minutes (form breaks down at 60 % of it).")
+@click.option("--speed", type=click.FloatRange(1, 10000), default=60.0, show_default=True,
+              help="Pace of the replay, times real time (60: a minute per second).")
+def demo(out: str | None, minutes: float, speed: float) -> None:
     """Simulate a run with fatigue and stream it through the whole pipeline, live."""
+    from strideclip.stream.outputs import check_folder
+
+    if out:  # (the dated default is new by its name)
+        check_folder(out, option="--out", new=True)
     from strideclip.views.demo import run_demo
 
     run_demo(out, minutes=minutes, speed=speed)
 
 
-@click.command()
-@click.option("--minutes", type=click.FloatRange(1, 600), default=10.0, show_default=True, help="Length of the session.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.command(epilog=example("strideclip simulate --minutes 20 --fatigue-onset-min 12 -o run.sclog"))
+@click.option("--minutes", type=click.FloatRange(1, 600), default=10.0, show_default=True,
+              help=f"Length of the session, minutes (demo: at least {DEMO_RUN_MIN_MINUTES:g}).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the simulated runner and link: same seed, same bytes.")
 @click.option("--scenario", type=click.Choice(["steady", "demo"]), default="steady", show_default=True,
               help="steady: walk, run, walk; demo: turn, hills, a traffic light, fatigue.")
-@click.option("--speed-mps", type=click.FloatRange(1.8, 7.0), default=3.3, show_default=True, help="Running speed.")
-@click.option("--cadence-spm", type=click.FloatRange(120, 230), default=None, help="Force a cadence (default: the runner's own).")
-@click.option("--fatigue-onset-min", type=click.FloatRange(0, 600), default=None, help="Minute when form starts to break down.")
-@click.option("--rate-hz", type=click.Choice(["104", "208", "416"]), default="208", show_default=True)
+@click.option("--speed-mps", type=click.FloatRange(1.8, 7.0), default=3.3, show_default=True,
+              help="steady: running speed, m/s.")
+@click.option("--cadence-spm", type=click.FloatRange(120, 230), default=None,
+              help="steady: force a cadence, steps/min (default: the runner's own).")
+@click.option("--fatigue-onset-min", type=click.FloatRange(0, 600), default=None,
+              help="Minute when form starts to break down (default: none for steady, 60 % of the run for demo).")
+@click.option("--rate-hz", type=click.Choice(["104", "208", "416"]), default="208", show_default=True,
+              help="The clip's sample rate, Hz.")
 @click.option("--drop-prob", type=click.FloatRange(0, 0.4), default=0.002, show_default=True,
-              help="Chance per packet that a burst of BLE packet loss starts.")
-@click.option("--mount", nargs=3, type=float, default=(0.0, 0.0, 0.0), metavar="ROLL PITCH YAW",
-              help="Clip misalignment in degrees on top of the recommended orientation.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="Chance per packet (a probability) that a burst of BLE packet loss starts.")
+@click.option("--mount", nargs=3, default=(0.0, 0.0, 0.0), metavar="ROLL PITCH YAW",
+              type=(click.FloatRange(-180, 180), click.FloatRange(-90, 90), click.FloatRange(-180, 180)),
+              help="Clip misalignment on top of the recommended orientation, degrees: roll and yaw "
+                   "-180..180, pitch -90..90.")
+@click.option("-o", "--output", type=OUT_FILE, metavar="FILE", required=True,
               help="Session log to write (a .truth.json sidecar is written beside it).")
+@FORCE_OPTION
 @click.option("--athlete", default=None, help="Who ran it (stored in the log; default: the simulated runner's name).")
 @click.option("--started-at", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M"]), default=None,
               help="When the run started, UTC (default: a fixed date, so the same seed gives the same bytes).")
-def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min, rate_hz, drop_prob, mount, output,
-             athlete, started_at):
+def simulate(minutes: float, seed: int, scenario: str, speed_mps: float, cadence_spm: float | None,
+             fatigue_onset_min: float | None, rate_hz: str, drop_prob: float, mount: tuple[float, float, float],
+             output: str, force: bool, athlete: str | None, started_at: datetime | None) -> None:
     """Write a simulated run to a session log, with its ground truth beside it."""
     from dataclasses import replace
-    from pathlib import Path
 
     from strideclip.sim import demo_run, simulate as run_sim, steady_run, truth_path, write_log
+    from strideclip.stream.outputs import OutputFile
 
-    if Path(output).exists():
-        raise click.UsageError(f"{output} exists; a session log is never overwritten")
+    if scenario == "demo" and minutes < DEMO_RUN_MIN_MINUTES:
+        raise click.BadParameter(f"the demo scenario needs at least {DEMO_RUN_MIN_MINUTES:g} minutes",
+                                 param_hint="--minutes")
+    log = OutputFile(output, option="-o", force=force)  # both checked before the run is simulated
+    log.beside(truth_path(log.path))
     if scenario == "demo":
         sc = demo_run(seed, minutes=minutes, rate_hz=int(rate_hz))
         if fatigue_onset_min is not None:
@@ -59,36 +87,40 @@ def simulate(minutes, seed, scenario, speed_mps, cadence_spm, fatigue_onset_min,
                         fatigue_onset_min=fatigue_onset_min, rate_hz=int(rate_hz))
     sc = replace(sc, link=replace(sc.link, drop_prob=drop_prob),
                  sensor=replace(sc.sensor, mount_roll_deg=mount[0], mount_pitch_deg=mount[1], mount_yaw_deg=mount[2]))
-    run = run_sim(sc)
-    write_log(run, output, athlete=athlete,
-              started_at=started_at.strftime("%Y-%m-%dT%H:%M:00.000+00:00") if started_at else None)
+    with ProgressBar(f"simulating {sc.duration_s / 60:.0f} min") as bar:
+        run = run_sim(sc, progress=bar)
+        write_log(run, log, athlete=athlete,
+                  started_at=started_at.strftime("%Y-%m-%dT%H:%M:00.000+00:00") if started_at else None)
     click.echo(f"wrote {output}: {len(run.counts)} samples at {run.rate_hz} Hz ({sc.duration_s / 60:.1f} min), "
                f"{len(run.steps)} steps, {len(run.link.packets)} packets received, "
                f"{len(run.link.dropped)} loss burst(s)")
     click.echo(f"ground truth: {truth_path(output)}")
 
 
-@click.command()
+@click.command(epilog=example("strideclip replay run.sclog --steps-csv steps.csv"))
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @click.option("--realtime", is_flag=True, help="Replay at the pace it was recorded.")
-@click.option("--speed", type=click.FloatRange(0.01, 10000), default=None, help="Replay X times real time.")
+@click.option("--speed", type=click.FloatRange(0.01, 10000), default=None,
+              help="Replay at this many times real time (default: as fast as it goes).")
 @click.option("--json", "as_json", is_flag=True, help="Print one machine-readable summary object at the end.")
-@click.option("--steps-csv", type=click.Path(dir_okay=False), default=None,
-              help="Write the per-step metrics table (one row per step, docs/metrics.md) to this new file.")
+@click.option("--steps-csv", type=OUT_FILE, metavar="FILE", default=None,
+              help="Write the per-step metrics table (one row per step, docs/metrics.md) to this file.")
+@FORCE_OPTION
 @click.option("--history-baseline", is_flag=True,
               help="Measure fatigue against the athlete's usual form from the history (as live sessions do).")
 @HISTORY_OPTION
 @CUES_OPTION
-def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, cues_path):
+def replay(log: str, realtime: bool, speed: float | None, as_json: bool, steps_csv: str | None, force: bool,
+           history_baseline: bool, db_path: str | None, cues_path: str | None) -> None:
     """Stream a session log through the host pipeline and report what it found."""
     import json
-    from pathlib import Path
 
+    from strideclip.stream.outputs import OutputFile, writing
+
+    table_out = OutputFile(steps_csv, option="--steps-csv", force=force, source=log) if steps_csv else None
     from strideclip.analysis.metrics import write_step_table_csv
     from strideclip.session.replay import analyse
 
-    if steps_csv and Path(steps_csv).exists():
-        raise click.UsageError(f"{steps_csv} exists; choose a new file for the step table")
     prior = None
     if history_baseline:
         from strideclip.session.replay import session_start
@@ -101,11 +133,13 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
         if prior is None and not prior_for.unusable:
             click.echo("no earlier sessions of this athlete in the history: the session's own warm-up is the baseline",
                        err=True)
-    summary, table = analyse(log, cue_settings=load_if_given(cues_path), fatigue_prior=prior,
-                             speed=1.0 if realtime else speed)
-    if steps_csv:
-        write_step_table_csv(table, steps_csv)  # one row per step
-        click.echo(f"wrote {steps_csv}: {len(table)} steps with their metrics", err=True)
+    with ProgressBar(f"reading {click.format_filename(log, shorten=True)}", quiet=as_json) as bar:
+        summary, table = analyse(log, cue_settings=load_if_given(cues_path), fatigue_prior=prior,
+                                 speed=1.0 if realtime else speed, progress=bar)
+    if table_out:
+        with writing(table_out) as (part,):
+            write_step_table_csv(table, part)  # one row per step
+        click.echo(f"wrote {steps_csv}: {rows_said(len(table), summary['steps'])} with their metrics", err=True)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -122,53 +156,59 @@ def replay(log, realtime, speed, as_json, steps_csv, history_baseline, db_path, 
                f"{summary.get('pelvic_rotation_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_drop_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_tilt_deg_median', float('nan')):.1f} deg")
-    from strideclip.coaching.cue_outcomes import LOOK_S
+    from strideclip.coaching.cue_outcomes import outcome_text
 
     for cue, outcome in zip(summary["cues"], summary["cue_outcomes"]):
-        rec, watched = outcome["recovered_after_s"], outcome.get("watched_s", LOOK_S)
-        unseen = (f"no recovery within {LOOK_S / 60:.0f} min" if watched >= LOOK_S
-                  else f"no recovery in the {watched:.0f} s the log still has")
         at = f"{cue['t_s']:.1f} s" if cue["t_s"] is not None else "an unknown time"  # sent before the clip's HELLO
         click.echo(f"  cue at {at}: {cue['played']} at {cue['tempo_spm']} spm ({cue['reason']}); "
-                   f"{'recovered after ' + format(rec, '.0f') + ' s' if rec is not None else unseen}"
+                   f"{outcome_text(outcome)}"
                    f", {outcome['in_zone_pct'] if outcome['in_zone_pct'] is not None else '-'} % of steps in the zone")
 
 
-@click.command()
+@click.command(epilog=example("strideclip record --serial /dev/ttyUSB0 -o run.sclog --seconds 600"))
 @click.option("--serial", "port", default=None, help="The clip's USB serial port (its config link \"usb\").")
 @click.option("--clip", "clip_name", default=None, help="The clip's BLE name or address (its config link \"ble\").")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Session log to write (new file).")
-@click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long.")
-@click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None, help="Stop when nothing arrives for this long.")
+@click.option("-o", "--output", type=OUT_FILE, metavar="FILE", required=True,
+              help="Session log to write (a new file: a recording is never replaced).")
+@click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None,
+              help="Stop after this many seconds (default: Ctrl-C).")
+@click.option("--idle-s", type=click.FloatRange(0.1, 3600), default=None,
+              help="Stop when nothing arrives for this many seconds.")
 @click.option("--athlete", default=None, help="Who wears the clip (stored in the log).")
-@CUES_OPTION
+@LIVE_CUES_OPTION
 @BLE_BACKEND_OPTION
 @HISTORY_OPTION
 @NO_HISTORY_OPTION
-def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_backend, db_path, no_history):
+def record(port: str | None, clip_name: str | None, output: str, seconds: float | None, idle_s: float | None,
+           athlete: str | None, cues_path: str | None, ble_backend: str | None, db_path: str | None,
+           no_history: bool) -> None:
     """Record a clip over USB serial or BLE to a session log. Ctrl-C stops."""
     from pathlib import Path
 
-    from strideclip.session.live import serial_source
+    from strideclip.stream.outputs import check_file
 
     if (port is None) == (clip_name is None):
         raise click.UsageError("give either --serial PORT or --clip NAME")
-    if Path(output).exists():
-        raise click.UsageError(f"{output} exists; a session log is never overwritten")
+    check_file(output, option="-o", can_force=False)  # a live log is crash-safe as it grows: never staged
+    from strideclip.link.sources import serial_source
+
     sources = [serial_source(port)] if port else []
-    clips = run_ble(_live_main(sources, [clip_name] if clip_name else [], Path(output).parent, seconds, ble_backend,
-                                idle_s=idle_s, log_paths=[Path(output)], athlete=athlete,
-                                cue_settings=load_if_given(cues_path),
-                                prior_for=None if no_history else history_prior(db_path)))
-    _print_live_summary(clips)
-    if not no_history:
+    ctrl_c, clips = CtrlC(), []
+    run_ble(_live_main(sources, [clip_name] if clip_name else [], Path(output).parent, seconds, ble_backend,
+                       idle_s=idle_s, log_paths=[Path(output)], athlete=athlete, cue_settings=load_if_given(cues_path),
+                       prior_for=None if no_history else history_prior(db_path), opened=clips, stop=ctrl_c.stop),
+            ctrl_c=ctrl_c)
+    print_live_summary(clips)
+    if not no_history and not ctrl_c.aborted:
         add_to_history([output], db_path)
     if any(c.link.error for c in clips):
         click.echo(f"strideclip: everything before it is in {output}", err=True)
         sys.exit(1)
+    if ctrl_c.aborted:
+        sys.exit(CtrlC.INTERRUPTED_EXIT)
 
 
-@click.command()
+@click.command(epilog=example("strideclip live --sim 2 --seconds 60 --out runs"))
 @CLIPS_OPTION
 @SERIAL_PORTS_OPTION
 @click.option("--replay", "logs", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -176,38 +216,44 @@ def record(port, clip_name, output, seconds, idle_s, athlete, cues_path, ble_bac
 @click.option("--sim", "sims", type=click.IntRange(0, 16), default=0, help="Follow this many simulated clips.")
 @click.option("--speed", type=click.FloatRange(0.1, 1000), default=1.0, show_default=True,
               help="Pace of --replay and --sim, times real time.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Folder for the session logs, one per clip.")
-@click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
-@CUES_OPTION
+@click.option("--out", "out_dir", type=OUT_FOLDER, metavar="FOLDER", default=".", show_default=True,
+              help="Folder for the session logs, one per clip (made if missing).")
+@click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None,
+              help="Stop after this many seconds (default: Ctrl-C).")
+@LIVE_CUES_OPTION
 @BLE_BACKEND_OPTION
 @HISTORY_OPTION
 @NO_HISTORY_OPTION
-def live(clip_names, ports, logs, sims, speed, out_dir, seconds, cues_path, ble_backend, db_path, no_history):
+def live(clip_names: tuple[str, ...], ports: tuple[str, ...], logs: tuple[str, ...], sims: int, speed: float,
+         out_dir: str, seconds: float | None, cues_path: str | None, ble_backend: str | None, db_path: str | None,
+         no_history: bool) -> None:
     """Live view of one or more clips, each recorded to its own session log. With no source
     given, every clip found in a BLE scan."""
     from pathlib import Path
 
-    from strideclip.session.live import log_source, serial_source, sim_source
+    from strideclip.stream.outputs import check_folder
+
+    check_folder(out_dir, option="--out")  # before any clip is simulated or opened
+    from strideclip.link.sources import log_source, serial_source, sim_source
     from strideclip.sim import simulate, steady_run
 
     sources = [serial_source(p) for p in ports] + [log_source(p, speed) for p in logs]
-    sources += [sim_source(f"sim-{i + 1}", simulate(steady_run(30, seed=100 + i)), speed) for i in range(sims)]
+    with ProgressBar(f"simulating {sims} runner(s)") as bar:
+        runs = [simulate(steady_run(30, seed=100 + i), progress=bar.part(i, sims)) for i in range(sims)]
+    sources += [sim_source(f"sim-{i + 1}", run, speed) for i, run in enumerate(runs)]
     scan_all = not (clip_names or sources)
-    opened: list = []
-    clips = run_ble(_live_main(sources, list(clip_names), Path(out_dir), seconds, ble_backend, view=True,
-                                scan_all=scan_all, cue_settings=load_if_given(cues_path), opened=opened,
-                                prior_for=None if no_history else history_prior(db_path)))
-    _print_live_summary(clips)
-    if not no_history:  # real clips only: replays and simulated runners are not sessions of anyone's
-        add_to_history([c.log_path for c in opened if c.source.kind not in ("log", "simulator")], db_path)
-    sys.exit(1 if clips and all(c.link.error for c in clips) else 0)
+    ctrl_c, clips = CtrlC(), []
+    run_ble(_live_main(sources, list(clip_names), Path(out_dir), seconds, ble_backend, view=True, scan_all=scan_all,
+                       cue_settings=load_if_given(cues_path), opened=clips, stop=ctrl_c.stop,
+                       prior_for=None if no_history else history_prior(db_path)), ctrl_c=ctrl_c)
+    code = end_live_run(clips, ctrl_c, history=not no_history, db_path=db_path)
+    sys.exit(code or (1 if clips and all(c.link.error for c in clips) else 0))
 
 
 async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=False, scan_all=False, idle_s=None,
-                     log_paths=None, athlete=None, cue_settings=None, opened=None, prior_for=None):
+                     log_paths=None, athlete=None, cue_settings=None, opened=None, prior_for=None, stop=None):
     """Scan for the named BLE clips (all found, with ``scan_all``), open every link, say so, and
-    record them all with a live view until the time is up, they go quiet, or Ctrl-C."""
+    record them all with a live view until the time is up, they go quiet, or ``stop`` (Ctrl-C)."""
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
     from strideclip.session.live import open_clips, run_clips
@@ -227,55 +273,46 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
     click.echo("recording " + ", ".join(f"{c.name} ({c.source.address})" for c in clips) + " (Ctrl-C stops)")
     sys.stdout.flush()  # the links are open: nothing from now on is lost
     with TerminalView(title="StrideClip live", live=view and sys.stdout.isatty()) as table:
-        return await run_clips(clips, seconds=seconds, idle_s=idle_s, on_update=table.show_clips if view else None)
+        return await run_clips(clips, seconds=seconds, idle_s=idle_s, on_update=table.show_clips if view else None,
+                               stop=stop)
 
 
-def _print_live_summary(clips) -> None:
-    for c in clips:
-        s = c.session.summary()
-        stats = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c.transport.stats().items())
-        click.echo(f"{c.name}: {c.log_path}: {s['samples']} samples ({s['duration_s']:.1f} s at {s['rate_hz']} Hz), "
-                   f"{s['steps']} steps, {len(s['gaps_filled'])} gap(s) filled by backfill, {len(s['gaps'])} still open; "
-                   f"link: {stats}")
-        if s["bad_packets"]:  # what the clip sent that the host could not take: in the log, skipped here
-            click.echo(f"{c.name}: {s['bad_packets']} bad packet(s) recorded and skipped"
-                       + "".join(f"; first {e}" for e in s["bad_packet_errors"][:1]), err=True)
-        if c.link.error:
-            click.echo(f"strideclip: {c.name}: {c.link.error}", err=True)
-
-
-@click.command()
+@click.command(epilog=example("strideclip dashboard --simulate 3 --speed 10"))
 @CLIPS_OPTION
 @SERIAL_PORTS_OPTION
 @click.option("--simulate", "n_sim", type=click.IntRange(0, 16), default=0,
               help="Follow this many simulated athletes through the whole pipeline (no clip needed).")
 @click.option("--speed", type=click.FloatRange(0.1, 1000), default=1.0, show_default=True,
-              help="Simulated athletes: times real time.")
-@click.option("--minutes", type=click.FloatRange(1, 180), default=30.0, show_default=True,
-              help="Simulated athletes: length of the run.")
+              help="Simulated athletes: pace, times real time.")
+@click.option("--minutes", type=click.FloatRange(DEMO_RUN_MIN_MINUTES, 180), default=30.0, show_default=True,
+              help="Simulated athletes: length of the run, minutes.")
 @click.option("--rate-hz", type=click.Choice(["104", "208", "416"]), default="208", show_default=True,
-              help="Simulated athletes: the clip's sample rate.")
+              help="Simulated athletes: the clip's sample rate, Hz.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="0: any free port.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True,
+              help="TCP port to serve the page on (0: any free port).")
 @click.option("--lan", is_flag=True, help="Serve to the LAN: pages and cues then need the access token printed here.")
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
               help="Another name browsers use for this machine (its host names and addresses are known); repeatable.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="strideclip-sessions", show_default=True,
+@click.option("--out", "out_dir", type=OUT_FOLDER, metavar="FOLDER", default="strideclip-sessions",
+              show_default=True,
               help="Folder for the session logs (and the reports written when the run ends); the page serves "
                    "only these.")
-@click.option("--seconds", type=click.FloatRange(1, 24 * 3600), default=None, help="Stop after this long (default: Ctrl-C).")
-@CUES_OPTION
+@click.option("--seconds", type=click.FloatRange(1, 24 * 3600), default=None,
+              help="Stop after this many seconds (default: Ctrl-C).")
+@LIVE_CUES_OPTION
 @HISTORY_OPTION
 @NO_HISTORY_OPTION
 @BLE_BACKEND_OPTION
-def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan, allow_hosts, out_dir, seconds,
-              cues_path, db_path, no_history, ble_backend):
+def dashboard(clip_names: tuple[str, ...], ports: tuple[str, ...], n_sim: int, speed: float, minutes: float,
+              rate_hz: str, host: str, port: int, lan: bool, allow_hosts: tuple[str, ...], out_dir: str,
+              seconds: float | None, cues_path: str | None, db_path: str | None, no_history: bool,
+              ble_backend: str | None) -> None:
     """The coach's live dashboard in the browser: every athlete at a glance, offline."""
     import ipaddress
     from pathlib import Path
 
-    from strideclip.session.live import serial_source, sim_source
-    from strideclip.sim import demo_run, simulate
+    from strideclip.stream.outputs import check_folder
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -285,21 +322,54 @@ def dashboard(clip_names, ports, n_sim, speed, minutes, rate_hz, host, port, lan
         raise click.UsageError(f"--host {host} serves beyond this machine: add --lan (pages and cues then need a token)")
     if not (clip_names or ports or n_sim):
         raise click.UsageError("give --clip NAME, --serial PORT or --simulate N")
+    check_folder(out_dir, option="--out")  # both before any athlete is simulated or any log opened
+    _check_port(host, port)
+    from strideclip.link.sources import serial_source, sim_source
+    from strideclip.sim import demo_run, simulate
+
     sources = [serial_source(p) for p in ports]
     if n_sim:  # the page comes up once they are simulated: say why the wait
         click.echo(f"simulating {n_sim} athlete(s), {minutes} min each…", err=True)
-    sources += [sim_source(f"athlete-{i + 1}", simulate(demo_run(200 + i, minutes=minutes, rate_hz=int(rate_hz))), speed,
-                           answers=True) for i in range(n_sim)]
-    opened: list = []
+    with ProgressBar(f"simulating {n_sim} athlete(s)") as bar:
+        runs = [simulate(demo_run(200 + i, minutes=minutes, rate_hz=int(rate_hz)), progress=bar.part(i, n_sim))
+                for i in range(n_sim)]
+    sources += [sim_source(f"athlete-{i + 1}", run, speed, answers=True) for i, run in enumerate(runs)]
+    ctrl_c, clips = CtrlC(), []
     run_ble(_dashboard_main(sources, list(clip_names), Path(out_dir), host, port, lan, allow_hosts, seconds,
-                             ble_backend, load_if_given(cues_path), None if no_history else history_prior(db_path),
-                             opened))
-    if not no_history:
-        add_to_history([c.log_path for c in opened if c.source.kind not in ("log", "simulator")], db_path)
+                            ble_backend, load_if_given(cues_path), None if no_history else history_prior(db_path),
+                            clips, ctrl_c.stop), ctrl_c=ctrl_c)
+    sys.exit(end_live_run(clips, ctrl_c, history=not no_history, db_path=db_path))
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port the dashboard cannot listen on, before anything is opened: bound (as the
+    server binds it) and let go at once. Port 0 is always free."""
+    import errno
+
+    from bokeh.server.util import bind_sockets
+
+    from strideclip.errors import OutputError, PortInUse
+
+    if port == 0:
+        return
+    try:
+        sockets, _ = bind_sockets(host, port)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {port} on {host} is in use (another dashboard?): stop it, or choose another "
+                            f"--port (0: any free port)", path=f"{host}:{port}") from None
+        raise OutputError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another --host or --port",
+                          path=f"{host}:{port}") from None
+    for sock in sockets:
+        sock.close()
 
 
 async def _dashboard_main(sources, names, out_dir, host, port, lan, allow_hosts, seconds, backend_spec, cue_settings,
-                          prior_for, opened):
+                          prior_for, opened, stop):
+    """Open the clips and serve the page until ``seconds`` pass or ``stop`` (Ctrl-C): then the
+    server's cleanup ends every link and closes every log (strideclip.session.live.run_clips)."""
+    import asyncio
+
     from strideclip.link.ble import pick
     from strideclip.link.ble import scan as ble_scan
     from strideclip.session.live import open_clips
@@ -312,5 +382,15 @@ async def _dashboard_main(sources, names, out_dir, host, port, lan, allow_hosts,
     clips = open_clips(sources, out_dir, backend=backend and backend.client_backend, cue_settings=cue_settings,
                        prior_for=prior_for)
     opened += clips
-    return await serve(clips, out_dir=out_dir, host=host, port=port, lan=lan, seconds=seconds, echo=click.echo,
-                       allow_hosts=[h.lower() for h in allow_hosts])
+    serving = asyncio.ensure_future(serve(clips, out_dir=out_dir, host=host, port=port, lan=lan, seconds=seconds,
+                                          echo=click.echo, allow_hosts=[h.lower() for h in allow_hosts]))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:  # Ctrl-C (once, or twice: this is cancelled too): the server's own cleanup still runs
+        stopping.cancel()
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    if not serving.cancelled():
+        serving.result()  # what went wrong in the server, if anything, is the command's error
+

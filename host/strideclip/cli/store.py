@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import click
 
-from strideclip.cli.common import (CUES_OPTION, HISTORY_OPTION, NO_HISTORY_OPTION, add_to_history, resolve_ble_backend,
-                                   run_ble)
+from strideclip.cli.common import (CUES_OPTION, FORCE_OPTION, HISTORY_OPTION, NO_HISTORY_OPTION, OUT_FILE, OUT_FOLDER,
+                                   add_to_history, example, resolve_ble_backend, rows_said, run_ble)
+from strideclip.cli.progress import ProgressBar
 from strideclip.coaching.cueconfig import load_if_given
 
 
-@click.group(invoke_without_command=True)
+@click.group(invoke_without_command=True, epilog=example("strideclip history import runs/ && strideclip history"))
 @click.option("--athlete", default=None, help="Only this athlete (default: everyone).")
 @click.option("--load-rise-pct", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
-              help="Warn when a week's running time rises more than this over the week before.")
+              help="Warn when a week's running time rises more than this over the week before, %.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object: sessions, weeks, plan per athlete.")
 @HISTORY_OPTION
 @click.pass_context
-def history(ctx, athlete, load_rise_pct, as_json, db_path):
+def history(ctx: click.Context, athlete: str | None, load_rise_pct: float, as_json: bool, db_path: str | None) -> None:
     """Sessions and weekly trends per athlete; `history import` adds logs, `history repair` rebuilds a
     damaged history from its logs."""
     if ctx.invoked_subcommand:
@@ -80,16 +82,18 @@ def _history_db(db_path):
     return db_path or outer
 
 
-@history.command("import")
+@history.command("import", epilog=example("strideclip history import runs/ --athlete Ana --surface track"))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--athlete", default=None, help="Who ran (default: the name in each log).")
-@click.option("--shoes", default=None)
+@click.option("--shoes", default=None, help="The shoes worn (free text).")
 @click.option("--surface", default=None, help="e.g. road, track, trail, treadmill.")
 @click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
-@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None, help="The session's distance, if known.")
+@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None,
+              help="The session's distance, km, if known.")
 @HISTORY_OPTION
 @CUES_OPTION
-def history_import(paths, athlete, shoes, surface, tags, distance_km, db_path, cues_path):
+def history_import(paths: tuple[str, ...], athlete: str | None, shoes: str | None, surface: str | None,
+                   tags: tuple[str, ...], distance_km: float | None, db_path: str | None, cues_path: str | None) -> None:
     """Add session logs (files or folders of *.sclog) to the history, one row per clip session: known
     sessions are skipped, a longer log of one replaces it, a log still being written waits."""
     from strideclip.store.history import History
@@ -112,15 +116,16 @@ def history_import(paths, athlete, shoes, surface, tags, distance_km, db_path, c
         sys.exit(1)
 
 
-@history.command("edit")
-@click.argument("session_id", type=int)
-@click.option("--athlete", default=None)
-@click.option("--shoes", default=None)
-@click.option("--surface", default=None)
+@history.command("edit", epilog=example("strideclip history edit 12 --distance-km 8.4 --shoes 'Pegasus 40'"))
+@click.argument("session_id", type=click.IntRange(1))
+@click.option("--athlete", default=None, help="Who ran (fixes the name the log gave).")
+@click.option("--shoes", default=None, help="The shoes worn (free text).")
+@click.option("--surface", default=None, help="e.g. road, track, trail, treadmill.")
 @click.option("--tag", "tags", multiple=True, help="Replace the tags; repeat for several.")
-@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None)
+@click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None, help="The session's distance, km.")
 @HISTORY_OPTION
-def history_edit(session_id, athlete, shoes, surface, tags, distance_km, db_path):
+def history_edit(session_id: int, athlete: str | None, shoes: str | None, surface: str | None, tags: tuple[str, ...],
+                 distance_km: float | None, db_path: str | None) -> None:
     """Set what a log cannot know: distance, shoes, surface, tags (or fix the athlete)."""
     from strideclip.store.history import History
 
@@ -129,11 +134,11 @@ def history_edit(session_id, athlete, shoes, surface, tags, distance_km, db_path
         click.echo(f"session {session_id} updated")
 
 
-@history.command("repair")
+@history.command("repair", epilog=example("strideclip history repair runs/"))
 @click.argument("folders", nargs=-1, type=click.Path(exists=True))
 @HISTORY_OPTION
 @CUES_OPTION
-def history_repair(folders, db_path, cues_path):
+def history_repair(folders: tuple[str, ...], db_path: str | None, cues_path: str | None) -> None:
     """Rebuild a damaged history from the logs it catalogued (and FOLDERS of logs); the damaged file is kept."""
     from pathlib import Path
 
@@ -163,15 +168,17 @@ def history_repair(folders, db_path, cues_path):
                    f"FOLDER --db {path}`", err=True)
 
 
-@click.command()
-@click.option("--start-spm", type=float, default=None, help="The runner's cadence when the plan started, steps/min.")
+@click.command(epilog=example("strideclip plan --start-spm 162 --since 2026-01-05", "strideclip plan --athlete Ana"))
+@click.option("--start-spm", type=click.FloatRange(100, 240), default=None,
+              help="The runner's cadence when the plan started, steps/min.")
 @click.option("--since", "since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="The day the plan started (YYYY-MM-DD).")
 @click.option("--athlete", default=None,
               help="Instead of --start-spm/--since: start from this athlete's first running session in the history.")
 @click.option("--on", "on_day", type=click.DateTime(formats=["%Y-%m-%d"]), help="The day to plan for (default: today).")
 @HISTORY_OPTION
-def plan(start_spm, since, athlete, on_day, db_path):
+def plan(start_spm: float | None, since: datetime | None, athlete: str | None, on_day: datetime | None,
+         db_path: str | None) -> None:
     """Today's metronome target from the cadence plan (+5 steps/min per 4 weeks, at most +10 %)."""
     import datetime as dt
 
@@ -200,19 +207,23 @@ def plan(start_spm, since, athlete, on_day, db_path):
     click.echo(f"for a cue settings file (--cues):\n[cues]\ntarget_spm = {target}")
 
 
-@click.command()
+@click.command(epilog=example("strideclip sync --clip clip-51a00007 --out runs --delete"))
 @click.option("--port", help="The clip's USB serial port, e.g. /dev/ttyUSB0 (fetched with mpremote).")
 @click.option("--clip", "clip_name", help="The clip's BLE name or address (fetched over BLE).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Folder for the fetched session logs.")
+@click.option("--out", "out_dir", type=OUT_FOLDER, metavar="FOLDER", default=".", show_default=True,
+              help="Folder for the fetched session logs (made if missing).")
 @click.option("--delete", is_flag=True, help="Remove each log from the clip once its copy reads cleanly.")
 @click.option("--ble-backend", hidden=True, help="module:function giving bleak backends (tests).")
 @HISTORY_OPTION
 @NO_HISTORY_OPTION
-def sync(port, clip_name, out_dir, delete, ble_backend, db_path, no_history):
+def sync(port: str | None, clip_name: str | None, out_dir: str, delete: bool, ble_backend: str | None,
+         db_path: str | None, no_history: bool) -> None:
     """Fetch the runs the clip logged to its flash while no host was listening."""
+    from strideclip.stream.outputs import check_folder
+
     if bool(port) == bool(clip_name):
         raise click.UsageError("give the clip's --port (USB) or its --clip name (BLE)")
+    check_folder(out_dir, option="--out")
     if port:
         from strideclip.device.flash import sync as run_sync
 
@@ -236,70 +247,56 @@ async def _sync_ble_main(clip_name, out_dir, delete, backend_spec):
                           echo=click.echo)
 
 
-class _ProgressBar:
-    """A progress bar on a terminal's stderr for a long log; nothing elsewhere."""
-
-    def __init__(self, label: str):
-        self.label, self._bar = label, None
-
-    def __enter__(self):
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self._bar = Progress(console=Console(stderr=True), transient=True)
-            self._bar.__enter__()
-            self._task = self._bar.add_task(self.label, total=1)
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._bar:
-            self._bar.update(self._task, completed=done, total=total or 1)
-
-    def __exit__(self, *exc):
-        if self._bar:
-            self._bar.__exit__(*exc)
-
-
-@click.command()
+@click.command(epilog=example("strideclip report run.sclog -o run.html --png run.png"))
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The HTML file to write (new).")
-@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also write the main figure as a PNG image.")
+@click.option("-o", "--output", type=OUT_FILE, metavar="FILE", required=True, help="The HTML file to write.")
+@click.option("--png", type=OUT_FILE, metavar="FILE", default=None, help="Also write the main figure as a PNG image.")
+@FORCE_OPTION
 @click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None,
-              help="The session's distance, for per-km splits (default: from the history, if known there).")
+              help="The session's distance, km, for per-km splits (default: from the history, if known there).")
 @click.option("--no-history", is_flag=True, help="Do not compare with the athlete's earlier sessions.")
 @HISTORY_OPTION
 @CUES_OPTION
-def report(log, output, png, distance_km, no_history, db_path, cues_path):
+def report(log: str, output: str, png: str | None, force: bool, distance_km: float | None, no_history: bool,
+           db_path: str | None, cues_path: str | None) -> None:
     """One session as a self-contained HTML report (opens with no network)."""
     from pathlib import Path
 
+    from strideclip.stream.outputs import OutputFile
+
+    html = OutputFile(output, option="-o", force=force, source=log)  # checked before the log is read
+    image = OutputFile(png, option="--png", force=force, source=log) if png else None
     from strideclip.views.report import write_report
 
-    if Path(output).exists():
-        raise click.UsageError(f"{output} exists; choose a new file for the report")
-    with _ProgressBar(f"reading {Path(log).name}") as bar:
-        data = write_report(log, output, png=png, distance_km=distance_km, history_db=False if no_history else db_path,
+    with ProgressBar(f"reading {Path(log).name}") as bar:
+        data = write_report(log, html, png=image, distance_km=distance_km, history_db=False if no_history else db_path,
                             cue_settings=load_if_given(cues_path), progress=bar, warn=lambda m: click.echo(m, err=True))
     summary, previous = data["summary"], data["previous"]
     click.echo(f"wrote {output}" + (f" and {png}" if png else "") + f": {summary['steps']} steps, "
                f"{len(summary['cues'])} cue(s), {len(previous)} earlier session(s) compared")
 
 
-@click.command()
+@click.command(epilog=example("strideclip export run.sclog --format fit -o run.fit --distance-km 10"))
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "fit"]), required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The file to write (new).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "fit"]), required=True,
+              help="csv, parquet: one row per step (docs/metrics.md); fit: an activity, one record per second.")
+@click.option("-o", "--output", type=OUT_FILE, metavar="FILE", required=True, help="The file to write.")
+@FORCE_OPTION
 @click.option("--distance-km", type=click.FloatRange(0.01, 500), default=None,
-              help="fit: the session's distance (a sacral clip cannot measure it).")
+              help="fit: the session's distance, km (a sacral clip cannot measure it).")
 @CUES_OPTION
-def export(log, fmt, output, distance_km, cues_path):
+def export(log: str, fmt: str, output: str, force: bool, distance_km: float | None, cues_path: str | None) -> None:
     """A session's steps as CSV, Parquet, or a FIT activity with running dynamics."""
     from pathlib import Path
 
+    from strideclip.stream.outputs import OutputFile
+
+    out = OutputFile(output, option="-o", force=force, source=log)  # checked before the log is read
     from strideclip.views.export import export_session
 
-    with _ProgressBar(f"reading {Path(log).name}") as bar:
-        summary = export_session(log, output, fmt, distance_km=distance_km, cue_settings=load_if_given(cues_path),
-                                 progress=bar)
-    click.echo(f"wrote {output} ({fmt}): {summary['steps']} steps over {summary['duration_s'] / 60:.1f} min")
+    with ProgressBar(f"reading {Path(log).name}") as bar:
+        summary, rows = export_session(log, out, fmt, distance_km=distance_km, cue_settings=load_if_given(cues_path),
+                                       progress=bar)
+    written = (f"{rows} records, one per second ({summary['steps']} steps)" if fmt == "fit"
+               else rows_said(rows, summary["steps"]))
+    click.echo(f"wrote {output} ({fmt}): {written} over {summary['duration_s'] / 60:.1f} min")

@@ -4,6 +4,7 @@
   within 2 % of the cue's tempo (cadence cues), or pelvic rotation back under its warm-up level
   plus 15 % (rotation cues, half the 30 % rise that cues) - and stayed there for 10 s; None if
   not within the 5 minutes after the cue (``watched_s``: how much of them the log holds);
+  ``outcome_text`` says it in words, for every view;
 - ``in_zone_pct``: the share of running steps in the cue and the 2 minutes after it with their
   cadence within 3 % of the tempo.
 
@@ -46,6 +47,20 @@ def cue_outcomes(table: np.ndarray, cues: list[dict], rate_hz: int) -> list[dict
                     "watched_s": round(float(np.clip(t[-1] - c["t_s"], 0, LOOK_S)), 1),  # running left in the log
                     "in_zone_pct": _in_zone(t, cad, tempo, c["t_s"], c["t_s"] + (c.get("duration_s") or 0) + ZONE_AFTER_S)})
     return out
+
+
+def outcome_text(outcome: dict) -> str:
+    """A cue's recovery in words, the one wording of ``replay`` and the report: "recovered after
+    42 s"; "no recovery within 5 min" when the log holds the 5 minutes after the cue; "no recovery
+    in the 57 s the log still has" when it ends sooner; "not measured: ..." for a cue without a time."""
+    if outcome["recovered_after_s"] is not None:
+        return f"recovered after {outcome['recovered_after_s']:.0f} s"
+    if outcome["t_s"] is None:
+        return "not measured: the clip sent the cue before it said its rate"
+    watched_s = outcome.get("watched_s", LOOK_S)
+    if watched_s >= LOOK_S:
+        return f"no recovery within {LOOK_S / 60:.0f} min"
+    return f"no recovery in the {watched_s:.0f} s the log still has"
 
 
 def _no_outcome(cue: dict) -> dict:

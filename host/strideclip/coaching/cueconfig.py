@@ -19,6 +19,7 @@ The same settings go to a connected clip as SET_CONFIG commands (keys in docs/pr
 from __future__ import annotations
 
 import tomllib
+from array import array
 from pathlib import Path
 
 from clipcore import cues as C
@@ -62,7 +63,7 @@ def load_if_given(path: str | Path | None) -> dict[int, int]:
     return load(path) if path else {}
 
 
-def apply(cfg, settings: dict[int, int]) -> None:
+def apply(cfg: array[int], settings: dict[int, int]) -> None:
     """Put checked settings into a clipcore.cues config array."""
     for key, value in settings.items():
         code = C.set_config(cfg, key, value)

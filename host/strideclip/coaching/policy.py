@@ -3,13 +3,16 @@ policy the clip runs on its own, and the metronome a clip plays, read from its c
 from __future__ import annotations
 
 import math
+from array import array
+
+import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore.steps import FLAG_RUNNING
 from strideclip.coaching.cue import Cue
 
 
-def cue_for_step(cfg, state, ev) -> int:
+def cue_for_step(cfg: array[int], state: array[int], ev: np.void) -> int:
     """The clip's cue policy (clipcore.cues) for one detector event: a REASON_* code or NO_CUE."""
     return cue_policy.on_step(cfg, state, int(ev["ic_idx"]), int(ev["step_samples"]), bool(ev["flags"] & FLAG_RUNNING),
                               int(ev["rotation_units"]))

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from strideclip.device import clipbuild
 from strideclip.errors import ConfigError, DeviceError
@@ -28,7 +29,7 @@ from strideclip.errors import ConfigError, DeviceError
 FIRMWARE = clipbuild.REPO / "firmware"
 
 
-def clip_config_module():
+def clip_config_module() -> ModuleType:
     """firmware/clipfw/config.py as a host module: the one implementation of the checks."""
     spec = importlib.util.spec_from_file_location("clip_config", FIRMWARE / "clipfw" / "config.py")
     module = importlib.util.module_from_spec(spec)

@@ -15,6 +15,8 @@ counts, then clipcore.cues on each step (as strideclip.session.pipeline does).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from clipcore import cues as C
@@ -23,7 +25,7 @@ from strideclip.analysis.fatigue import FatigueTracker
 from strideclip.analysis.metrics import metrics_for_counts
 from strideclip.analysis.steps import StepDetector
 from strideclip.coaching.policy import cue_for_step
-from strideclip.sim import Fatigue, Runner, Scenario, Segment, Sensor, simulate
+from strideclip.sim import Fatigue, Runner, Scenario, Segment, Sensor, SimulatedRun, simulate
 
 FATIGUE_RUN_MIN = 35.0
 STEADY_RUN_MIN = 40.0
@@ -79,7 +81,7 @@ def threshold_s(truth: dict) -> float:
     return min(truth.get("cadence_drop_5pct_s", np.inf), truth.get("rotation_rise_30pct_s", np.inf))
 
 
-def step_events(run) -> np.ndarray:
+def step_events(run: SimulatedRun) -> np.ndarray:
     """The clip's step detector over the run's raw counts."""
     h = run.hello
     return StepDetector(sampling_rate_hz=h.rate_hz, accel_ug_per_lsb=h.accel_ug_per_lsb).detect(run.counts).events_
@@ -98,7 +100,7 @@ def cues_of(events: np.ndarray, rate_hz: int, config: dict | None = None) -> lis
     return out
 
 
-def fatigue_entries(run, events: np.ndarray) -> list[float]:
+def fatigue_entries(run: SimulatedRun, events: np.ndarray) -> list[float]:
     """Times (s) at which the host's fatigue state (strideclip.analysis.fatigue) became "fatigued"."""
     h = run.hello
     table = metrics_for_counts(run.counts, events, rate_hz=h.rate_hz, accel_g_per_count=h.accel_ug_per_lsb / 1e6,
@@ -111,17 +113,23 @@ def fatigue_entries(run, events: np.ndarray) -> list[float]:
     return out
 
 
-def simulate_runs(seeds: int, rate_hz: int = 208, *, fatigue_state: bool = False) -> dict:
+def simulate_runs(seeds: int, rate_hz: int = 208, *, fatigue_state: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Step events and truth of every run (the slow part), for scoring one or more policies;
-    with ``fatigue_state`` also when the host's fatigue tracker declared fatigue."""
+    with ``fatigue_state`` also when the host's fatigue tracker declared fatigue.
+    ``progress(runs done, runs)`` after each run."""
     out = {"fatigue": [], "steady": [], "rate_hz": rate_hz, "entries": {}}
     for seed in range(seeds):
         for kind, make in (("fatigue", fatigue_scenario), ("steady", steady_scenario)):
+            if progress:
+                progress(len(out["fatigue"]) + len(out["steady"]), 2 * seeds)
             run = simulate(make(seed, rate_hz))
             events = step_events(run)
             out[kind].append((seed, events, run.fatigue_truth(), run.scenario.duration_s))
             if fatigue_state:
                 out["entries"][kind, seed] = fatigue_entries(run, events)
+    if progress:
+        progress(2 * seeds, 2 * seeds)
     return out
 
 
@@ -179,8 +187,8 @@ def score(runs: dict, config: dict | None = None) -> dict:
 
 
 def evaluate_cues(seeds: int = 20, rate_hz: int = 208, config: dict | None = None, *,
-                  fatigue_state: bool = False) -> dict:
-    runs = simulate_runs(seeds, rate_hz, fatigue_state=fatigue_state)
+                  fatigue_state: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+    runs = simulate_runs(seeds, rate_hz, fatigue_state=fatigue_state, progress=progress)
     out = score(runs, config)
     if fatigue_state:
         out.update(score_fatigue_state(runs))

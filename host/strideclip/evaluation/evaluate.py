@@ -7,6 +7,7 @@ explains the scoring and reports the figures.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -43,11 +44,13 @@ def to_counts(accel_g: np.ndarray, gyro_dps: np.ndarray, rate_in: float, rate_ou
     return np.clip(np.round(counts), -32768, 32767).astype(np.int16)
 
 
-def clipcore_detector(rate_hz: int) -> Detector:
-    """Our detector: returns (contact times s, emission times s, sides)."""
+def clipcore_detector(rate_hz: int, *, engine: str | None = None) -> Detector:
+    """Our detector: returns (contact times s, emission times s, sides). ``engine``: see
+    strideclip.analysis.steps (None: the default)."""
 
     def run(counts: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ev = StepDetector(sampling_rate_hz=rate, accel_ug_per_lsb=ACCEL_UG_PER_LSB).detect(counts).events_
+        det = StepDetector(sampling_rate_hz=rate, accel_ug_per_lsb=ACCEL_UG_PER_LSB, engine=engine)
+        ev = det.detect(counts).events_
         sides = np.where(ev["side"] == 255, -1, ev["side"]).astype(int)
         return ev["ic_idx"] / rate, ev["emit_idx"] / rate, sides
 
@@ -76,7 +79,8 @@ def evaluate_trials(trials: Iterable[datasets.Trial], rate_hz: int, tolerance_s:
     return out
 
 
-def evaluate_adept(rate_hz: int, detector: Detector, root=None, window_s: float = 60.0) -> dict:
+def evaluate_adept(rate_hz: int, detector: Detector, root: str | os.PathLike | None = None,
+                   window_s: float = 60.0) -> dict:
     """Cadence over 60-s windows from the hip sensor vs 2 x stride rate from the left ankle."""
     run = datasets.load_adept(root)
     strides = datasets.ankle_strides_s(run)
@@ -152,7 +156,8 @@ def evaluate_sim(rate_hz: int, tolerance_s: float, detector: Detector, seeds: It
     return out
 
 
-def evaluate(dataset: str, *, rate_hz: int = 208, tolerance_ms: float | None = None, data_dir=None,
+def evaluate(dataset: str, *, rate_hz: int = 208, tolerance_ms: float | None = None,
+             data_dir: str | os.PathLike | None = None,
              detector: Detector | None = None) -> dict:
     """Score a data set; the result is what `strideclip evaluate ... --json` prints."""
     detector = detector or clipcore_detector(rate_hz)

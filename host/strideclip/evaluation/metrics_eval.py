@@ -13,6 +13,9 @@ Recordings are fed as a clip would deliver them (``strideclip.evaluation.evaluat
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +25,9 @@ from strideclip.analysis.steps import StepDetector
 from strideclip.evaluation import datasets
 from strideclip.evaluation.evaluate import ACCEL_UG_PER_LSB, GYRO_COUNTS_PER_DPS, to_counts
 from strideclip.evaluation.scoring import match_events
+
+if TYPE_CHECKING:  # (the simulator is imported when it is run)
+    from strideclip.sim import SimulatedRun
 
 ACCEL_G_PER_COUNT = ACCEL_UG_PER_LSB / 1e6
 GYRO_DPS_PER_COUNT = 1 / GYRO_COUNTS_PER_DPS
@@ -46,7 +52,7 @@ def _stats(err) -> dict:
 
 # ---- Alcantara: force treadmill ------------------------------------------------------------
 
-def alcantara_steps(rate_hz: int = 208, root=None) -> dict:
+def alcantara_steps(rate_hz: int = 208, root: str | os.PathLike | None = None) -> dict:
     """Detected running steps matched to force-plate stances, with features and truth columns."""
     cols: dict[str, list] = {k: [] for k in ("trial", "condition", "peak_loading_g", "peak_vertical_g", "contact_ms",
                                              "peak_vgrf_bw", "true_peak_grf_bw", "true_contact_ms")}
@@ -93,7 +99,7 @@ def vgrf_leave_condition_out(rows: dict) -> np.ndarray:
     return err
 
 
-def evaluate_alcantara(rate_hz: int = 208, root=None) -> dict:
+def evaluate_alcantara(rate_hz: int = 208, root: str | os.PathLike | None = None) -> dict:
     rows = alcantara_steps(rate_hz, root)
     loco = vgrf_leave_condition_out(rows)
     shipped = rows["peak_vgrf_bw"] - rows["true_peak_grf_bw"]
@@ -112,7 +118,7 @@ def evaluate_alcantara(rate_hz: int = 208, root=None) -> dict:
 
 # ---- simulator -------------------------------------------------------------------------------
 
-def sim_runs(rate_hz: int = 208, seeds=range(4), minutes: float = 4.0):
+def sim_runs(rate_hz: int = 208, seeds: Iterable[int] = range(4), minutes: float = 4.0) -> Iterator[SimulatedRun]:
     from strideclip.sim import Scenario, Segment, Sensor, simulate
 
     for seed in seeds:
@@ -127,7 +133,7 @@ def sim_runs(rate_hz: int = 208, seeds=range(4), minutes: float = 4.0):
         yield simulate(Scenario(segs, sensor=sensor, seed=seed))
 
 
-def sim_errors(run) -> dict:
+def sim_errors(run: SimulatedRun) -> dict:
     """Per-step errors of one simulated run, running steps only."""
     from strideclip.sim.body import STANDING_TILT_DEG
 
@@ -170,7 +176,7 @@ def _true_oscillation_cm(run, truth_steps) -> np.ndarray:
     return out
 
 
-def evaluate_sim(rate_hz: int = 208, seeds=range(4)) -> dict:
+def evaluate_sim(rate_hz: int = 208, seeds: Iterable[int] = range(4)) -> dict:
     errs: dict[str, list] = {}
     for run in sim_runs(rate_hz, seeds):
         for k, v in sim_errors(run).items():
@@ -194,7 +200,7 @@ TURN_SIDE_S = 2.0  # the heading is averaged over this much walking on each side
 TURN_MARGIN_S = 0.5  # ... starting this far from the data set's marked turn
 
 
-def evaluate_voisard_uturns(rate_hz: int = 208, root=None) -> dict:
+def evaluate_voisard_uturns(rate_hz: int = 208, root: str | os.PathLike | None = None) -> dict:
     """Gyro about the learnt vertical (the engine's body frame), integrated over each U-turn."""
     turns = []
     stills = 0
@@ -244,7 +250,7 @@ def _learnt_frame(counts: np.ndarray, rate_hz: int):
     return eng.calibrator.frame
 
 
-def evaluate_frames(rate_hz: int = 208, root=None) -> dict:
+def evaluate_frames(rate_hz: int = 208, root: str | os.PathLike | None = None) -> dict:
     """Is the forward axis found, and the same, in every trial of a data set recorded with one
     sensor placement? Alcantara: the sensor's z is antero-posterior. Voisard: one placement at L5."""
     out = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 
 def match_events(detected_s: np.ndarray, reference_s: np.ndarray, tolerance_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +54,10 @@ class Score:
     standing_s: float = 0.0  # outside the scored span and far from every labelled contact
     standing_detections: int = 0
 
-    def add(self, detected_s, reference_s, *, emitted_s=None, dont_care_s=(), window_s=None,
-            detected_sides=None, reference_sides=None, duration_s=None) -> tuple[np.ndarray, np.ndarray]:
+    def add(self, detected_s: npt.ArrayLike, reference_s: npt.ArrayLike, *, emitted_s: npt.ArrayLike | None = None,
+            dont_care_s: npt.ArrayLike = (), window_s: tuple[float, float] | None = None,
+            detected_sides: npt.ArrayLike | None = None, reference_sides: npt.ArrayLike | None = None,
+            duration_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Score one recording. ``window_s`` limits scoring to a span; detections matching a
         "don't care" reference (a true contact the reference cannot time) count for nothing.
         With ``duration_s``, the time outside the span and more than STANDING_GAP_S from any

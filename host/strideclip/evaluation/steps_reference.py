@@ -9,6 +9,7 @@ Not used on any product path.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from scipy import signal
@@ -147,7 +148,7 @@ def detect_reference(counts: np.ndarray, rate_hz: int, accel_ug_per_lsb: int) ->
     return np.round(np.array(ics)).astype(np.int64)
 
 
-def agreement(recordings, rate_hz: int, accel_ug_per_lsb: int) -> tuple[int, int]:
+def agreement(recordings: Iterable[np.ndarray], rate_hz: int, accel_ug_per_lsb: int) -> tuple[int, int]:
     """(contacts of the fixed-point detector with a reference contact within one sample, all of
     its contacts) over (n, 6) count recordings: the issue #4 agreement figure."""
     from strideclip.analysis.steps import StepDetector

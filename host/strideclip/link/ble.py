@@ -13,10 +13,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from clipcore import protocol as P
 from strideclip.errors import TransportError
 from strideclip.link.transport import Commands
+
+if TYPE_CHECKING:  # (bleak is imported when a clip is scanned for or connected)
+    from bleak.backends.client import BaseBleakClient
+    from bleak.backends.scanner import BaseBleakScanner
 
 BATTERY_SERVICE_DATA_UUID = "0000180f-0000-1000-8000-00805f9b34fb"
 MIN_MTU = P.SAMPLES_HEADER_BYTES + P.SAMPLE_BYTES * 19 + P.ATT_OVERHEAD_BYTES  # a full 19-sample packet
@@ -36,7 +41,7 @@ class ClipAdvert:
         return asdict(self)
 
 
-async def scan(seconds: float = 3.0, *, backend=None) -> list[ClipAdvert]:
+async def scan(seconds: float = 3.0, *, backend: type[BaseBleakScanner] | None = None) -> list[ClipAdvert]:
     """Clips advertising the StrideClip service, strongest first."""
     from bleak import BleakScanner
     from bleak.exc import BleakError
@@ -77,7 +82,8 @@ class BleTransport:
 
     def __init__(self, address: str, *, on_packet: Callable[[bytes, float], None],
                  on_link: Callable[..., None] | None = None, on_sent: Callable[[bytes], None] | None = None,
-                 backend=None, connect_timeout_s: float = 10.0, command_timeout_s: float = 2.0):
+                 backend: type[BaseBleakClient] | None = None, connect_timeout_s: float = 10.0,
+                 command_timeout_s: float = 2.0):
         self.address = address
         self.on_packet = on_packet
         self.on_link = on_link or (lambda event, **fields: None)

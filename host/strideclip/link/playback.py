@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
 
 from clipcore import cues as cue_policy
 from clipcore import logrecord as L
@@ -16,6 +20,19 @@ from clipcore import protocol as P
 from strideclip.errors import TransportError
 from strideclip.stream.packets import encode_packet, encode_samples
 from strideclip.stream.sclog import iter_records
+
+
+class ClipRun(Protocol):
+    """What a playback needs of a simulated run (strideclip.sim.SimulatedRun; the simulator is a
+    sibling stage, so it is described here rather than imported)."""
+
+    counts: np.ndarray  # (n, 6) raw counts
+    hello: P.Hello
+
+    @property
+    def rate_hz(self) -> int: ...
+
+    def stream(self) -> list[tuple[int, bytes]]: ...
 
 
 class PlaybackTransport:
@@ -34,8 +51,8 @@ class PlaybackTransport:
         self.played = 0
 
     @classmethod
-    def from_log(cls, path, **kw) -> PlaybackTransport:
-        def clip_packets():
+    def from_log(cls, path: str | Path, **kw: Any) -> PlaybackTransport:
+        def clip_packets() -> Iterator[tuple[int, bytes]]:
             for rec in iter_records(path):
                 if rec.kind == L.REC_CLIP:
                     yield rec.t_ms, bytes(rec.body)
@@ -43,7 +60,7 @@ class PlaybackTransport:
         return cls(str(path), clip_packets(), **kw)
 
     @classmethod
-    def from_sim(cls, name: str, run, **kw) -> PlaybackTransport:
+    def from_sim(cls, name: str, run: ClipRun, **kw: Any) -> PlaybackTransport:
         return cls(name, run.stream(), **kw)
 
     def stats(self) -> dict:
@@ -77,7 +94,7 @@ class SimulatedClipTransport(PlaybackTransport):
 
     takes_commands = True
 
-    def __init__(self, name: str, run, *, on_sent: Callable[[bytes], None] | None = None, **kw):
+    def __init__(self, name: str, run: ClipRun, *, on_sent: Callable[[bytes], None] | None = None, **kw: Any):
         super().__init__(name, run.stream(), **kw)
         self.sim = run  # (not .run: that is the coroutine)
         self.on_sent = on_sent or (lambda pkt: None)
@@ -96,6 +113,14 @@ class SimulatedClipTransport(PlaybackTransport):
         if self._started is None:
             return 0
         return min(len(self.sim.counts), int((time.monotonic() - self._started) * self.speed * self.sim.rate_hz))
+
+    def behind_s(self, newest_idx: int | None) -> float | None:
+        """How far the host's newest sample is behind the one this clip takes now, in seconds of
+        wall time (the packet's batching, the simulated link's latency, the host's lag): the
+        sample -> host delay, which the dashboard shows for a clip with no radio to time."""
+        if self._started is None or newest_idx is None:
+            return None
+        return max(0, self._sample_now() - 1 - newest_idx) / self.sim.rate_hz / self.speed
 
     async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
         if not self.connected:

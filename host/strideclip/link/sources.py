@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strideclip.link.ble import BleTransport, ClipAdvert
-from strideclip.link.playback import PlaybackTransport, SimulatedClipTransport
+from strideclip.link.playback import ClipRun, PlaybackTransport, SimulatedClipTransport
 from strideclip.link.serial import SerialTransport
 from strideclip.link.transport import Transport
+
+if TYPE_CHECKING:  # (bleak is imported when a clip is connected)
+    from bleak.backends.client import BaseBleakClient
 
 
 @dataclass
@@ -25,7 +29,7 @@ class ClipSource:
     battery_pct: int | None = None
 
 
-def ble_source(advert: ClipAdvert, backend=None) -> ClipSource:
+def ble_source(advert: ClipAdvert, backend: type[BaseBleakClient] | None = None) -> ClipSource:
     return ClipSource(advert.name, advert.address, "ble",
                       lambda **cb: BleTransport(advert.address, backend=backend, **cb),
                       rssi_dbm=advert.rssi_dbm, battery_pct=advert.battery_pct)
@@ -35,11 +39,11 @@ def serial_source(port: str) -> ClipSource:
     return ClipSource(Path(port).name, port, "usb-serial", lambda **cb: SerialTransport(port, **cb))
 
 
-def log_source(path, speed: float) -> ClipSource:
+def log_source(path: str | Path, speed: float) -> ClipSource:
     return ClipSource(Path(path).stem, str(path), "log", lambda **cb: PlaybackTransport.from_log(path, speed=speed, **cb))
 
 
-def sim_source(name: str, run, speed: float, *, answers: bool = False) -> ClipSource:
+def sim_source(name: str, run: ClipRun, speed: float, *, answers: bool = False) -> ClipSource:
     """A simulated run; with ``answers`` the simulated clip takes commands (cues, backfill)."""
     if answers:
         return ClipSource(name, "simulator", "simulator", lambda **cb: SimulatedClipTransport(name, run, speed=speed, **cb),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from clipcore import protocol as P
@@ -79,7 +80,8 @@ class Commands:
             if fut is not None and not fut.done():
                 fut.set_result((pkt, t_s))
 
-    async def send(self, opcode: int, args: tuple, write, *, timeout_s: float | None = None) -> int:
+    async def send(self, opcode: int, args: tuple, write: Callable[[bytes], Awaitable[None]], *,
+                   timeout_s: float | None = None) -> int:
         """Pack, ``await write(pkt)``, wait for the RESULT; return its detail or raise."""
         cmd_id, pkt = self.pack(opcode, args)
         name = P.OPCODE_NAMES.get(opcode, str(opcode))

@@ -19,8 +19,10 @@ import datetime as _dt
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,12 +32,15 @@ from strideclip.coaching.cue import Cue
 from strideclip.errors import CommandError, CommandTimeout, TransportError
 from strideclip.link.ble import ClipAdvert
 from strideclip.link.clock import SampleClock
-from strideclip.link.sources import ClipSource, ble_source, log_source, serial_source, sim_source  # noqa: F401
+from strideclip.link.sources import ClipSource, ble_source
 from strideclip.link.transport import Transport
 from strideclip.session.pipeline import HOLD_S, Session
 from strideclip.session.recorder import backfill_ranges, finish_recording, record_packet
 from strideclip.stream.decode import SampleBlock
 from strideclip.stream.logwriter import SessionLogWriter
+
+if TYPE_CHECKING:  # (bleak is imported when a clip is connected)
+    from bleak.backends.client import BaseBleakClient
 
 CLOCK_LOG_S = 60  # how often the sample clock's mapping goes into the log
 PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency
@@ -312,8 +317,9 @@ def log_name(name: str) -> str:
     return f"{safe}-{stamp}.sclog"
 
 
-def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Path] | None = None,
-               athlete: str | None = None, cue_settings: dict | None = None, prior_for=None) -> list[LiveClip]:
+def open_clips(sources: list[ClipSource | ClipAdvert], out_dir: Path, *, backend: type[BaseBleakClient] | None = None,
+               log_paths: list[Path] | None = None, athlete: str | None = None, cue_settings: dict | None = None,
+               prior_for: Callable[[str], dict | None] | None = None) -> list[LiveClip]:
     """A LiveClip per source (a ClipSource, or a ClipAdvert from a BLE scan), each with its own
     log (``log_paths``, or one named after the clip in ``out_dir``). Links open here: a missing
     serial port raises TransportError before any log is made. ``prior_for(athlete)`` gives an
@@ -327,7 +333,8 @@ def open_clips(sources: list, out_dir: Path, *, backend=None, log_paths: list[Pa
 
 
 async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle_s: float | None = None,
-                    on_update=None, update_s: float = 0.5, stop: asyncio.Event | None = None) -> list[LiveClip]:
+                    on_update: Callable[[list[LiveClip]], None] | None = None, update_s: float = 0.5,
+                    stop: asyncio.Event | None = None) -> list[LiveClip]:
     """Record the clips at once until ``seconds`` pass, nothing arrived from any of them for
     ``idle_s``, every link ended, or ``stop`` is set. ``on_update(clips)`` every ``update_s``.
     However it ends - cancelled too (a second Ctrl-C) - every clip's run ends and closes its log."""
@@ -355,8 +362,9 @@ async def run_clips(clips: list[LiveClip], *, seconds: float | None = None, idle
     return clips
 
 
-async def run_live(sources: list, out_dir: Path, *, backend=None, log_paths: list[Path] | None = None,
-                   athlete: str | None = None, cue_settings: dict | None = None, **run_kw) -> list[LiveClip]:
+async def run_live(sources: list[ClipSource | ClipAdvert], out_dir: Path, *,
+                   backend: type[BaseBleakClient] | None = None, log_paths: list[Path] | None = None,
+                   athlete: str | None = None, cue_settings: dict | None = None, **run_kw: Any) -> list[LiveClip]:
     """open_clips, then run_clips."""
     clips = open_clips(sources, out_dir, backend=backend, log_paths=log_paths, athlete=athlete,
                        cue_settings=cue_settings)

@@ -191,7 +191,7 @@ WALK_HEEL_SIGMA_S = 0.015  # a heel strike in walking is softer and broader (Voi
 ACTIVE_GAMMA = 0.85  # active peak shape sin(pi x^gamma): the peak comes slightly before mid-stance
 
 
-def vertical_g(step, tau_s: np.ndarray) -> np.ndarray:
+def vertical_g(step: np.void, tau_s: np.ndarray) -> np.ndarray:
     """Vertical specific force of the centre of mass (g = body weights) from one foot's stance,
     at times tau_s after its initial contact.
 
@@ -237,6 +237,6 @@ def _half_sine_area(gamma: float) -> float:
     return float(np.trapezoid(np.sin(math.pi * x**gamma), x))
 
 
-def peak_grf_bw(step) -> float:
+def peak_grf_bw(step: np.void) -> float:
     tau = np.linspace(0, step["contact_ms"] / 1000, 800)
     return float(vertical_g(step, tau).max())

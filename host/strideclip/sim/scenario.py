@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from strideclip.errors import ConfigError
 
 KINDS = ("stand", "walk", "run")
@@ -103,7 +105,7 @@ class Sensor:
     gyro_drift_dps_per_min: float = 0.05  # random-walk drift of the bias, RMS per minute
 
     @classmethod
-    def random_mounting(cls, rng, rate_hz: int = 208) -> Sensor:
+    def random_mounting(cls, rng: np.random.Generator, rate_hz: int = 208) -> Sensor:
         """A clip clipped on any way: any roll and yaw, pitched up to 30 degrees (the evaluations)."""
         return cls(rate_hz=rate_hz, mount_roll_deg=float(rng.uniform(-180, 180)),
                    mount_pitch_deg=float(rng.uniform(-30, 30)), mount_yaw_deg=float(rng.uniform(-180, 180)))
@@ -155,7 +157,7 @@ class Scenario:
 
 
 def steady_run(minutes: float, *, speed_mps: float = 3.3, cadence_spm: float | None = None, seed: int = 0,
-               fatigue_onset_min: float | None = None, rate_hz: int = 208, **sensor) -> Scenario:
+               fatigue_onset_min: float | None = None, rate_hz: int = 208, **sensor: float) -> Scenario:
     """A short walk, a steady run, and a stop: the plainest useful session."""
     run_s = max(10.0, minutes * 60 - 40)
     segments = (
@@ -193,5 +195,5 @@ def demo_run(seed: int = 7, *, minutes: float = 30.0, rate_hz: int = 208) -> Sce
                     fatigue=Fatigue(onset_s=onset_s), seed=seed, name="demo")
 
 
-def with_sensor(scenario: Scenario, **changes) -> Scenario:
+def with_sensor(scenario: Scenario, **changes: float) -> Scenario:
     return replace(scenario, sensor=replace(scenario.sensor, **changes))

@@ -20,9 +20,10 @@ imports queue behind the busy timeout instead of failing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class History(HistoryDatabase):
     baselines, the cadence plan, weekly trends and the load rule)."""
 
     # --- import -------------------------------------------------------------------------------
-    def import_paths(self, paths, *, athlete: str | None = None, shoes: str | None = None,
+    def import_paths(self, paths: Iterable[str | Path], *, athlete: str | None = None, shoes: str | None = None,
                      surface: str | None = None, tags: tuple = (), distance_km: float | None = None,
                      cue_settings: dict | None = None, watch_s: float = WATCH_S) -> ImportResult:
         """Import session logs (files, or folders searched for *.sclog): see ``import_log``.
@@ -131,7 +132,7 @@ class History(HistoryDatabase):
         rows = self._read("SELECT * FROM sessions WHERE id=?", (session_id,))
         return dict(rows[0]) if rows else None
 
-    def session_for_log(self, path) -> dict | None:
+    def session_for_log(self, path: str | Path) -> dict | None:
         """The row of the log's session (made from this log or another copy of it)."""
         try:
             key = session_key(Path(path))
@@ -203,7 +204,7 @@ class History(HistoryDatabase):
         return out
 
 
-def catalogue(paths, db_path=None) -> tuple[ImportResult, Path] | None:
+def catalogue(paths: Iterable[str | Path], db_path: str | Path | None = None) -> tuple[ImportResult, Path] | None:
     """Add freshly recorded logs to the history (docs/history.md): those that exist, not watched
     (their writers have closed them). The result and the database's path; None when none of them
     exists. Raises HistoryError or OSError: the caller says so, and the recording stands."""
@@ -214,7 +215,16 @@ def catalogue(paths, db_path=None) -> tuple[ImportResult, Path] | None:
         return h.import_paths(paths, watch_s=0), h.path
 
 
-def athlete_priors(db_path=None, *, before: str | None = None, warn: Callable[[str], None] = print):
+class PriorFor(Protocol):
+    """``athlete_priors``' answer: an athlete's usual form (``prior_from_history``), None without one."""
+
+    unusable: bool  # the history could not be read (said once, through ``warn``)
+
+    def __call__(self, athlete: str) -> dict | None: ...
+
+
+def athlete_priors(db_path: str | Path | None = None, *, before: str | None = None,
+                   warn: Callable[[str], None] = print) -> PriorFor:
     """prior_for(athlete): their usual form from the history (None without one), for the fatigue
     state (strideclip.analysis.fatigue.prior_from_history). A history that cannot be read is said
     through ``warn`` and sets ``prior_for.unusable``."""

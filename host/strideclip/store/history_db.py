@@ -8,8 +8,9 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from strideclip.errors import HistoryDamaged, HistoryError
+from strideclip.errors import HistoryDamaged, HistoryError, HistoryNotWritable
 from strideclip.store.history_logs import METRIC_COLUMNS, key_of_v1_row
+from strideclip.stream.outputs import folder_problem, what_to_do
 
 SCHEMA_VERSION = 2  # 1: one row per file (SHA-256); 2: one row per clip session (session_key)
 BUSY_TIMEOUT_S = 60.0  # a writer holds the database for one row at a time: far less than this
@@ -61,7 +62,10 @@ class HistoryDatabase:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._not_writable() or HistoryError(f"{self.path}: its folder cannot be made ({e})") from None
         try:  # transactions are explicit (_write), so the driver opens none of its own
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.DatabaseError as e:
@@ -166,7 +170,19 @@ class HistoryDatabase:
         if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             return HistoryError(f"{self.path}: another strideclip held the history for over {BUSY_TIMEOUT_S:.0f} s "
                                 f"({e}); try again when it is done")
+        if code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and (refused := self._not_writable()):
+            return refused
         if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
             return HistoryDamaged(self.path, str(e), first_page=code.startswith("SQLITE_NOTADB"),
                                   default_path=default_path())
         return HistoryError(f"{self.path}: the history cannot be used ({e})")
+
+    def _not_writable(self) -> HistoryNotWritable | None:
+        """The history's folder (or the file) refuses writing, said as such with the way out;
+        None when it does not."""
+        problem = folder_problem(self.path.parent)
+        if problem is None and self.path.exists() and not os.access(self.path, os.W_OK):
+            problem = f"{self.path} is read-only"
+        if problem is None:
+            return None
+        return HistoryNotWritable(f"{self.path}: {problem}: {what_to_do(problem, '--db')}", path=str(self.path))

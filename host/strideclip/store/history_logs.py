@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,17 @@ METRIC_COLUMNS = {
 
 def session_row(path: Path, *, cue_settings: dict | None = None) -> dict:
     """What the history keeps of one log: the whole host pipeline run over it."""
-    from strideclip.session.replay import analyse, session_start
+    from strideclip.session.replay import analyse
 
     summary, table = analyse(path, cue_settings=cue_settings)
+    return row_of_analysis(path, summary, table)
+
+
+def row_of_analysis(path: Path, summary: dict, table: np.ndarray) -> dict:
+    """A session's row from its analysis (``session.replay.analyse``): the history's, and the
+    archive's summary table (strideclip.store.archive)."""
+    from strideclip.session.replay import session_start
+
     if not summary["samples"]:
         raise HistoryError(f"{path}: no samples in this log ({summary['log_damage']['summary']})")
     running = table[table["running"] == 1]
@@ -130,7 +139,7 @@ def why_not_read(path: Path, e: Exception) -> str:
     return str(e)
 
 
-def log_files(paths) -> list[Path]:
+def log_files(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given; folders searched for *.sclog, subfolders included."""
     files = []
     for p in map(Path, paths):

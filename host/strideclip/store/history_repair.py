@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class RepairResult:
     bad: list = field(default_factory=list)  # (log path, why)
 
 
-def repair(path: str | os.PathLike, folders=(), *, cue_settings: dict | None = None) -> RepairResult | None:
+def repair(path: str | os.PathLike, folders: Iterable[str | Path] = (), *,
+           cue_settings: dict | None = None) -> RepairResult | None:
     """Rebuild the damaged history at ``path`` (see the module); None when it is not damaged."""
     path = Path(path)
     if not path.is_file():

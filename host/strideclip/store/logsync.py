@@ -17,10 +17,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from clipcore import protocol as P
 from strideclip.errors import CommandError, LogSyncError, TransportError
+
+if TYPE_CHECKING:  # (the link is imported when a clip is synced)
+    from bleak.backends.client import BaseBleakClient
+
+    from strideclip.link.transport import Transport
 
 WINDOW_CHUNKS = 64  # pieces per read request (~14 kB)
 IDLE_S = 1.5  # no piece for this long: ask again for what is missing
@@ -50,7 +55,7 @@ class LogFetcher:
         self.got.add(msg.offset // P.LOG_CHUNK_BYTES)
         self._progress.set()
 
-    async def fetch(self, transport, log_no: int) -> bytes:
+    async def fetch(self, transport: Transport, log_no: int) -> bytes:
         """The whole of log log_no, as it is on the clip's flash now."""
         size = await transport.command(P.OP_LOG_READ, (log_no, 0, 0))
         self.log_no, self.data, self.got = log_no, bytearray(size), set()
@@ -82,7 +87,7 @@ class LogFetcher:
             except asyncio.TimeoutError:
                 return  # quiet: the caller asks again for what is missing
 
-    async def fetch_all(self, transport, out_dir: str | Path, *, delete: bool = False,
+    async def fetch_all(self, transport: Transport, out_dir: str | Path, *, delete: bool = False,
                         echo: Callable[[str], None] = print) -> list[Path]:
         """Fetch every log on the clip into out_dir; with delete, remove from the clip those whose
         copy reads cleanly. Returns the paths written (or found already there, identical)."""
@@ -135,7 +140,8 @@ def _name(log, log_no: int) -> str:
     return f"clip-unknown-log{log_no}.sclog"
 
 
-async def sync_ble(address: str, out_dir: str | Path, *, delete: bool = False, backend=None,
+async def sync_ble(address: str, out_dir: str | Path, *, delete: bool = False,
+                   backend: type[BaseBleakClient] | None = None,
                    echo: Callable[[str], None] = print) -> list[Path]:
     """Connect to the clip at address over BLE, fetch (and with delete remove) its flash logs."""
     from strideclip.link.ble import BleTransport

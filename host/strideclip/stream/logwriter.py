@@ -12,6 +12,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from clipcore import logrecord as L
 from clipcore import protocol as P
@@ -69,7 +70,7 @@ class SessionLogWriter:
         """A packet the host wrote to the clip."""
         self._write(L.REC_TX, t_ms, bytes(pkt))
 
-    def host_event(self, event: str, t_ms: int | None = None, **fields) -> None:
+    def host_event(self, event: str, t_ms: int | None = None, **fields: Any) -> None:
         """A host event (cue sent, reconnect, gap, backfill ...) with JSON-able fields."""
         self._write(L.REC_HOST, t_ms, json.dumps({"event": event, **fields}, sort_keys=True).encode())
 

@@ -29,12 +29,17 @@ _ERROR_MAP = {
 }
 
 
+# What clipcore.protocol decodes a packet into: one named tuple per packet type
+Message = P.Samples | P.Hello | P.Step | P.Cue | P.Status | P.Command | P.Result | P.LogData
+ClipMessage = P.Samples | P.Hello | P.Step | P.Cue | P.Status | P.Result | P.LogData  # all but a command
+
+
 def host_error(e: P.ProtocolError) -> FrameError:
     """The StrideClipError subclass for a clipcore ProtocolError."""
     return _ERROR_MAP.get(type(e), FrameError)(str(e), offset=e.offset)
 
 
-def decode_packet(pkt: bytes | bytearray | memoryview):
+def decode_packet(pkt: bytes | bytearray | memoryview) -> Message:
     """Decode one packet with clipcore; raise a FrameError subclass if it is malformed."""
     try:
         return P.decode(pkt)
@@ -59,7 +64,7 @@ def encode_samples(seq: int, first_idx: int, counts: np.ndarray, *, backfill: bo
     return bytes(header) + counts.astype("<i2").tobytes()
 
 
-def encode_packet(msg) -> bytes:
+def encode_packet(msg: Message) -> bytes:
     """The packet bytes for a decoded message (the inverse of ``decode_packet``)."""
     buf = bytearray(P.MAX_PACKET_BYTES)
     if isinstance(msg, P.Samples):

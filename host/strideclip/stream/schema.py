@@ -18,7 +18,7 @@ from clipcore import logrecord as L
 from clipcore import protocol as P
 from clipcore import steps
 from strideclip.errors import FrameError, FrameValueError, RecordError, UnknownFrameTypeError
-from strideclip.stream.packets import decode_packet
+from strideclip.stream.packets import ClipMessage, decode_packet
 
 MAX_JSON_DEPTH = 16  # headers and host events are flat objects holding a list or a dict or two
 MAX_TEXT_CHARS = 200  # a header's names and labels (athlete, clip, source ...)
@@ -76,7 +76,7 @@ def header(body: bytes) -> tuple[dict, list[str]]:
     return head, dropped
 
 
-def start_time(value) -> _dt.datetime | None:
+def start_time(value: object) -> _dt.datetime | None:
     """An ISO 8601 start time as an aware UTC datetime (no zone: UTC); None if it is not one
     or lies outside the years a session can have."""
     if not isinstance(value, str):
@@ -106,7 +106,7 @@ def sent_packet(body: bytes) -> None:
         raise RecordError(f"sent packet is a {P.TYPE_NAMES[P.packet_type(body, len(body))]}, not a command")
 
 
-def clip_packet(pkt):
+def clip_packet(pkt: bytes | bytearray | memoryview) -> ClipMessage:
     """Decode a packet from a clip (live or logged) and check what the protocol's decoder leaves
     open: the direction, the sample index range, a rate and scale the step detector can run at.
     Raises a FrameError subclass (``strideclip.stream.packets``)."""

@@ -8,43 +8,48 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, write_step_table_csv
 from strideclip.errors import ExportError
+from strideclip.stream.outputs import OutputFile, as_output, writing
 
 FORMATS = ("csv", "parquet", "fit")
 
 
-def export_session(log_path, out_path, fmt: str, *, distance_km: float | None = None, cue_settings=None,
-                   progress=None) -> dict:
-    """Run the log through the host pipeline and write its steps as ``fmt``; returns the summary."""
+def export_session(log_path: str | os.PathLike, out_path: str | os.PathLike | OutputFile, fmt: str, *,
+                   distance_km: float | None = None, cue_settings: dict[int, int] | None = None,
+                   progress: Callable[[int, int], None] | None = None, force: bool = False) -> tuple[dict, int]:
+    """Run the log through the host pipeline and write its steps as ``fmt``; returns the summary
+    and the rows written (csv, parquet: one per step; fit: one record per second). ``out_path``
+    (a path or an OutputFile) is checked before the log is read and appears only when whole
+    (strideclip.stream.outputs); ``force`` replaces what is there."""
     from strideclip.session.replay import analyse, session_start
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
-    out_path = Path(out_path)
-    if out_path.exists():
-        raise ExportError(f"{out_path} exists; choose a new file")
+    out = as_output(out_path, force=force)
     summary, table = analyse(log_path, cue_settings=cue_settings, progress=progress)
     if not summary["samples"]:
         raise ExportError(f"{log_path}: no samples in this log ({summary['log_damage']['summary']})")
-    if fmt == "csv":
-        write_step_table_csv(table, out_path)
-    elif fmt == "parquet":
-        write_step_table_parquet(table, out_path, summary)
-    else:
-        from strideclip.views.fit import session_fit
+    rows = len(table)
+    with writing(out) as (part,):
+        if fmt == "csv":
+            write_step_table_csv(table, part)
+        elif fmt == "parquet":
+            write_step_table_parquet(table, part, summary)
+        else:
+            from strideclip.views.fit import per_second_records, session_fit
 
-        started, _ = session_start(summary)
-        data = session_fit(table, started_at=started, duration_s=summary["duration_s"],
-                           serial=fit_serial(summary["clip"]), distance_km=distance_km)
-        with open(out_path, "xb") as f:
-            f.write(data)
-    return summary
+            started, _ = session_start(summary)
+            part.write_bytes(session_fit(table, started_at=started, duration_s=summary["duration_s"],
+                                         serial=fit_serial(summary["clip"]), distance_km=distance_km))
+            rows = per_second_records(summary["duration_s"])
+    return summary, rows
 
 
 def fit_serial(clip: str | None) -> int:
@@ -54,7 +59,7 @@ def fit_serial(clip: str | None) -> int:
     return int(match[1], 16) if match else 0
 
 
-def write_step_table_parquet(table: np.ndarray, path, summary: dict | None = None) -> None:
+def write_step_table_parquet(table: np.ndarray, path: str | os.PathLike, summary: dict | None = None) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

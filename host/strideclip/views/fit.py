@@ -94,9 +94,14 @@ def fit_time(t: dt.datetime) -> int:
     return int((t - FIT_EPOCH).total_seconds())
 
 
+def per_second_records(duration_s: float) -> int:
+    """How many records (one per whole second) a session of ``duration_s`` gets."""
+    return max(1, int(np.ceil(duration_s)))
+
+
 def per_second(table: np.ndarray, duration_s: float, *, distance_km: float | None = None) -> dict:
     """The record values for each whole second of the session (arrays, NaN = unknown)."""
-    n = max(1, int(np.ceil(duration_s)))
+    n = per_second_records(duration_s)
     out = {k: np.full(n, np.nan) for k in ("cadence_spm", "contact_ms", "stance_pct", "balance_left_pct",
                                             "oscillation_mm", "distance_m", "step_length_mm")}
     run = table[np.isfinite(table["step_time_s"])]

@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import html
 import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from strideclip.session.replay import analyse
-from strideclip.views.report_data import SERIES, SPLIT_COLUMNS, SPLIT_MIN, TREND_STEPS, report_data
+from strideclip.stream.outputs import OutputFile, as_output, writing
+from strideclip.views.report_data import (COLOURS, FATIGUE_MARKS, SERIES, SPLIT_COLUMNS, SPLIT_MIN, TREND_STEPS,
+                                          report_data)
+
+if TYPE_CHECKING:  # matplotlib loads only when a PNG is drawn
+    import matplotlib.figure
 
 # --- HTML ----------------------------------------------------------------------------------------
 
@@ -39,7 +48,7 @@ _TEMPLATE = """{% extends base %}
 {{ head }}
 <h2>Over time</h2>
 <p class="note">Dots: each running step; line: the median of the last {{ trend_steps }} steps.
-Red line: fatigue onset; orange marks: cues.</p>
+{{ marks_note }}</p>
 {{ embed(roots.timeline) }}
 <h2>Left and right</h2>
 {{ sides }}
@@ -64,6 +73,7 @@ def render_html(data: dict) -> str:
     return file_html([timeline, sides], INLINE, f"StrideClip report: {data['athlete'] or data['log']}",
                      template=Template(_TEMPLATE), template_variables={
                          "css": _CSS, "head": _head_html(data), "trend_steps": TREND_STEPS,
+                         "marks_note": _marks_note(),
                          "sides": _sides_html(data), "splits": _splits_html(data), "cues": _cues_html(data),
                          "previous": _previous_html(data),
                          # the numbers behind the page, for anyone who wants them (and the tests)
@@ -71,7 +81,7 @@ def render_html(data: dict) -> str:
                      })
 
 
-def script_json(value) -> str:
+def script_json(value: object) -> str:
     """JSON to embed in a <script> element: no <, > or & in it (\\u escapes, the same JSON), so no
     name in it can end the element or open a comment that swallows the page's other scripts."""
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -99,15 +109,30 @@ def _head_html(data: dict) -> str:
             ("left share", m["balance_left_pct"], 1, "%", "balance_left_pct")]
     kpi_html = "".join(f'<span class="kpi" data-metric="{key}" data-value="{v if v is not None else ""}">'
                        f'{html.escape(name)}<b>{_fmt(v, nd)}</b>{unit}</span>' for name, v, nd, unit, key in kpis)
-    onset = data["fatigue_onset_s"]
     return (f"<h1>{html.escape(str(data['athlete'] or 'Session'))}: {html.escape(str(when))}</h1>"
             f'<p class="note">{html.escape(data["log"])} · clip {html.escape(str(data["clip"] or "?"))} · '
             f"{data['duration_s'] / 60:.1f} min, {data['running_min']:.1f} min running, {data['steps']} steps "
             f"({data['running_steps']} running) at {data['rate_hz']} Hz · link loss {data['loss_pct']:.2f} % · "
             f"log {html.escape(data['log_damage'])}</p>"
             f"<p>Medians over running steps:</p><div>{kpi_html}</div>"
-            f"<p>Fatigue: {'onset at ' + _fmt(onset / 60, 1) + ' min' if onset is not None else 'no onset found'}"
-            f" · {len(data['cues'])} cue(s)</p>")
+            f'<p id="fatigue">Fatigue: {html.escape(_fatigue_words(data["fatigue"]))} · {len(data["cues"])} cue(s)</p>')
+
+
+_MARK_DASH = {"watch": "dashed", "fatigued": "solid"}  # the fatigue marks' lines, in both drawings
+
+
+def _fatigue_words(marks: dict) -> str:
+    """The fatigue marks in words, each state named: "first sign (watch) at 22.6 min, fatigued at 25.0 min"."""
+    said = [f"{label} at {marks[f'{state}_s'] / 60:.1f} min" for state, label in FATIGUE_MARKS
+            if marks[f"{state}_s"] is not None]
+    return ", ".join(said) if said else "no sign of fatigue found"
+
+
+def _marks_note() -> str:
+    """What the lines and marks on the charts are (the legend of the marks, in their colours)."""
+    lines = [f'<span style="color:{COLOURS[state]}">{_MARK_DASH[state]} line</span>: {label}'
+             for state, label in FATIGUE_MARKS]
+    return "Fatigue state: " + "; ".join(lines) + f'. <span style="color:{COLOURS["cue"]}">Triangles</span>: cues.'
 
 
 def _when(data: dict) -> str:
@@ -153,10 +178,8 @@ def _cues_html(data: dict) -> str:
     if not data["cues"]:
         return "<p>No cues in this session.</p>"
     rows = [[_fmt(None if c["t_s"] is None else c["t_s"] / 60, 1), c["reason"], c["played"], c["tempo_spm"] or "–",
-             c["source"],
-             _fmt(c["recovered_after_s"], 0) if c["recovered_after_s"] is not None else "not within 5 min",
-             _fmt(c["in_zone_pct"], 0)] for c in data["cues"]]
-    return (_table(["minute", "why", "played", "tempo (spm)", "from", "recovered after (s)", "steps in zone (%)"],
+             c["source"], c["outcome"], _fmt(c["in_zone_pct"], 0)] for c in data["cues"]]
+    return (_table(["minute", "why", "played", "tempo (spm)", "from", "recovery", "steps in zone (%)"],
                    rows, "cues-table")
             + '<p class="note">Recovered: back within 2 % of the tempo (cadence) or under the warm-up level + 15 % '
             "(rotation) for 10 s. In zone: steps within 3 % of the tempo in the cue and the 2 minutes after.</p>")
@@ -176,12 +199,9 @@ def _previous_html(data: dict) -> str:
                    "cues"], rows, "previous-table")
 
 
-_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd")
-
-
 def _bokeh_timeline(data: dict):
     from bokeh.layouts import column
-    from bokeh.models import ColumnDataSource, HoverTool, Legend, Span
+    from bokeh.models import ColumnDataSource, HoverTool, Label, Legend, Span
     from bokeh.plotting import figure
 
     panels, x_range = {}, None
@@ -195,19 +215,25 @@ def _bokeh_timeline(data: dict):
             panels[panel] = fig
         fig = panels[panel]
         s = data["series"][col]
-        colour = _COLOURS[sum(1 for c, _, p in SERIES if p == panel and c < col) % len(_COLOURS)]
         src = ColumnDataSource({"t_min": s["t_min"], "value": s["value"], "trend": s["trend"]}, name=f"series_{col}")
-        dots = fig.scatter("t_min", "value", source=src, size=2, alpha=0.25, color=colour, legend_label=s["label"])
-        fig.line("t_min", "trend", source=src, color=colour, line_width=2, legend_label=s["label"])
+        dots = fig.scatter("t_min", "value", source=src, size=2, alpha=0.25, color=COLOURS[col],
+                           legend_label=s["label"], name=f"dots_{col}")
+        fig.line("t_min", "trend", source=src, color=COLOURS[col], line_width=2, legend_label=s["label"],
+                 name=f"trend_{col}")
         fig.add_tools(HoverTool(renderers=[dots], tooltips=[("min", "@t_min{0.0}"), (s["label"], "@value{0.00}")]))
     cue_t = [c["t_s"] / 60 for c in data["cues"] if c["t_s"] is not None]
     for panel, fig in panels.items():
-        if data["fatigue_onset_s"] is not None:
-            fig.add_layout(Span(location=data["fatigue_onset_s"] / 60, dimension="height", line_color="red",
-                                line_width=2, name=f"fatigue_onset_{panel}"))
+        for state, label in FATIGUE_MARKS:  # each state its own line, named on the chart
+            t_s = data["fatigue"][f"{state}_s"]
+            if t_s is not None:
+                fig.add_layout(Span(location=t_s / 60, dimension="height", line_color=COLOURS[state], line_width=2,
+                                    line_dash=_MARK_DASH[state], name=f"fatigue_{state}_{panel}"))
+                fig.add_layout(Label(x=t_s / 60, y=4, y_units="screen", x_offset=3, text=label, text_font_size="9pt",
+                                     text_color=COLOURS[state], name=f"fatigue_{state}_label_{panel}"))
         # cue marks sit on the panel's lower edge
         src = ColumnDataSource({"t_min": cue_t, "y": [_panel_floor(data, panel)] * len(cue_t)}, name=f"cues_{panel}")
-        fig.scatter("t_min", "y", source=src, marker="inverted_triangle", size=10, color="orange")
+        fig.scatter("t_min", "y", source=src, marker="inverted_triangle", size=10, color=COLOURS["cue"],
+                    name=f"cue_marks_{panel}")
         fig.legend.click_policy = "hide"
     return column(*panels.values(), sizing_mode="stretch_width", name="timeline")
 
@@ -229,12 +255,12 @@ def _bokeh_sides(data: dict):
         fig = figure(height=220, width=340, x_axis_label=label, y_axis_label="steps", tools="save", name=f"hist_{col}")
         if len(allv):
             edges = np.histogram_bin_edges(allv, bins=30)
-            for side, colour in (("left", "#1f77b4"), ("right", "#d62728")):
+            for side in ("left", "right"):
                 counts, _ = np.histogram(np.array(data["sides"][side][col]) * scale, bins=edges)
                 src = ColumnDataSource({"left": edges[:-1], "right": edges[1:], "count": counts},
                                        name=f"hist_{col}_{side}")
-                fig.quad(left="left", right="right", bottom=0, top="count", source=src, alpha=0.45, color=colour,
-                         legend_label=side)
+                fig.quad(left="left", right="right", bottom=0, top="count", source=src, alpha=0.45,
+                         color=COLOURS[side], legend_label=side, name=f"bars_{col}_{side}")
         else:  # a session too short for any running step: say so rather than draw an empty frame
             fig.text(x=[0], y=[0], text=["no running steps"], text_align="center", text_baseline="middle")
         figs.append(fig)
@@ -243,8 +269,18 @@ def _bokeh_sides(data: dict):
 
 # --- PNG -----------------------------------------------------------------------------------------
 
-def render_png(data: dict, path) -> None:
+def render_png(data: dict, path: str | os.PathLike) -> None:
     """The main figure (the timeline) as an image."""
+    fig = png_figure(data)
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")  # whatever the file's name (or its temporary one) ends in
+    plt.close(fig)
+
+
+def png_figure(data: dict) -> matplotlib.figure.Figure:
+    """The timeline as a matplotlib figure: the HTML's series, marks and colours (``COLOURS``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -252,41 +288,71 @@ def render_png(data: dict, path) -> None:
 
     panels = list(dict.fromkeys(p for _, _, p in SERIES))
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.6 * len(panels)), sharex=True)
+    # (a cue the clip sent before it said its rate has no time)
+    cue_t = [c["t_s"] / 60 for c in data["cues"] if c["t_s"] is not None]
     for ax, panel in zip(axes, panels):
-        for k, (col, label, _) in enumerate(c for c in SERIES if c[2] == panel):
+        for col, label, _ in (c for c in SERIES if c[2] == panel):
             s = data["series"][col]
-            ax.plot(s["t_min"], s["value"], ".", ms=1.5, alpha=0.25, color=_COLOURS[k])
-            ax.plot(s["t_min"], s["trend"], "-", lw=1.5, color=_COLOURS[k], label=label)
-        if data["fatigue_onset_s"] is not None:
-            ax.axvline(data["fatigue_onset_s"] / 60, color="red", lw=1.5, label="fatigue onset")
-        for c in data["cues"]:
-            if c["t_s"] is not None:  # (a cue the clip sent before it said its rate has no time)
-                ax.axvline(c["t_s"] / 60, color="orange", lw=1, ls="--")
+            ax.plot(s["t_min"], s["value"], ".", ms=1.5, alpha=0.25, color=COLOURS[col])
+            ax.plot(s["t_min"], s["trend"], "-", lw=1.5, color=COLOURS[col], label=label)
+        for state, label in FATIGUE_MARKS:
+            t_s = data["fatigue"][f"{state}_s"]
+            if t_s is not None:
+                ax.axvline(t_s / 60, color=COLOURS[state], lw=1.5, ls=_MARK_DASH[state], label=label)
+        if cue_t:
+            ax.plot(cue_t, [_panel_floor(data, panel)] * len(cue_t), "v", ms=7, color=COLOURS["cue"], label="cues")
         ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("minutes (dashed: cues)")
+    axes[-1].set_xlabel("minutes")
     axes[0].set_title(f"{data['athlete'] or 'Session'}: {_when(data)}", parse_math=False)  # a name is not TeX
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def write_report(log_path, out_html, *, png=None, distance_km: float | None = None, history_db=None,
-                 cue_settings: dict | None = None, progress=None, warn=print) -> dict:
+def write_report(log_path: str | os.PathLike, out_html: str | os.PathLike | OutputFile, *,
+                 png: str | os.PathLike | OutputFile | None = None, distance_km: float | None = None,
+                 history_db: str | os.PathLike | None | bool = None, cue_settings: dict | None = None,
+                 progress: Callable[[int, int], None] | None = None, warn: Callable[[str], None] = print,
+                 force: bool = False) -> dict:
     """Analyse the log and write the report (and the PNG). ``history_db``: the history to compare
-    with and to take the distance from (a path, None for the default one, False for none)."""
+    with and to take the distance from (a path, None for the default one, False for none).
+    ``out_html`` and ``png`` (paths or OutputFiles) are checked before the log is read, and
+    appear only when whole (strideclip.stream.outputs); ``force`` replaces what is there."""
+    outputs = [as_output(out_html, force=force)] + ([as_output(png, option="--png", force=force)] if png else [])
     summary, table = analyse(log_path, cue_settings=cue_settings, progress=progress)
     previous = []
     if history_db is not False:
         previous, known_km = _from_history(history_db, log_path, summary, warn)
         distance_km = distance_km or known_km
     data = report_data(summary, table, distance_km=distance_km, previous=previous)
-    with open(out_html, "x", encoding="utf-8") as f:  # never overwrite a report someone kept
-        f.write(render_html(data))
-    if png:
-        render_png(data, png)
+    with writing(*outputs) as parts:
+        parts[0].write_text(render_html(data), encoding="utf-8")
+        if png:
+            render_png(data, parts[1])
     data["summary"] = summary
     return data
+
+
+def report_path(log_path: str | os.PathLike) -> Path:
+    """Where a live session's report goes: beside its log, the same name with ``.html``."""
+    return Path(log_path).with_suffix(".html")
+
+
+def write_session_reports(log_paths: Iterable[str | os.PathLike], *, warn: Callable[[str], None] = print) -> list[Path]:
+    """A report beside each log (``report_path``) as a live session ends (``live``, ``dashboard``),
+    without the history; returns the reports there. One already there is kept; one that fails is
+    said (``warn``) and skipped: the log is what counts. Ctrl-C (KeyboardInterrupt) goes through,
+    leaving the report being written unmade (strideclip.stream.outputs)."""
+    done = []
+    for log in map(Path, log_paths):
+        out = report_path(log)
+        if not out.exists():
+            try:
+                write_report(log, out, history_db=False)
+            except Exception as e:  # noqa: BLE001 - a report is a bonus: never lose the session over it
+                warn(f"{log.name}: no report ({e})")
+                continue
+        done.append(out)
+    return done
 
 
 def _from_history(db, log_path, summary: dict, warn) -> tuple[list, float | None]:

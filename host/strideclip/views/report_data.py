@@ -1,11 +1,14 @@
 """What a session report shows, as plain numbers (JSON-able): ``report_data`` turns a session's
 summary and step table into the series over time, the left/right figures, the splits every 5
-minutes and per km, and the cues with their outcomes. strideclip.views.report draws it."""
+minutes and per km, the fatigue marks, and the cues with their outcomes. strideclip.views.report
+draws it, in the colours of ``COLOURS``."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+from strideclip.coaching.cue_outcomes import outcome_text
 
 SPLIT_MIN = 5.0
 TREND_STEPS = 15  # the trend line is the rolling median over this many running steps
@@ -17,6 +20,15 @@ SERIES = (  # (step-table column, label with unit, panel)
     ("pelvic_drop_deg", "pelvic drop (deg)", "pelvis"),
     ("pelvic_tilt_deg", "pelvic tilt (deg)", "pelvis"),
 )
+# One colour per series and mark, for every drawing of a report (Bokeh's HTML, matplotlib's PNG);
+# the fatigue states in the dashboard's colours.
+COLOURS = {
+    "cadence_spm": "#1f77b4", "peak_vertical_g": "#2ca02c", "peak_vgrf_bw": "#9467bd",
+    "pelvic_rotation_deg": "#8c564b", "pelvic_drop_deg": "#e377c2", "pelvic_tilt_deg": "#17becf",
+    "watch": "#b9770e", "fatigued": "#c0392b", "cue": "#ff7f0e", "left": "#1f77b4", "right": "#d62728",
+}
+# The fatigue states a report marks (strideclip.analysis.fatigue), with what each is called there
+FATIGUE_MARKS = (("watch", "first sign (watch)"), ("fatigued", "fatigued"))
 SPLIT_COLUMNS = ("cadence_spm", "peak_vertical_g", "peak_vgrf_bw", "contact_ms", "pelvic_rotation_deg",
                  "pelvic_drop_deg", "pelvic_tilt_deg")
 
@@ -31,7 +43,6 @@ def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None =
         ok = np.isfinite(run[col])
         series[col] = {"label": label, "panel": panel, "t_min": _r(t_min[ok], 4), "value": _r(run[col][ok], 4),
                        "trend": _r(_rolling_median(run[col][ok], TREND_STEPS), 4)}
-    onset = next((c["t_s"] for c in summary["fatigue"] if c["state"] == "fatigued"), None)
     data = {
         "athlete": summary.get("athlete"), "clip": summary.get("clip"), "started_at": summary.get("started_at"),
         "log": Path(summary["log"]).name, "duration_s": summary["duration_s"], "rate_hz": summary["rate_hz"],
@@ -40,9 +51,10 @@ def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None =
         "loss_pct": summary["loss_pct"], "log_damage": summary["log_damage"]["summary"],
         "medians": {k: summary.get(f"{k}_median") for k in (*SPLIT_COLUMNS, "balance_left_pct", "vertical_oscillation_cm")},
         "series": series,
-        "fatigue_onset_s": onset,
-        "cues": [{**c, **{k: o[k] for k in ("recovered_after_s", "in_zone_pct")}}
-                 for c, o in zip(summary["cues"], summary["cue_outcomes"])],
+        "fatigue": fatigue_marks(summary["fatigue"]),
+        "fatigue_changes": summary["fatigue"],
+        "cues": [{**c, **{k: o.get(k) for k in ("recovered_after_s", "watched_s", "in_zone_pct")},
+                  "outcome": outcome_text(o)} for c, o in zip(summary["cues"], summary["cue_outcomes"])],
         "sides": _sides(run),
         "splits_5min": _splits_by_time(run, summary["cues"]),
         "distance_km": distance_km,
@@ -50,6 +62,19 @@ def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None =
         "previous": previous or [],
     }
     return data
+
+
+def fatigue_marks(changes: list[dict]) -> dict:
+    """When the fatigue state first showed (``watch_s``: the start of the watch spell that became
+    ``fatigued``, else the first watch) and when it became fatigued (``fatigued_s``); None for
+    what did not happen. ``changes``: the summary's state changes in time order."""
+    fatigued = next((c for c in changes if c["state"] == "fatigued"), None)
+    if fatigued is None:
+        watch = next((c for c in changes if c["state"] == "watch"), None)
+    else:  # each entry is a change of state: the spell fatigue came from is the entry before it
+        before = changes[:changes.index(fatigued)]
+        watch = before[-1] if before and before[-1]["state"] == "watch" else None
+    return {"watch_s": watch["t_s"] if watch else None, "fatigued_s": fatigued["t_s"] if fatigued else None}
 
 
 def _r(a: np.ndarray, nd: int) -> list:
