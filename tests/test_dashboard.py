@@ -212,3 +212,75 @@ def test_a_rebooted_clip_plays_no_metronome_and_its_clock_starts_again():
         s.feed(encode_samples(k, 19 * k, np.zeros((19, 6), np.int16)), 1500 + 10 * k)
     assert s.now_s == round(94 / 208, 3)
     assert s.metronome_now() is None
+
+
+# Per chart and athlete, read from the page's own Bokeh document: the session seconds its points
+# with a value cover (first, last, count), the target band's, and the chart's y range.
+CHART_HISTORY_JS = """() => {
+  const doc = Bokeh.documents[0], out = {};
+  const column = (src, key) => Array.from(src.data instanceof Map ? src.data.get(key) : src.data[key]);
+  for (const key of ["cadence_spm", "impact_g", "rotation_deg", "band_lo_spm"]) {
+    out[key] = [];
+    for (let i = 0; doc.get_model_by_name("live_" + i); i++) {
+      const src = doc.get_model_by_name("live_" + i), t = column(src, "t_min"), v = column(src, key);
+      const shown = t.filter((_, k) => Number.isFinite(v[k])).map(m => m * 60);
+      out[key].push(shown.length ? [Math.min(...shown), Math.max(...shown), shown.length] : null);
+    }
+    const fig = doc.get_model_by_name("chart_" + key);
+    if (fig) out["y_" + key] = [fig.y_range.start, fig.y_range.end];
+  }
+  return out;
+}"""
+
+
+def _open_charts(page):
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].get_model_by_name('live_0')",
+                           timeout=30000)
+    return page.evaluate(CHART_HISTORY_JS)
+
+
+def test_a_page_opened_two_minutes_in_or_reloaded_shows_the_minutes_before_it(tmp_path, browser):
+    cues = tmp_path / "cues.toml"
+    cues.write_text("[cues]\ntarget_spm = 172\n")
+    dash = DashboardProcess(tmp_path, "--simulate", 2, "--speed", 10, "--minutes", 6, "--seconds", 90, "--cues", cues)
+    try:
+        deadline = time.monotonic() + 60
+        while min(a["running_s"] for a in dash.state()["athletes"]) < 120:  # 2 minutes into the session, no page yet
+            assert time.monotonic() < deadline, "the simulated session did not reach 2 minutes"
+            time.sleep(0.2)
+        page = browser.new_page(viewport={"width": 1250, "height": 1100})
+        for visit in ("opened", "reloaded"):
+            opened_s = min(a["running_s"] for a in dash.state()["athletes"])
+            page.goto(dash.url) if visit == "opened" else page.reload()
+            charts = _open_charts(page)
+            for key in ("cadence_spm", "impact_g", "rotation_deg", "band_lo_spm"):
+                for i, (first_s, last_s, n) in enumerate(charts[key]):
+                    # the minutes before the page: at least 100 s of them, at once
+                    assert first_s <= opened_s - 100 and last_s - first_s >= 100 and n >= 10, (visit, key, i, charts[key])
+            lo, hi = charts["y_cadence_spm"]
+            assert hi - lo >= 20 and lo <= 172 * 0.97 and hi >= 172 * 1.03, (visit, lo, hi)  # the band, in view
+            assert charts["y_impact_g"][1] - charts["y_impact_g"][0] >= 1.0
+            assert charts["y_rotation_deg"][1] - charts["y_rotation_deg"][0] >= 8.0
+        page.wait_for_timeout(2000)  # and then it streams what follows
+        later = page.evaluate(CHART_HISTORY_JS)
+        assert all(b[1] > a[1] for a, b in zip(charts["cadence_spm"], later["cadence_spm"]))
+        # one clock: the header's is the session time the tiles show, not the wall clock
+        for _ in range(10):
+            header = page.locator(".clock").inner_text()
+            times = [t.inner_text() for t in page.locator(".tile .time").all()]
+            if header == max(times, key=lambda s: tuple(map(int, s.split(":")))):
+                break
+            page.wait_for_timeout(50)
+        else:
+            raise AssertionError(f"the header shows {header}, the tiles {times}")
+        # a simulated clip: no radio, so no RSSI (said so), and its sample -> host delay as latency
+        for tile in page.locator(".tile").all():
+            assert tile.locator('.v[data-key="rssi_dbm"]').inner_text() == "simulated"
+            latency = tile.locator('.v[data-key="latency_ms"]').get_attribute("data-value")
+            assert latency and float(latency) > 0, latency
+            assert "–" not in tile.locator("table").inner_text()
+        page.screenshot(path=tmp_path / "dashboard-history.png", full_page=True)
+        page.close()
+    finally:
+        err = dash.stop()
+    assert "Traceback" not in err, err

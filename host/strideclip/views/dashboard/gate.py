@@ -19,13 +19,19 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from tornado.routing import Router
+    from tornado.web import Application, RequestHandler
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 CROSS_SITE = ("same-site", "cross-site")  # Sec-Fetch-Site values for a request another page made
 
 
-def lan_names(bind_host: str, extra=()) -> list[str]:
+def lan_names(bind_host: str, extra: Iterable[str] = ()) -> list[str]:
     """The names a coach's browser on the LAN may use for this laptop: its host names and its
     addresses (found without sending a packet), the address it listens on, and ``extra``."""
     host = socket.gethostname()
@@ -55,7 +61,7 @@ def host_name(host_header: str) -> str:
 class Gate:
     """The checks; ``refusal`` names what a request got wrong, or None to let it through."""
 
-    def __init__(self, *, names, port: int, token: str | None):
+    def __init__(self, *, names: Iterable[str], port: int, token: str | None):
         self.names = {n.lower() for n in names}
         self.port = port
         self.token = token
@@ -65,7 +71,7 @@ class Gate:
         """host:port pairs a page of ours may come from (Bokeh's websocket origin check)."""
         return [f"[{n}]:{self.port}" if ":" in n else f"{n}:{self.port}" for n in sorted(self.names)]
 
-    def refusal(self, method: str, path: str, headers) -> str | None:
+    def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> str | None:
         if host_name(headers.get("Host", "")) not in self.names:
             return "this dashboard does not answer to that host name (start it with --allow-host NAME to add one)"
         origin = headers.get("Origin")
@@ -90,7 +96,7 @@ class Gate:
         """Text fit for a log: the access token taken out."""
         return text.replace(self.token, "…") if self.token else text
 
-    def log_request(self, handler) -> None:
+    def log_request(self, handler: RequestHandler) -> None:
         """tornado's access log line (its settings' ``log_function``), without the token."""
         status = handler.get_status()
         level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
@@ -107,7 +113,7 @@ class Gate:
         return u.scheme == "http" and (u.hostname or "") in self.names and port == self.port
 
 
-def gated(gate: Gate, app):
+def gated(gate: Gate, app: Application) -> Router:
     """A tornado router that sends every request through ``gate`` before ``app`` sees it; a
     refused one gets a 403 naming why (and the access log never shows the token)."""
     from tornado.routing import Router

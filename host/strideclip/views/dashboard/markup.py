@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import html
 
-from strideclip.views.dashboard.state import TARGET_BAND_PCT, Dashboard
+from strideclip.views.dashboard.state import Dashboard, target_band
+
+
+SIM_LATENCY = "simulated clip (no radio): from a sample to the host, p95"
 
 
 def _fmt(v, nd: int = 1, unit: str = "") -> str:
@@ -18,14 +21,22 @@ def tile_html(a: dict) -> str:
         return (f'<span class="v {key}" data-key="{key}" data-value="{"" if v is None else v}">'
                 f"{_fmt(v, nd)}</span>{unit}")
 
+    def noted(key, v, nd, unit, note, title):  # no value: what the link is, not a dash that looks broken
+        if v is None and note:
+            return f'<span class="v {key} note" data-key="{key}" data-value="" title="{title}">{note}</span>'
+        return val(key, v, nd, unit)
+
     band = ""
     if a["target_spm"]:
-        lo, hi = a["target_spm"] * (1 - TARGET_BAND_PCT / 100), a["target_spm"] * (1 + TARGET_BAND_PCT / 100)
+        lo, hi = target_band(a["target_spm"])
         band = f'<span class="band">target {lo:.0f}–{hi:.0f}</span>'
+    sim = a["link_kind"] == "simulator"
+    latency = noted("latency_ms", a["latency_ms"], 0, " ms", "simulated" if sim else None, SIM_LATENCY) + (
+        f' <small title="{SIM_LATENCY}">sim</small>' if sim and a["latency_ms"] is not None else "")
+    rssi = noted("rssi_dbm", a["rssi_dbm"], 0, " dBm", a["rssi_note"], "no radio signal to measure")
     colour = {None: "#555", True: "#1e8449", False: "#b9770e"}[a["in_band"]]
     fatigue_colour = {"fatigued": "#c0392b", "watch": "#b9770e"}.get(a["fatigue"], "#1e8449")
     link = "connected" if a["connected"] else ("ended" if not a["error"] else "failed")
-    mins = int(a["running_s"] // 60)
     return (
         f'<div class="tile" data-athlete="{html.escape(a["name"])}" data-received="{a["last_packet_wall_s"] or ""}">'
         f'<div class="name">{html.escape(a["name"])} <small>{html.escape(a["clip"])}</small></div>'
@@ -35,11 +46,11 @@ def tile_html(a: dict) -> str:
         f'<tr><td>rotation</td><td>{val("rotation_deg", a["rotation_deg"], 1, "°")}</td>'
         f'<td>drop / tilt</td><td>{val("drop_deg", a["drop_deg"], 1, "°")} / {val("tilt_deg", a["tilt_deg"], 1, "°")}</td></tr>'
         f'<tr><td>fatigue</td><td style="color:{fatigue_colour}" class="fatigue">{html.escape(a["fatigue"] or "–")}</td>'
-        f'<td>time</td><td class="time">{mins}:{int(a["running_s"] % 60):02d}</td></tr>'
+        f'<td>time</td><td class="time">{_clock(a["running_s"])}</td></tr>'
         f'<tr><td>link</td><td>{link}, {val("loss_pct", a["loss_pct"], 1, " % lost")}</td>'
-        f'<td>latency</td><td>{val("latency_ms", a["latency_ms"], 0, " ms")}</td></tr>'
+        f'<td>latency</td><td>{latency}</td></tr>'
         f'<tr><td>battery</td><td>{val("battery_pct", a["battery_pct"], 0, " %")}</td>'
-        f'<td>RSSI</td><td>{val("rssi_dbm", a["rssi_dbm"], 0, " dBm")}</td></tr></table>'
+        f'<td>RSSI</td><td>{rssi}</td></tr></table>'
         + (f'<div class="error">{html.escape(a["error"])}</div>' if a["error"] else "")
         + (f'<div class="playing" data-tempo="{m["tempo_spm"]}">metronome {m["tempo_spm"]} spm, '
            + ("until stopped" if m["remaining_s"] is None else f'{m["remaining_s"]:.0f} s left') + "</div>"
@@ -48,8 +59,22 @@ def tile_html(a: dict) -> str:
         + "</div></div>")
 
 
-def tiles_html(dash: Dashboard) -> str:
-    return '<div class="tiles">' + "".join(tile_html(dash.athlete(i)) for i in range(len(dash.clips))) + "</div>"
+def tiles_html(dash: Dashboard, athletes: list[dict] | None = None) -> str:
+    """Every tile, of the athletes' values given (else read now)."""
+    athletes = athletes if athletes is not None else [dash.athlete(i) for i in range(len(dash.clips))]
+    return '<div class="tiles">' + "".join(tile_html(a) for a in athletes) + "</div>"
+
+
+def header_html(athletes: list[dict], ended: bool) -> str:
+    """The page's header: its one clock is the session time the tiles show (the longest-running
+    athlete's), not the wall clock."""
+    t_s = max((a["running_s"] for a in athletes), default=0.0)
+    return (f'<b>StrideClip</b> · {len(athletes)} athlete(s) · session <span class="clock" data-session-s="{t_s}">'
+            f'{_clock(t_s)}</span>' + (" · the run has ended: see Session" if ended else ""))
+
+
+def _clock(t_s: float) -> str:
+    return f"{int(t_s // 60)}:{int(t_s % 60):02d}"
 
 
 def session_html(rows: list[dict]) -> str:

@@ -7,38 +7,42 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import time
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from strideclip.views.dashboard.markup import session_html, tiles_html
-from strideclip.views.dashboard.state import Dashboard, beat_data
+from strideclip.views.dashboard.markup import header_html, session_html, tiles_html
+from strideclip.views.dashboard.state import Dashboard, axis_span, beat_data
+
+if TYPE_CHECKING:
+    from bokeh.application import Application
 
 log = logging.getLogger(__name__)
 
 TILE_MS = 100  # tiles refresh: a packet reaches the screen within ~0.3 s (bench/bench_dashboard.py)
 CHART_MS = 1000  # charts and the session view
-CHART_MINUTES = 5.0  # the charts show the last minutes
+CHART_TITLES = {"cadence_spm": "cadence (steps/min), target band shaded", "impact_g": "peak vertical (g)",
+                "rotation_deg": "pelvic rotation (deg)"}
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22")
 CSS = resources.files(__package__).joinpath("dashboard.css").read_text(encoding="utf-8")
 CLICK_JS = resources.files(__package__).joinpath("click.js").read_text(encoding="utf-8")
 
 
-def make_app(dash: Dashboard):
+def make_app(dash: Dashboard) -> Application:
     """The Bokeh application: one document per browser page."""
     from bokeh.application import Application
     from bokeh.application.handlers.function import FunctionHandler
 
     def build(doc) -> None:
         from bokeh.layouts import column, row
-        from bokeh.models import Button, ColumnDataSource, CustomJS, Div, Select, TabPanel, Tabs
+        from bokeh.models import Button, ColumnDataSource, CustomJS, Div, Range1d, Select, TabPanel, Tabs
         from bokeh.plotting import figure
 
         n = len(dash.clips)
-        header = Div(text="", sizing_mode="stretch_width")
-        # One Div for every tile: one page update per refresh (a Div per athlete costs the browser
-        # a layout pass each, which at 10 athletes it cannot keep up with).
-        tiles = Div(text=tiles_html(dash), stylesheets=[CSS], sizing_mode="stretch_width", name="tiles")
+        # One Div for the header and every tile: one page update per refresh (a Div per athlete costs
+        # the browser a layout pass each, which at 10 athletes it cannot keep up with).
+        tiles = Div(text=_tiles_text(dash, [dash.athlete(i) for i in range(n)]), stylesheets=[CSS],
+                    sizing_mode="stretch_width", name="tiles")
         who = Select(title="", value=dash.clips[0].name, options=[c.name for c in dash.clips], width=180,
                      name="cue_athlete")
         sent = Div(text="", name="cue_feedback")
@@ -57,48 +61,52 @@ def make_app(dash: Dashboard):
         listen.on_change("value", lambda _attr, _old, _new: setattr(beat, "data", beat_data(dash)))  # its time left now
         controls = row(Div(text="<b>Cue</b>", width=40), who, *buttons, sent,
                        Div(text="<b>Listen</b>", width=50), listen)
-        figs, sources = {}, []
-        for key, label in (("cadence_spm", "cadence (steps/min)"), ("impact_g", "peak vertical (g)"),
-                           ("rotation_deg", "pelvic rotation (deg)")):
-            figs[key] = figure(height=220, sizing_mode="stretch_width", title=label, x_axis_label="minutes",
-                               tools="xpan,xwheel_zoom,reset,save", name=f"chart_{key}")
+        # the charts start with the server's last minutes (state.ChartHistory), then stream what follows
+        figs, sources, seen = {}, [], []
+        for key, label in CHART_TITLES.items():
+            shared = {"x_range": figs["cadence_spm"].x_range} if figs else {}  # one time axis: they pan together
+            figs[key] = figure(height=220, sizing_mode="stretch_width", title=label, x_axis_label="session minutes",
+                               y_range=Range1d(*axis_span(key, dash.history)), tools="xpan,xwheel_zoom,reset,save",
+                               name=f"chart_{key}", **shared)
         for i in range(n):
-            src = ColumnDataSource({"t_min": [], "cadence_spm": [], "impact_g": [], "rotation_deg": []}, name=f"live_{i}")
+            data, added = dash.history[i].since(0)
+            src = ColumnDataSource(data, name=f"live_{i}")
             sources.append(src)
+            seen.append(added)
+            colour, name = COLOURS[i % len(COLOURS)], dash.clips[i].name
+            figs["cadence_spm"].varea("t_min", "band_lo_spm", "band_hi_spm", source=src, fill_color=colour,
+                                      fill_alpha=0.12, legend_label=name)
             for key, fig in figs.items():
-                fig.line("t_min", key, source=src, color=COLOURS[i % len(COLOURS)], line_width=2,
-                         legend_label=dash.clips[i].name)
+                fig.line("t_min", key, source=src, color=colour, line_width=2, legend_label=name)
         for fig in figs.values():
             fig.legend.location = "top_left"
             fig.legend.click_policy = "hide"
         session = Div(text=session_html(dash.session_view()), stylesheets=[CSS], name="session_view")
-        live = column(header, tiles, controls, *figs.values(), sizing_mode="stretch_width")
+        live = column(tiles, controls, *figs.values(), sizing_mode="stretch_width")
         tabs = Tabs(tabs=[TabPanel(child=live, title="Live"), TabPanel(child=session, title="Session")],
                     sizing_mode="stretch_width", name="tabs")
         doc.add_root(tabs)
         doc.title = "StrideClip dashboard"
-        rollover = int(CHART_MINUTES * 60 * 1000 / CHART_MS)
         shown_end = {"done": False}
 
         playing = {"now": _metronomes(beat.data)}
 
         def update_tiles() -> None:
-            tiles.text = tiles_html(dash)
+            tiles.text = _tiles_text(dash, [dash.athlete(i) for i in range(n)])
             data = beat_data(dash)
             if _metronomes(data) != playing["now"]:  # a metronome started or stopped: tell the page
                 playing["now"] = _metronomes(data)
                 beat.data = data
 
         def update() -> None:
-            now = time.monotonic() - dash.started_s
-            header.text = (f'<b>StrideClip</b> · {n} athlete(s) · {int(now // 60)}:{int(now % 60):02d}'
-                           + (" · the run has ended: see Session" if dash.ended else ""))
             for i in range(n):
-                a = dash.athlete(i)
-                if a["connected"] or not a["steps"]:
-                    sources[i].stream({"t_min": [a["running_s"] / 60], "cadence_spm": [_nan(a["cadence_spm"])],
-                                       "impact_g": [_nan(a["impact_g"])], "rotation_deg": [_nan(a["rotation_deg"])]},
-                                      rollover=rollover)
+                new, seen[i] = dash.history[i].since(seen[i])
+                if new["t_min"]:  # the page keeps what the server keeps: its last len(points)
+                    sources[i].stream(new, rollover=len(dash.history[i].points))
+            for key, fig in figs.items():
+                lo, hi = axis_span(key, dash.history)
+                if (fig.y_range.start, fig.y_range.end) != (lo, hi):
+                    fig.y_range.update(start=lo, end=hi)
             session.text = session_html(dash.session_view())
             if dash.ended and not shown_end["done"]:
                 shown_end["done"] = True
@@ -110,12 +118,13 @@ def make_app(dash: Dashboard):
     return Application(FunctionHandler(build))
 
 
+def _tiles_text(dash: Dashboard, athletes: list[dict]) -> str:
+    """The header, whose clock is the tiles' session time, and the tiles, of the same values."""
+    return f'<div class="header">{header_html(athletes, dash.ended)}</div>' + tiles_html(dash, athletes)
+
+
 def _metronomes(data: dict) -> list:
     return list(zip(data["tempo_spm"], data["cue_t_s"]))
-
-
-def _nan(v):
-    return float("nan") if v is None else v
 
 
 def _cue_callback(doc, dash: Dashboard, who, kind: str, feedback):

@@ -8,16 +8,17 @@ import json
 import secrets
 import socket
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from strideclip.session.live import LiveClip
 from strideclip.views.dashboard.page import make_app
-from strideclip.views.dashboard.state import Dashboard
+from strideclip.views.dashboard.state import RECORD_S, Dashboard
 
 
-def extra_handlers(dash: Dashboard):
+def extra_handlers(dash: Dashboard) -> list[tuple[str, type]]:
     """/api/state (JSON of every tile and the session view) and /files/NAME (the session's logs
     and reports); the gate in front has checked who asks."""
     from tornado.web import HTTPError, RequestHandler
@@ -56,7 +57,7 @@ def new_token() -> str:
 
 
 async def serve(clips: list[LiveClip], *, out_dir: Path, host: str, port: int, lan: bool, seconds: float | None,
-                echo=print, reports: bool = True, allow_hosts=()) -> Dashboard:
+                echo: Callable[[str], None] = print, reports: bool = True, allow_hosts: Iterable[str] = ()) -> Dashboard:
     """Run the clips and the page until ``seconds`` pass (or Ctrl-C); the page stays up with the
     session view after every link has ended, until the time is up. ``allow_hosts``: names the
     browsers use for this machine beyond those it knows (strideclip.views.dashboard.gate)."""
@@ -93,7 +94,9 @@ async def serve(clips: list[LiveClip], *, out_dir: Path, host: str, port: int, l
 
     sys.stdout.flush()
     stop = asyncio.Event()
-    runner = asyncio.ensure_future(run_clips(clips, seconds=seconds, stop=stop))
+    # the charts' history is the server's: recorded whether a page is open or not
+    runner = asyncio.ensure_future(run_clips(clips, seconds=seconds, stop=stop, on_update=lambda _clips: dash.record(),
+                                             update_s=RECORD_S))
     try:
         await runner
         dash.ended = True
@@ -110,13 +113,7 @@ async def serve(clips: list[LiveClip], *, out_dir: Path, host: str, port: int, l
 
 
 def _write_reports(dash: Dashboard, echo) -> None:
-    """A report per athlete, linked from the session view."""
-    from strideclip.views.report import write_report
+    """A report per athlete, linked from the session view (beside its log, in the output folder)."""
+    from strideclip.views.report import write_session_reports
 
-    for c in dash.clips:
-        out = dash.out_dir / (c.log_path.stem + ".html")
-        if c.log_path.exists() and not out.exists() and c.session.step_count:
-            try:
-                write_report(c.log_path, out, history_db=False)
-            except Exception as e:  # a report is a bonus: never lose the live page over it
-                echo(f"{c.name}: no report ({e})")
+    write_session_reports([c.log_path for c in dash.clips if c.log_path.exists() and c.session.step_count], warn=echo)
