@@ -10,7 +10,7 @@ from mpy import find_tool
 from strideclip.coaching.cue_outcomes import LOOK_S, cue_outcomes, outcome_text
 from strideclip.session.replay import analyse
 from strideclip.sim import simulate, steady_run, write_log
-from strideclip.views.report_data import fatigue_marks
+from strideclip.analysis.fatigue import fatigue_marks
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,7 @@ class FatigueTracker:
 
     def add_step(self, row: np.void) -> FatigueReading:
         """One completed step (a STEP_METRICS_DTYPE row)."""
-        if not row["running"] or not np.isfinite(row["step_time_s"]):
+        if not row["running"] or not math.isfinite(row["step_time_s"]):
             return self.last
         self.running_s += float(row["step_time_s"])
         values = {m: float(row[c]) for m, c in _COLUMNS.items()}
@@ -162,12 +162,12 @@ class FatigueTracker:
 
 def _evidence(now: dict, b: dict, *, slowing_impact_down: float = SLOWING_IMPACT_DOWN) -> dict:
     """Each metric's change from the baseline ``b``, in units of its threshold (fatigue's sign)."""
-    change = {m: (now[m] - b[m]) / b[m] if b[m] and np.isfinite(b[m]) and np.isfinite(now[m]) else 0.0
+    change = {m: (now[m] - b[m]) / b[m] if b[m] and math.isfinite(b[m]) and math.isfinite(now[m]) else 0.0
               for m in THRESHOLDS}
     ev = {"cadence": max(0.0, -change["cadence"]) / THRESHOLDS["cadence"],
           "rotation": max(0.0, change["rotation"]) / THRESHOLDS["rotation"],
           "drop": max(0.0, change["drop"]) / THRESHOLDS["drop"]}
-    lean_deg = now["lean"] - b["lean"] if np.isfinite(now["lean"]) and np.isfinite(b["lean"]) else 0.0
+    lean_deg = now["lean"] - b["lean"] if math.isfinite(now["lean"]) and math.isfinite(b["lean"]) else 0.0
     ev["lean"] = max(0.0, lean_deg) / LEAN_THRESHOLD_DEG
     if change["impact"] < -slowing_impact_down:
         ev["cadence"] = ev["lean"] = 0.0  # slowing down or climbing: cadence falls, a climber leans in
@@ -191,3 +191,16 @@ def _middle(v: list) -> float:
     if not n:
         return float("nan")
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def fatigue_marks(changes: list[dict]) -> dict:
+    """When the fatigue state first showed (``watch_s``: the start of the watch spell that became
+    ``fatigued``, else the first watch) and when it became fatigued (``fatigued_s``); None for
+    what did not happen. ``changes``: the summary's state changes in time order."""
+    fatigued = next((c for c in changes if c["state"] == "fatigued"), None)
+    if fatigued is None:
+        watch = next((c for c in changes if c["state"] == "watch"), None)
+    else:  # each entry is a change of state: the spell fatigue came from is the entry before it
+        before = changes[:changes.index(fatigued)]
+        watch = before[-1] if before and before[-1]["state"] == "watch" else None
+    return {"watch_s": watch["t_s"] if watch else None, "fatigued_s": fatigued["t_s"] if fatigued else None}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from strideclip.analysis.fatigue import fatigue_marks
 from strideclip.errors import HistoryError, StrideClipError
 
 RECENT_S = 10.0  # a log modified this recently may still be being written: it is watched
@@ -47,7 +48,7 @@ def row_of_analysis(path: Path, summary: dict, table: np.ndarray) -> dict:
         raise HistoryError(f"{path}: no samples in this log ({summary['log_damage']['summary']})")
     running = table[table["running"] == 1]
     started_at, started_from = session_start(summary)
-    onset = next((c["t_s"] for c in summary["fatigue"] if c["state"] == "fatigued"), None)
+    onset = fatigue_marks(summary["fatigue"])["fatigued_s"]  # the history keeps when it became fatigued
     row = {
         "log_path": str(path.resolve()), "athlete": summary["athlete"] or summary["clip"] or "unknown",
         "clip": summary["clip"], "source": summary["source"], "started_at": started_at.isoformat(timespec="seconds"),

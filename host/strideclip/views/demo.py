@@ -50,7 +50,7 @@ def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed
         finish_recording(log, session, t_ms)
         view.update(t_ms, final=True)
     summary = {"folder": str(folder), "log": log_path.name, **session.summary(),
-               "truth_steps": int(len(run.steps)), "fatigue_onset_s": scenario.fatigue.onset_s,
+               "truth_steps": int(len(run.steps)), "truth_fatigue_onset_s": scenario.fatigue.onset_s,
                "wall_s": round(time.monotonic() - started, 1)}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     from strideclip.views.report import write_report
@@ -113,8 +113,8 @@ def _print_summary(s: dict, folder: Path) -> None:
     click.echo("  fatigue state (strideclip.analysis.fatigue) after the warm-up:")
     for f in s["fatigue"][1:]:
         click.echo(f"    {f['t_s'] / 60:5.1f} min  {f['state']} (index {f['index']})")
-    if s.get("fatigue_onset_s"):
-        click.echo(f"  the simulator's truth: fatigue began at {s['fatigue_onset_s'] / 60:.1f} min")
+    if s.get("truth_fatigue_onset_s"):
+        click.echo(f"  the simulator's truth: fatigue began at {s['truth_fatigue_onset_s'] / 60:.1f} min")
     click.echo(f"  wrote {folder}/: session.sclog, session.truth.json, summary.json, report.html (open it in a browser)")
     click.echo(f"  replay it: strideclip replay {folder}/session.sclog")
     click.echo("  the coach's view: strideclip dashboard --simulate 3 (then open http://127.0.0.1:8050/)")

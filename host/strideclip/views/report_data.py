@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from strideclip.analysis.fatigue import fatigue_marks
 from strideclip.coaching.cue_outcomes import outcome_text
 
 SPLIT_MIN = 5.0
@@ -62,19 +63,6 @@ def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None =
         "previous": previous or [],
     }
     return data
-
-
-def fatigue_marks(changes: list[dict]) -> dict:
-    """When the fatigue state first showed (``watch_s``: the start of the watch spell that became
-    ``fatigued``, else the first watch) and when it became fatigued (``fatigued_s``); None for
-    what did not happen. ``changes``: the summary's state changes in time order."""
-    fatigued = next((c for c in changes if c["state"] == "fatigued"), None)
-    if fatigued is None:
-        watch = next((c for c in changes if c["state"] == "watch"), None)
-    else:  # each entry is a change of state: the spell fatigue came from is the entry before it
-        before = changes[:changes.index(fatigued)]
-        watch = before[-1] if before and before[-1]["state"] == "watch" else None
-    return {"watch_s": watch["t_s"] if watch else None, "fatigued_s": fatigued["t_s"] if fatigued else None}
 
 
 def _r(a: np.ndarray, nd: int) -> list:

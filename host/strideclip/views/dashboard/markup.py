@@ -15,6 +15,10 @@ def _fmt(v, nd: int = 1, unit: str = "") -> str:
     return "–" if v is None else f"{v:.{nd}f}{unit}"
 
 
+def _minutes(t_s: float | None) -> str:
+    return "–" if t_s is None else f"{t_s / 60:.1f} min"
+
+
 def tile_html(a: dict) -> str:
     """An athlete's tile. Values carry data-* attributes (the numbers behind the text)."""
     def val(key, v, nd, unit=""):
@@ -79,12 +83,12 @@ def _clock(t_s: float) -> str:
 
 def session_html(rows: list[dict]) -> str:
     head = ("<tr><th>athlete</th><th>min</th><th>steps</th><th>cadence</th><th>impact g</th><th>rotation°</th>"
-            "<th>drop°</th><th>tilt°</th><th>cues</th><th>fatigue at</th><th>report</th></tr>")
+            "<th>drop°</th><th>tilt°</th><th>cues</th><th>watch from</th><th>fatigued from</th><th>report</th></tr>")
     body = "".join(
         f'<tr data-athlete="{html.escape(r["name"])}"><td>{html.escape(r["name"])}</td><td>{r["duration_s"] / 60:.1f}</td>'
         f'<td>{r["steps"]}</td><td>{_fmt(r["cadence_spm"])}</td><td>{_fmt(r["impact_g"], 2)}</td>'
         f'<td>{_fmt(r["rotation_deg"])}</td><td>{_fmt(r["drop_deg"])}</td><td>{_fmt(r["tilt_deg"])}</td>'
-        f'<td>{r["cues"]}</td><td>{_fmt(r["fatigue_onset_s"] / 60 if r["fatigue_onset_s"] else None)} min</td>'
+        f'<td>{r["cues"]}</td><td>{_minutes(r["watch_s"])}</td><td>{_minutes(r["fatigued_s"])}</td>'
         f'<td>{_report_link(r)}</td></tr>' for r in rows)
     return (f'<table class="session">{head}{body}</table><p class="note">Logs are in the output folder; '
             "a report is written for each athlete when the run ends (strideclip report LOG makes one any time).</p>")

@@ -10,6 +10,7 @@ from collections import deque
 from pathlib import Path
 
 
+from strideclip.analysis.fatigue import fatigue_marks
 from strideclip.coaching import cueconfig
 from strideclip.coaching.cue import Cue
 from strideclip.session.live import LiveClip
@@ -102,7 +103,7 @@ class Dashboard:
                         "cadence_spm": m.get("cadence_spm_median"), "impact_g": m.get("peak_vertical_g_median"),
                         "rotation_deg": m.get("pelvic_rotation_deg_median"), "drop_deg": m.get("pelvic_drop_deg_median"),
                         "tilt_deg": m.get("pelvic_tilt_deg_median"), "cues": len(s.cues),
-                        "fatigue_onset_s": next((f["t_s"] for f in s.fatigue_changes if f["state"] == "fatigued"), None),
+                        **fatigue_marks(s.fatigue_changes),
                         "report": report.name if report.exists() else None})
         return out
 
