@@ -8,7 +8,7 @@ from typing import IO, Any
 import click
 
 from strideclip import __version__
-from strideclip.cli import device, evaluate, run, store
+from strideclip.cli import archive, device, evaluate, run, store
 from strideclip.cli.common import example
 from strideclip.errors import OutputError, StrideClipError
 
@@ -54,7 +54,7 @@ def cli() -> None:
 
 
 for _command in (run.demo, run.simulate, run.replay, run.record, run.live, run.dashboard,
-                 store.history, store.plan, store.sync, store.report, store.export,
+                 store.history, store.plan, store.sync, store.report, store.export, archive.reanalyse,
                  device.flash, device.scan,
                  evaluate.evaluate, evaluate.evaluate_cues_cmd, evaluate.evaluate_metrics):
     cli.add_command(_command)
