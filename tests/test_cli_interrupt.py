@@ -126,3 +126,16 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_every_log_whole(tmp_path):
     assert all(name.endswith(".html") and not name.startswith(".") for name in left), left
     for report in out_dir.glob("*.html"):
         assert report.read_text(encoding="utf-8").rstrip().endswith("</html>")
+
+
+def test_ctrl_c_in_a_command_with_no_run_of_its_own_says_so_and_leaves_nothing(tmp_path):
+    """Ctrl-C while a command works before it writes anything (here: simulating two hours): one
+    line, exit 130, no file, never click's bare "Aborted!"."""
+    proc = _start("simulate", "--minutes", "120", "-o", tmp_path / "long.sclog")
+    time.sleep(3.0)  # under way (two hours take far longer to simulate)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == INTERRUPTED_EXIT, err
+    assert "strideclip: interrupted (Ctrl-C)" in err and "Aborted" not in err and "Traceback" not in err, err
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []

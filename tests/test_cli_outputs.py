@@ -81,8 +81,8 @@ def _refused(code: int, out: str, err: str, path, todo: str) -> None:
 
 # --- a missing folder, a file that exists ------------------------------------------------------
 
-@pytest.mark.parametrize("name", [n for n in FILE_OUTPUTS if n != "history --db"])  # (made with its folder, as the
-def test_a_file_in_a_missing_folder_is_refused_before_any_work(name, tmp_path):  # default history in a new data folder)
+@pytest.mark.parametrize("name", list(FILE_OUTPUTS))  # (only the default history makes its own folder)
+def test_a_file_in_a_missing_folder_is_refused_before_any_work(name, tmp_path):
     option, args = FILE_OUTPUTS[name]
     target = tmp_path / "no" / "such" / "out.x"
     before = _files(tmp_path)
@@ -341,3 +341,16 @@ def test_evaluate_metrics_prints_lines_not_dicts():
     assert code == 0 and "{" not in out and "'" not in out
     cadence = next(line for line in out.splitlines() if line.startswith("cadence_spm "))
     assert "mean |error|" in cadence and "rms error" in cadence
+
+
+def test_a_fatigue_onset_outside_the_run_and_a_plan_with_no_history_are_refused_in_one_line(tmp_path):
+    from mpy import find_tool
+
+    def run(*args):
+        return subprocess.run([find_tool("strideclip"), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+    onset = run("simulate", "--minutes", "3", "--fatigue-onset-min", "30", "-o", tmp_path / "x.sclog")
+    assert onset.returncode == 2 and "--fatigue-onset-min" in onset.stderr and "3-minute run" in onset.stderr
+    plan = run("plan", "--athlete", "Nobody", "--db", tmp_path / "h.sqlite")
+    assert plan.returncode == 1 and plan.stderr.startswith("strideclip: ") and "Usage" not in plan.stderr, plan.stderr
+    assert "no running session of Nobody" in plan.stderr and list(tmp_path.glob("*.sclog")) == []

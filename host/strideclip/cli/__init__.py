@@ -9,7 +9,7 @@ import click
 
 from strideclip import __version__
 from strideclip.cli import archive, device, evaluate, run, store
-from strideclip.cli.common import example
+from strideclip.cli.common import CtrlC, example
 from strideclip.errors import OutputError, StrideClipError
 
 # The exit codes (docs/cli.md): 0 done; 1 the run failed (a log that cannot be read, a link lost,
@@ -44,6 +44,10 @@ class Commands(click.Group):
             return super().invoke(ctx)
         except StrideClipError as e:
             raise StrideClipFailed(e) from e
+        except KeyboardInterrupt:  # Ctrl-C where a command has no run of its own to end (docs/cli.md)
+            click.echo("strideclip: interrupted (Ctrl-C): nothing half-written is kept; run the command again",
+                       err=True)
+            ctx.exit(CtrlC.INTERRUPTED_EXIT)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]},

@@ -19,7 +19,7 @@ CLIP_RATE_HELP = "The clip's sample rate the recordings are resampled to, Hz."
 @click.option("--tolerance-ms", type=click.FloatRange(1, 500), default=None,
               help="Matching tolerance, ms (default 50 ms running, 100 ms walking).")
 @click.option("--samples", type=click.Path(exists=True, dir_okay=False),
-              help="csv: samples file (columns ax, ay, az and optionally gx, gy, gz).")
+              help="csv: samples file (columns acc_x, acc_y, acc_z and optionally gyr_x, gyr_y, gyr_z).")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False), help="csv: reference contacts (t_s, seconds).")
 @click.option("--rate-hz", "input_rate_hz", type=click.FloatRange(10, 5000), help="csv: rows per second in --samples, Hz.")
 @click.option("--accel-unit", type=click.Choice(["g", "mps2"]), default="g", show_default=True,

@@ -22,7 +22,7 @@ DEMO_RUN_MIN_MINUTES = 5.0
 @click.option("--out", type=OUT_FOLDER, metavar="FOLDER", default=None,
               help="New folder to write the log, its ground truth, summary and report in "
                    "(default: strideclip-demo-<date>-<time>).")
-@click.option("--minutes", type=click.FloatRange(6, 120), default=30.0, show_default=True,
+@click.option("--minutes", type=click.FloatRange(DEMO_RUN_MIN_MINUTES, 120), default=30.0, show_default=True,
               help="Length of the simulated run, minutes (form breaks down at 60 % of it).")
 @click.option("--speed", type=click.FloatRange(1, 10000), default=60.0, show_default=True,
               help="Pace of the replay, times real time (60: a minute per second).")
@@ -73,6 +73,9 @@ def simulate(minutes: float, seed: int, scenario: str, speed_mps: float, cadence
     from strideclip.sim import demo_run, simulate as run_sim, steady_run, truth_path, write_log
     from strideclip.stream.outputs import OutputFile
 
+    if fatigue_onset_min is not None and fatigue_onset_min >= minutes:
+        raise click.BadParameter(f"{fatigue_onset_min:g} is not within the {minutes:g}-minute run",
+                                 param_hint="--fatigue-onset-min")
     if scenario == "demo" and minutes < DEMO_RUN_MIN_MINUTES:
         raise click.BadParameter(f"the demo scenario needs at least {DEMO_RUN_MIN_MINUTES:g} minutes",
                                  param_hint="--minutes")
@@ -92,7 +95,8 @@ def simulate(minutes: float, seed: int, scenario: str, speed_mps: float, cadence
         write_log(run, log, athlete=athlete,
                   started_at=started_at.strftime("%Y-%m-%dT%H:%M:00.000+00:00") if started_at else None)
     click.echo(f"wrote {output}: {len(run.counts)} samples at {run.rate_hz} Hz ({sc.duration_s / 60:.1f} min), "
-               f"{len(run.steps)} steps, {len(run.link.packets)} packets received, "
+               f"{len(run.steps)} steps simulated (the truth a replay is scored against), "
+               f"{len(run.link.packets)} packets received, "
                f"{len(run.link.dropped)} loss burst(s)")
     click.echo(f"ground truth: {truth_path(output)}")
 

@@ -10,6 +10,7 @@ from strideclip.cli.common import (CUES_OPTION, FORCE_OPTION, HISTORY_OPTION, NO
                                    add_to_history, example, resolve_ble_backend, rows_said, run_ble)
 from strideclip.cli.progress import ProgressBar
 from strideclip.coaching.cueconfig import load_if_given
+from strideclip.errors import HistoryError
 
 
 @click.group(invoke_without_command=True, epilog=example("strideclip history import runs/ && strideclip history"))
@@ -57,7 +58,7 @@ def history(ctx: click.Context, athlete: str | None, load_rise_pct: float, as_js
             click.echo(f"  #{r['id']:<4} {r['started_at'][:16].replace('T', ' ')}  {r['duration_s'] / 60:5.1f} min "
                        f"({r['running_s'] / 60:5.1f} running)  cadence {_num(r['cadence_spm'])} spm  impact "
                        f"{_num(r['peak_vertical_g'], 2)} g  rotation {_num(r['pelvic_rotation_deg'])} deg  "
-                       f"{r['cues']} cue(s){'  fatigue at ' + _num(r['fatigue_onset_s'] / 60) + ' min' if r['fatigue_onset_s'] else ''}"
+                       f"{r['cues']} cue(s){'  fatigued from ' + _num(r['fatigue_onset_s'] / 60) + ' min' if r['fatigue_onset_s'] else ''}"
                        f"{'  ' + ', '.join(x for x in (r['shoes'], r['surface'], r['tags']) if x) if (r['shoes'] or r['surface'] or r['tags']) else ''}")
         click.echo("  week        sessions  running min  change   cadence  impact  rotation")
         for w in d["weeks"]:
@@ -193,7 +194,8 @@ def plan(start_spm: float | None, since: datetime | None, athlete: str | None, o
         with History(db_path) as h:
             got = h.plan_target_spm(athlete, day)
         if got is None:
-            raise click.UsageError(f"no running session of {athlete} in the history: strideclip history import FOLDER")
+            raise HistoryError(f"no running session of {athlete} in the history to plan from: "
+                               f"strideclip history import FOLDER first, or give --start-spm and --since")
         start_spm, start_day = got["start_spm"], dt.date.fromisoformat(got["since"])
     elif start_spm is None or since is None:
         raise click.UsageError("give --start-spm and --since, or --athlete to start from the history")

@@ -62,7 +62,10 @@ class HistoryDatabase:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else default_path()
-        try:
+        if path and not self.path.parent.is_dir():  # a --db given: its folder is the user's to make (docs/cli.md)
+            raise HistoryNotWritable(f"{self.path}: the folder {self.path.parent} does not exist: create it or "
+                                     f"choose another --db", path=str(self.path))
+        try:  # the default place is the history's own: made on first use
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise self._not_writable() or HistoryError(f"{self.path}: its folder cannot be made ({e})") from None

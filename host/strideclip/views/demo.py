@@ -110,7 +110,7 @@ def _print_summary(s: dict, folder: Path) -> None:
     for c in s["cues"]:
         click.echo(f"    {c['t_s'] / 60:5.1f} min  metronome at {c['tempo_spm']} steps/min for {c['duration_s']} s "
                    f"({c['reason']}, decided by the {c['source']})")
-    click.echo("  fatigue state (strideclip.analysis.fatigue) after the warm-up:")
+    click.echo("  fatigue state (strideclip.analysis.fatigue) after the warm-up:" + ("" if s["fatigue"][1:] else " no change"))
     for f in s["fatigue"][1:]:
         click.echo(f"    {f['t_s'] / 60:5.1f} min  {f['state']} (index {f['index']})")
     if s.get("truth_fatigue_onset_s"):
