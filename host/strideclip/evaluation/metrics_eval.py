@@ -165,14 +165,14 @@ def sim_errors(run: SimulatedRun) -> dict:
 
 def _true_oscillation_cm(run, truth_steps) -> np.ndarray:
     """The same double integration on the simulator's exact centre-of-mass acceleration."""
-    from strideclip.analysis.metrics import _oscillation_cm
+    from strideclip.analysis.stepwindows import oscillation_cm
 
     g = run.body.vertical_grf_bw
     out = np.full(len(truth_steps), np.nan)
     for k, s in enumerate(truth_steps):
         a, b = int(s["ic_idx"]), int(s["ic_idx"] + round(s["step_time_s"] * run.rate_hz))
         if 0 <= a and b <= len(g) and b - a > 4:
-            out[k] = _oscillation_cm(g[a:b], run.rate_hz)
+            out[k] = oscillation_cm(g[None, a:b], np.ones((1, b - a), bool), np.array([b - a]), run.rate_hz)[0]
     return out
 
 

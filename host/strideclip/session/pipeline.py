@@ -58,6 +58,7 @@ class Session:
     hello: P.Hello | None = None  # the HELLO the analysis reads this clip session's samples with
     unread_samples: int = 0  # samples that ended held with no HELLO to read them by
     gap_wait_s: float = HOLD_S  # 0 where no backfill can come (a source that takes no commands)
+    metrics_batch_steps: int = 1  # rows as each step completes (live); more: a whole log, in batches (analyse)
     order: InOrder = None
 
     def __post_init__(self) -> None:
@@ -141,7 +142,8 @@ class Session:
             cueconfig.apply(self.cue_config, self.cue_settings)
             self.cue_state = cue_policy.make_state()
             self.metrics = MetricsEngine(rate_hz=hello.rate_hz, accel_g_per_count=hello.accel_ug_per_lsb / 1e6,
-                                         gyro_dps_per_count=hello.gyro_mdps_per_lsb_q8 / 256 / 1000)
+                                         gyro_dps_per_count=hello.gyro_mdps_per_lsb_q8 / 256 / 1000,
+                                         batch_steps=self.metrics_batch_steps)
         self.metrics.add_samples(first_idx, counts)
         for ev in self.detector.feed(counts):
             self.step_count += 1

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from clipcore import logrecord as L
+from clipcore import protocol as P
+from strideclip.analysis.metrics import WHOLE_LOG_BATCH_STEPS
 from strideclip.errors import NothingToAnalyse
 from strideclip.session.pipeline import Session
 from strideclip.stream import schema
@@ -71,12 +73,15 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
     return summary
 
 
-def analyse(log_path, *, cue_settings: dict | None = None, fatigue_prior: dict | None = None,
+def analyse(log_path: str | Path, *, cue_settings: dict | None = None, fatigue_prior: dict | None = None,
             speed: float | None = None, progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray]:
     """The session summary and step table of a log: the live engine run over it flat out, every
     backfilled sample in order. Every command that analyses a log comes here. Raises
     NothingToAnalyse for a log with no samples, or none that can be read (no intact HELLO)."""
-    session = Session(cue_settings=cue_settings or {}, fatigue_prior=fatigue_prior)
+    # Nothing reads a row before the end: the engine measures steps in batches (the same rows,
+    # tests/test_metrics.py), much faster than one by one.
+    session = Session(cue_settings=cue_settings or {}, fatigue_prior=fatigue_prior,
+                      metrics_batch_steps=WHOLE_LOG_BATCH_STEPS)
     summary = replay(log_path, session=session, speed=speed, progress=progress)
     if not summary["samples"]:
         raise NothingToAnalyse(f"{log_path}: no samples in this log ({summary['log_damage']['summary']})")
@@ -96,7 +101,7 @@ def session_start(summary: dict) -> tuple[_dt.datetime, str]:
     return _dt.datetime.fromtimestamp(int(mtime), _dt.timezone.utc), "file time"
 
 
-def clip_name(header: dict, hello=None) -> str | None:
+def clip_name(header: dict, hello: P.Hello | None = None) -> str | None:
     """Which clip recorded the log: its BLE name for host logs, its id for its own flash logs."""
     if header.get("clip_name"):
         return header["clip_name"]
