@@ -13,6 +13,11 @@ Under CPython the same source runs as plain Python: ``micropython.viper`` is the
 Two viper details the callers handle: ptr loads do not sign-extend (int16 values are read as
 ``((v + 0x8000) & 0xFFFF) - 0x8000``, which leaves CPython's signed values unchanged, and int32
 values as ``(v << SX) >> SX``), and viper code is native to one architecture (mpy-cross -march).
+
+The host also runs these functions compiled: ``strideclip.analysis.steps_compiled`` hands the
+same function objects to numba, with ``ptr16``/``ptr32`` below compiled as they are (numpy
+views in, the same views out). Nothing here knows of it; keep this file plain enough for
+MicroPython, CPython and numba alike.
 """
 import sys
 
