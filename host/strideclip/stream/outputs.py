@@ -37,12 +37,11 @@ def folder_problem(folder: str | os.PathLike) -> str | None:
             return f"the folder {folder} does not exist"
     except OSError as e:  # a folder on the way this user may not look into
         return f"the folder {folder} cannot be reached ({e.strerror})"
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".strideclip-probe-", dir=folder)
+    try:  # a file with no name (O_TMPFILE on Linux): Ctrl-C at any moment leaves nothing behind
+        with tempfile.TemporaryFile(dir=folder):
+            pass
     except OSError as e:
         return f"the folder {folder} is not writable ({e.strerror})"
-    os.close(fd)
-    os.unlink(probe)
     return None
 
 
