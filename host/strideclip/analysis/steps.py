@@ -7,18 +7,18 @@ Streaming use (live sessions, replay): ``feed(counts)`` returns the steps confir
 ``resync(next_idx)`` after a gap in the stream.
 
 Two engines run the one source, ``clipcore.steps.detect_block``, with identical events: plain
-Python (the reference and the fallback) and the same functions compiled by numba (75-90x faster
-on whole recordings; steps_compiled.py). ``engine``, by default $STRIDECLIP_DETECTOR, else "auto":
+Python (the reference and the fallback) and the same functions compiled ahead of time by numba
+(steps_compiled.py; 50-100x faster on whole recordings). ``engine``, by default
+$STRIDECLIP_DETECTOR, else "auto":
 
 - "python": plain Python only;
-- "compiled": compiled from the first sample (loading it takes ~0.5 s, compiling it the first
-  time ~5 s);
-- "auto": plain Python until this process has fed COMPILE_AFTER_SAMPLES (so a short command never
-  loads numba), then compiled: a stream fed as a clip streams goes on in plain Python while the
-  compiled detector loads beside it (so it never stalls); one read flat out (FLAT_OUT_X) waits
-  the ~0.5 s it takes from the cache; a block of COMPILE_AFTER_SAMPLES or more (a whole
-  recording) waits for it in any case. The first time, a process of its own compiles it while
-  plain Python goes on.
+- "compiled": compiled from the first sample (loading the build takes milliseconds, building it
+  the first time ~10 s);
+- "auto": compiled from the first sample when the build is there. Else plain Python, and once
+  this process has fed COMPILE_AFTER_SAMPLES (so a short command never starts a build), a
+  process of its own builds it on another core while plain Python goes on, never stalling; the
+  detector takes the build when it is done. A block of COMPILE_AFTER_SAMPLES or more (a whole
+  recording) waits for the build in any case.
 
 Without numba, or if it fails on this source, both of the last two run plain Python.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import array
 import os
-import time
 
 import numpy as np
 
@@ -48,15 +47,12 @@ assert (core.E_IC, core.E_SIDE, core.E_IMPACT_MG, core.E_STEP_SAMPLES, core.E_EM
 
 ENGINES = ("auto", "compiled", "python")
 ENGINE_ENV = "STRIDECLIP_DETECTOR"
-# A process that feeds fewer samples (5 1/4 min at 208 Hz) never imports numba: plain Python takes
-# ~0.2 s for them, loading the compiled detector ~0.5 s. One that feeds more usually has a run of
-# 30-60 min to go, where the compiled detector saves ~2 s an hour.
+# A process that feeds fewer samples (5 1/4 min at 208 Hz) never starts a build: plain Python
+# takes ~0.2 s for them. One that feeds more usually has a run of 30-60 min to go, where the
+# compiled detector saves ~2 s an hour.
 COMPILE_AFTER_SAMPLES = 1 << 16
-# Fed this many times faster than real time, a stream is a log read flat out: it waits ~0.5 s for
-# the compiled detector rather than going on beside a loading thread. Slower, it is a clip
-# streaming (live, or a simulation at a watchable speed), which must never stall.
-FLAT_OUT_X = 20
 _python_samples = 0  # fed through plain Python by "auto" detectors in this process
+_looked_for_build = False  # whether an "auto" detector of this process has looked for a build
 _NO_EVENTS = np.zeros(0, EVENT_DTYPE)  # what most feeds return: one shared empty array
 
 
@@ -86,8 +82,6 @@ class StepDetector:
         self._buffers = (c.cfg, c.state, c.table, c.ring_n, c.ring_d, c.ring_y, c.ring_th, c.events)
         self._views = None  # numpy views of the same buffers, for the compiled engine
         self._offset = first_idx  # clip sample index of the first sample fed
-        self._fed_samples = 0
-        self._first_feed_s = 0.0  # time.monotonic() of the first feed
 
     def detect(self, counts: np.ndarray, *, first_idx: int = 0) -> StepDetector:
         """Run over a whole recording (from a fresh state); fills ``events_``."""
@@ -99,9 +93,6 @@ class StepDetector:
         """Feed the next block of samples; return the steps it confirmed (EVENT_DTYPE rows)."""
         counts = np.ascontiguousarray(counts, dtype=np.int16)
         n = len(counts)
-        if not self._fed_samples:
-            self._first_feed_s = time.monotonic()
-        self._fed_samples += n
         block = self._compiled(n)
         if block is None:
             block, samples, bufs = core.detect_block, array.array("h", counts.tobytes()), self._buffers
@@ -125,7 +116,7 @@ class StepDetector:
 
     def _compiled(self, n: int) -> steps_compiled.Block | None:
         """The compiled detect_block for a block of n samples, or None for plain Python."""
-        global _python_samples
+        global _python_samples, _looked_for_build
         if self.engine == "python":
             return None
         block = steps_compiled.loaded()
@@ -133,9 +124,12 @@ class StepDetector:
             return block
         if self.engine == "compiled" or n >= COMPILE_AFTER_SAMPLES:
             return steps_compiled.load()
+        if not _looked_for_build:  # a build there already loads in milliseconds
+            _looked_for_build = True
+            if steps_compiled.cached():
+                return steps_compiled.load()
         if _python_samples >= COMPILE_AFTER_SAMPLES:
-            fed_for_s = time.monotonic() - self._first_feed_s
-            block = steps_compiled.load_soon(wait=self._fed_samples > FLAT_OUT_X * self.sampling_rate_hz * fed_for_s)
+            block = steps_compiled.load_soon()
         if block is None:
             _python_samples += n
         return block
