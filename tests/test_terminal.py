@@ -91,3 +91,38 @@ def test_live_clips_are_read_only_when_the_view_draws(monkeypatch):
         view.show_clips([Clip()])
         now[0] += 0.5
     assert Clip.reads == 1
+
+
+def test_a_terminal_shows_the_clips_that_fit_its_height_link_trouble_first():
+    """100 clips on a 25-line terminal: the rows that fit, a clip whose link failed among them,
+    a line saying how many are shown; only those clips are read. Off a terminal every clip prints."""
+    from types import SimpleNamespace
+
+    values = _values("x")
+    read = []
+
+    class Clip:
+        def __init__(self, k, error=None):
+            self.name, self.link = f"athlete-{k}", SimpleNamespace(error=error, connected=error is None)
+
+        def values(self):
+            read.append(self.name)
+            return dict(values, name=self.name, error=self.link.error, connected=self.link.connected)
+
+    clips = [Clip(k) for k in range(1, 100)] + [Clip(100, error="athlete-100 vanished")]
+    out = io.StringIO()
+    with TerminalView(title="StrideClip live", live=True,
+                      console=Console(file=out, width=120, height=25, force_terminal=True)) as view:
+        view.show_clips(clips)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    shown = len({ln.split()[0] for ln in lines if ln.split()[0].startswith("athlete-")})  # (Live draws twice)
+    assert 15 <= shown == len(read) < 25  # the rows that fit, and only they were read
+    assert "athlete-100" in read and read[0] == "athlete-100"
+    assert any(f"{shown} of 100 clips shown" in ln for ln in lines)
+
+    read.clear()
+    printed = io.StringIO()
+    from contextlib import redirect_stdout
+    with redirect_stdout(printed):
+        TerminalView(title="t", live=False).show_clips(clips)
+    assert len(read) == 100
