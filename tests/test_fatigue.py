@@ -132,3 +132,18 @@ def test_watch_holds_until_the_index_falls_under_half_a_threshold():
     assert feed(tr, rows(60, rotation=12 * (1 + 0.3 * 0.7), seed=12))[-1] == "watch"
     assert set(feed(tr, rows(60, rotation=12 * (1 + 0.3 * 0.55), seed=13))[30:]) == {"watch"}  # 0.55: no flapping
     assert feed(tr, rows(60, rotation=12 * (1 + 0.3 * 0.35), seed=14))[-1] == "fresh"
+
+
+def test_steps_read_as_a_table_give_the_readings_of_one_row_at_a_time():
+    """add_steps (a batch, as the pipeline hands them) is add_step row by row: the same states,
+    indices and evidence, through the warm-up, a fatigued spell, walking and NaN steps."""
+    table = np.concatenate([rows(300), rows(200, rotation=16.0, drop=10.8, seed=1), rows(30, running=False, seed=2),
+                            rows(60, cadence=160.0, seed=3)])
+    table["pelvic_drop_deg"][::7] = np.nan
+    table["step_time_s"][5::50] = np.nan
+    one, batch = FatigueTracker(), FatigueTracker()
+    singles = [one.add_step(row) for row in table]
+    batched = batch.add_steps(table[:400]) + batch.add_steps(table[400:])
+    assert [(r.state, r.index, r.evidence, r.running_s) for r in batched] == \
+        [(r.state, r.index, r.evidence, r.running_s) for r in singles]
+    assert {"fresh", "fatigued"} <= {r.state for r in singles} and one.entered_s == batch.entered_s

@@ -94,10 +94,19 @@ class FatigueTracker:
 
     def add_step(self, row: np.void) -> FatigueReading:
         """One completed step (a STEP_METRICS_DTYPE row)."""
-        if not row["running"] or not math.isfinite(row["step_time_s"]):
+        return self._add(bool(row["running"]), float(row["step_time_s"]), [float(row[c]) for c in _COLUMNS.values()])
+
+    def add_steps(self, rows: np.ndarray) -> list[FatigueReading]:
+        """Completed steps in order (STEP_METRICS_DTYPE rows): the reading after each, as add_step
+        row by row gives; the columns are read once (a field of one row costs about as much)."""
+        columns = [rows[c].tolist() for c in ("running", "step_time_s", *_COLUMNS.values())]
+        return [self._add(bool(running), step_s, values) for running, step_s, *values in zip(*columns)]
+
+    def _add(self, running: bool, step_time_s: float, metric_values: list) -> FatigueReading:
+        if not running or not math.isfinite(step_time_s):
             return self.last
-        self.running_s += float(row["step_time_s"])
-        values = {m: float(row[c]) for m, c in _COLUMNS.items()}
+        self.running_s += step_time_s
+        values = dict(zip(_COLUMNS, metric_values))
         if self.baseline is None:
             if self.running_s >= BASELINE_FROM_S:
                 self.baseline_rows.append(values)

@@ -2,11 +2,13 @@
 (said on the terminal) and of BLE (the backend a test names, Ctrl-C)."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # (asyncio is imported by the commands that run a loop: 50 ms a command saves)
+    import asyncio
 
 CLIPS_OPTION = click.option("--clip", "clip_names", multiple=True, help="A clip's BLE name or address; repeat for several.")
 SERIAL_PORTS_OPTION = click.option("--serial", "ports", multiple=True, help="A clip on a USB serial port; repeat for several.")
@@ -95,6 +97,8 @@ class CtrlC:
     INTERRUPTED_EXIT = 130  # the shell's code for a command ended by SIGINT
 
     def __init__(self) -> None:
+        import asyncio
+
         self.stop = asyncio.Event()  # bound to the loop that first waits on it
         self.presses = 0
         self.aborted = False
@@ -112,6 +116,7 @@ class CtrlC:
 def run_ble(coro: Coroutine[Any, Any, Any], *, ctrl_c: CtrlC | None = None) -> Any:
     """Run a command's coroutine in an event loop. Ctrl-C: with ``ctrl_c`` as ``CtrlC`` says;
     without, it cancels the coroutine at once. Returns its result, or [] when it was cancelled."""
+    import asyncio
     import signal
 
     async def main():

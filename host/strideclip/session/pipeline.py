@@ -164,12 +164,12 @@ class Session:
         self._fatigue(rows)
 
     def _fatigue(self, rows) -> None:
-        for row in rows:
-            before = self.fatigue.state
-            reading = self.fatigue.add_step(row)
+        before = self.fatigue.state
+        for ic_idx, reading in zip(rows["ic_idx"].tolist(), self.fatigue.add_steps(rows)):
             if reading.state != before:
-                self.fatigue_changes.append({"t_s": round(float(row["ic_idx"]) / self.rate_hz, 1), "state": reading.state,
+                self.fatigue_changes.append({"t_s": round(ic_idx / self.rate_hz, 1), "state": reading.state,
                                              "index": reading.index, "evidence": reading.evidence})
+            before = reading.state
 
     def cadence_spm(self) -> float | None:
         """The cadence now: the newest completed step's smoothed cadence (the one smoothing on the
