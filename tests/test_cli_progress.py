@@ -43,12 +43,16 @@ def _run(*args, terminal: bool) -> tuple[int, str, str]:
     return proc.returncode, out, b"".join(seen).decode(errors="replace")
 
 
+# Long enough that replaying it takes more than the bar's 1 s wait (#26: 20 minutes replay in ~0.5 s)
+LONG_MIN = 90
+
+
 @pytest.fixture(scope="module")
 def long_log(tmp_path_factory):
     log = tmp_path_factory.mktemp("progress") / "long.sclog"
-    rc, out, err = _run("simulate", "--minutes", 20, "-o", log, terminal=True)
+    rc, out, err = _run("simulate", "--minutes", LONG_MIN, "-o", log, terminal=True)
     assert rc == 0, err
-    assert "simulating 20 min" in err and "%" in err, "no progress bar while simulating on a terminal"
+    assert f"simulating {LONG_MIN} min" in err and "%" in err, "no progress bar while simulating on a terminal"
     assert "simulating" not in out and out.startswith(f"wrote {log}")
     return log
 
