@@ -25,8 +25,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +36,7 @@ import numpy as np
 
 from strideclip import __version__
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE
-from strideclip.errors import ArchiveError, OutputError, StrideClipError
+from strideclip.errors import ArchiveError, OutputError, StrideClipError, needs_extra
 from strideclip.store.history_logs import METRIC_COLUMNS, file_sha256, log_files, row_of_analysis, session_key
 from strideclip.stream.outputs import OutputFile, check_folder, writing
 
@@ -134,6 +134,7 @@ def reanalyse(archive_dir: str | os.PathLike, out_dir: str | os.PathLike, *, wor
     total)`` in bytes of logs. Ctrl-C keeps every session done (a rerun resumes)."""
     from strideclip.store.archive_runs import check_dask, run_tasks
 
+    needs_extra("pyarrow", "export")  # the dataset is Parquet
     started_s = time.monotonic()
     if scheduler:
         check_dask()
@@ -155,14 +156,16 @@ def reanalyse(archive_dir: str | os.PathLike, out_dir: str | os.PathLike, *, wor
                             progress=progress and (lambda d, _t: progress(done_bytes + d, total_bytes)))
         with closing(results):  # on Ctrl-C too: the pool stops
             for result in results:
-                done[result.task.session] = _keep(out, result)
-                done_bytes += result.task.log_bytes
-                _count(run, result)
+                with _ctrl_c_after():  # a session's files and its entry here, together
+                    done[result.task.session] = _keep(out, result)
+                    done_bytes += result.task.log_bytes
+                    _count(run, result)
                 if progress:
                     progress(done_bytes, total_bytes)
     finally:  # interrupted too: the table says what is there
-        _tidy(out)
-        write_summary(out, [e["row"] for e in done.values()])
+        with _ctrl_c_after():
+            _tidy(out)
+            write_summary(out, [e["row"] for e in done.values()])
         run.wall_s = time.monotonic() - started_s
     return run
 
@@ -304,6 +307,26 @@ def _write_steps(path: Path, session: str, table: np.ndarray) -> None:
     cols.update((name, pa.array(table[name], from_pandas=True)) for name in STEP_METRICS_DTYPE.names)
     with writing(OutputFile(path, force=True)) as (part,):
         pq.write_table(pa.table(cols), part)
+
+
+@contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """A Ctrl-C during the block takes effect at its end, where this thread can hold it (a
+    command's main thread): a Ctrl-C inside left a session's files without its entry, or no summary."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list = []
+    before = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def write_summary(out: Path, rows: list[dict]) -> Path:
