@@ -20,13 +20,14 @@ demo: $(STAMP)
 
 # System tools the tests drive: Debian's chromium for the page tests (Playwright never
 # downloads a browser here), openscad to render the case and gcc-multilib for the clip's 32-bit
-# test rig. Installed with apt-get if missing.
-APT_TOOLS := /usr/bin/chromium:chromium /usr/bin/openscad:openscad \
+# test rig, mosquitto for the team's broker tests (its Debian service, if started, is not used:
+# the tests run their own on a free port). Installed with apt-get if missing.
+APT_TOOLS := /usr/bin/chromium:chromium /usr/bin/openscad:openscad /usr/sbin/mosquitto:mosquitto \
 	/usr/include/x86_64-linux-gnu/gnu/stubs-32.h:gcc-multilib
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-tools:
-	@missing="$$(for t in $(APT_TOOLS); do test -x "$${t%%:*}" || echo "$${t#*:}"; done)"; \
+	@missing="$$(for t in $(APT_TOOLS); do test -e "$${t%%:*}" || echo "$${t#*:}"; done)"; \
 	if [ -n "$$missing" ]; then \
 		if command -v apt-get >/dev/null; then \
 			$(SUDO) apt-get install -y -q $$missing >/dev/null 2>&1 || \
