@@ -59,3 +59,13 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def mosquitto_broker(tmp_path):
+    """A real Eclipse Mosquitto on a free localhost port, configured by `strideclip broker-config`
+    with users coach, gw-a, gw-b and gw-c; ended when the test ends (tests/broker.py)."""
+    from broker import start_broker
+
+    with start_broker(tmp_path, gateways=("gw-a", "gw-b", "gw-c")) as b:
+        yield b

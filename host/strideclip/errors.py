@@ -1,8 +1,10 @@
 """One root for every error the host raises, with subclasses that carry what went wrong."""
 from __future__ import annotations
 
+import importlib
 import shlex
 from pathlib import Path
+from types import ModuleType
 
 
 class StrideClipError(Exception):
@@ -90,6 +92,11 @@ class CommandTimeout(TransportError):
     """The clip did not answer a command in time."""
 
 
+class BrokerUnavailable(TransportError):
+    """The MQTT broker could not be reached, or refused the credentials, when a command started
+    (strideclip.link.mqtt): refused before any work, exit 2 (docs/team.md)."""
+
+
 # --- settings and what is not built -----------------------------------------------------------
 
 class ConfigError(StrideClipError):
@@ -102,6 +109,26 @@ class ConfigError(StrideClipError):
 
 class NotBuiltError(StrideClipError):
     """A command the product will have, not built yet."""
+
+
+class MissingExtra(StrideClipError):
+    """A command needs a part of StrideClip installed as an extra (pyproject.toml; a gateway's
+    light install leaves them out, docs/team.md): one line naming the ``pip install``, exit 2."""
+
+    def __init__(self, what: str, extra: str, why: str = ""):
+        because = f" ({why.splitlines()[0][:120]})" if why else ""
+        super().__init__(f"{what} is not installed{because}: this needs pip install 'strideclip[{extra}]'")
+        self.what, self.extra = what, extra
+
+
+def needs_extra(module: str, extra: str, what: str | None = None) -> ModuleType:
+    """``module`` imported, or MissingExtra naming the extra that installs it (and ``what`` is
+    missing, by default the module's package): the one way the host imports what only some
+    commands need (bokeh, matplotlib, pyarrow, dask)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingExtra(what or module.split(".")[0], extra, str(e)) from None
 
 
 # --- what is kept (strideclip.store) ----------------------------------------------------------
@@ -131,7 +158,7 @@ class LogSyncError(StrideClipError):
 
 class ArchiveError(StrideClipError):
     """An archive cannot be re-analysed (strideclip.store.archive): no such folder, an output made
-    with other settings, Dask missing or its scheduler unreachable."""
+    with other settings, a Dask scheduler unreachable (Dask not installed: MissingExtra)."""
 
 
 # --- views (strideclip.views) -----------------------------------------------------------------

@@ -8,20 +8,22 @@ from typing import IO, Any
 import click
 
 from strideclip import __version__
-from strideclip.cli import archive, device, evaluate, run, store
+from strideclip.cli import archive, broker, dashboard, device, evaluate, run, store, team
 from strideclip.cli.common import CtrlC, example
-from strideclip.errors import OutputError, StrideClipError
+from strideclip.errors import BrokerUnavailable, MissingExtra, OutputError, StrideClipError
 
 # The exit codes (docs/cli.md): 0 done; 1 the run failed (a log that cannot be read, a link lost,
 # a history that cannot be used); 2 refused before any work: a bad option (click's own usage
-# errors), an output that cannot be written or exists without --force, a port in use.
+# errors), an output that cannot be written or exists without --force, a port in use, a broker that
+# cannot be reached or refuses the credentials (docs/team.md), a part of StrideClip not installed
+# (an extra: pip install 'strideclip[...]').
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
 
 
 def exit_code(error: StrideClipError) -> int:
     """The exit code for an error that ends a command."""
-    return EXIT_REFUSED if isinstance(error, OutputError) else EXIT_FAILED
+    return EXIT_REFUSED if isinstance(error, (OutputError, BrokerUnavailable, MissingExtra)) else EXIT_FAILED
 
 
 class StrideClipFailed(click.ClickException):
@@ -57,9 +59,9 @@ def cli() -> None:
     """StrideClip: a running-form coach worn at the sacrum."""
 
 
-for _command in (run.demo, run.simulate, run.replay, run.record, run.live, run.dashboard,
+for _command in (run.demo, run.simulate, run.replay, run.record, run.live, dashboard.dashboard, team.gateway,
                  store.history, store.plan, store.sync, store.report, store.export, archive.reanalyse,
-                 device.flash, device.scan,
+                 device.flash, device.scan, broker.broker_config,
                  evaluate.evaluate, evaluate.evaluate_cues_cmd, evaluate.evaluate_metrics):
     cli.add_command(_command)
 
@@ -70,3 +72,7 @@ def main() -> None:
     except StrideClipError as e:  # raised outside a command (the group's own work)
         click.echo(f"strideclip: {e}", err=True)
         sys.exit(exit_code(e))
+    finally:  # the command has ended, its outputs whole: a Ctrl-C now, as Python shuts down (joining
+        import signal  # a pool's threads), would only print a traceback from threading
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

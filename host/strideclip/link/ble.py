@@ -187,20 +187,22 @@ class BleTransport:
     async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
         """Send a command and wait for its RESULT; return its detail. Raise CommandError if the
         clip refused it, CommandTimeout if it did not answer, TransportError if not connected."""
+        if not self.connected:
+            raise TransportError(f"{self.address} is not connected", port=self.address)
+        return await self.commands.send(opcode, args, self.send_packet, timeout_s=timeout_s)
+
+    async def send_packet(self, pkt: bytes) -> None:
+        """One command packet to the control characteristic as it is (logged through on_sent)."""
         from bleak.exc import BleakError
 
         client = self.client
         if client is None or not client.is_connected:
             raise TransportError(f"{self.address} is not connected", port=self.address)
-
-        async def write(pkt: bytes) -> None:
-            self.on_sent(pkt)
-            try:
-                await client.write_gatt_char(P.BLE_CONTROL_UUID, pkt, response=True)
-            except (BleakError, OSError) as e:
-                raise TransportError(f"{self.address}: sending a command failed: {e}", port=self.address) from e
-
-        return await self.commands.send(opcode, args, write, timeout_s=timeout_s)
+        self.on_sent(pkt)
+        try:
+            await client.write_gatt_char(P.BLE_CONTROL_UUID, pkt, response=True)
+        except (BleakError, OSError) as e:
+            raise TransportError(f"{self.address}: sending a command failed: {e}", port=self.address) from e
 
     async def close(self) -> None:
         client, self.client = self.client, None

@@ -87,6 +87,9 @@ class PlaybackTransport:
     async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
         raise TransportError(f"{self.name} is a playback: commands do not reach a clip", port=self.name)
 
+    async def send_packet(self, pkt: bytes) -> None:
+        raise TransportError(f"{self.name} is a playback: commands do not reach a clip", port=self.name)
+
 
 class SimulatedClipTransport(PlaybackTransport):
     """A simulated run played as a clip that answers commands. ``cues_played`` keeps what the host
@@ -132,25 +135,49 @@ class SimulatedClipTransport(PlaybackTransport):
         except P.ProtocolError as e:  # what a real clip would refuse with a RESULT
             raise TransportError(f"{self.name}: {e}", port=self.name) from e
         await asyncio.sleep(0)  # an answer comes later than the question, as over the air
+        code, detail, after = self._act(opcode, args)
+        for pkt in after:
+            self.on_packet(pkt, time.monotonic())
+        if code == P.RESULT_UNKNOWN_OPCODE:
+            raise TransportError(f"{self.name}: the simulated clip does not answer "
+                                 f"{P.OPCODE_NAMES.get(opcode, opcode)}", port=self.name)
+        if code != P.RESULT_OK:
+            raise TransportError(f"{self.name}: setting {args[0]} = {args[1]} refused", port=self.name)
+        return detail
+
+    async def send_packet(self, pkt: bytes) -> None:
+        """A command packet packed elsewhere (the coach's, through a gateway): answered as the
+        firmware answers a control write (clipfw.app), its RESULT first as an ordinary packet."""
+        if not self.connected:
+            raise TransportError(f"{self.name} is not connected", port=self.name)
+        pkt = bytes(pkt)
+        self.on_sent(pkt)
+        await asyncio.sleep(0)
+        code, detail, after = P.command_result_code(pkt), 0, []
+        if code == P.RESULT_OK:
+            _, opcode, args = P.parse_command(pkt)
+            code, detail, after = self._act(opcode, args)
+        cmd_id, opcode = (pkt[1] if len(pkt) > 1 else 0), (pkt[2] if len(pkt) > 2 else 0)
+        for out in [encode_packet(P.Result(cmd_id, opcode, code, detail)), *after]:
+            self.on_packet(out, time.monotonic())
+
+    def _act(self, opcode: int, args: tuple) -> tuple[int, int, list[bytes]]:
+        """(result code, detail, the packets that follow the RESULT) for one valid command."""
         if opcode == P.OP_HELLO:
-            self.on_packet(encode_packet(self.sim.hello), time.monotonic())
-            return 0
+            return P.RESULT_OK, 0, [encode_packet(self.sim.hello)]
         if opcode in (P.OP_BUZZ, P.OP_METRONOME_START, P.OP_METRONOME_STOP):
             self.cues_played.append((P.OPCODE_NAMES.get(opcode, str(opcode)), tuple(args), self._sample_now()))
-            return 0
+            return P.RESULT_OK, 0, []
         if opcode == P.OP_SET_CONFIG:
             code = cue_policy.set_config(self.cue_cfg, args[0], args[1])
-            if code != P.RESULT_OK:
-                raise TransportError(f"{self.name}: setting {args[0]} = {args[1]} refused", port=self.name)
-            return args[1]
+            return code, args[1] if code == P.RESULT_OK else 0, []
         if opcode == P.OP_BACKFILL:
             first, count = args
             spp = self.sim.hello.samples_per_packet
             end = min(first + count, self._sample_now(), len(self.sim.counts))
+            out = []
             for a in range(first, end, spp):
                 self._bf_seq = (self._bf_seq + 1) & 0xFFFF
-                pkt = encode_samples(self._bf_seq, a, self.sim.counts[a:min(a + spp, end)], backfill=True)
-                self.on_packet(pkt, time.monotonic())
-            return max(0, end - first)
-        raise TransportError(f"{self.name}: the simulated clip does not answer {P.OPCODE_NAMES.get(opcode, opcode)}",
-                             port=self.name)
+                out.append(encode_samples(self._bf_seq, a, self.sim.counts[a:min(a + spp, end)], backfill=True))
+            return P.RESULT_OK, max(0, end - first), out
+        return P.RESULT_UNKNOWN_OPCODE, 0, []

@@ -75,16 +75,18 @@ class SerialTransport:
             self.serial.close()
 
     async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
+        if not self.connected:
+            raise TransportError(f"{self.port} is not connected", port=self.port)
+        return await self.commands.send(opcode, args, self.send_packet, timeout_s=timeout_s)
+
+    async def send_packet(self, pkt: bytes) -> None:
+        """One command packet, framed, to the port (logged through on_sent)."""
         import serial
 
         if not self.connected:
             raise TransportError(f"{self.port} is not connected", port=self.port)
-
-        async def write(pkt: bytes) -> None:
-            self.on_sent(pkt)
-            try:
-                self.serial.write(P.frame(pkt))
-            except (serial.SerialException, OSError) as e:
-                raise TransportError(f"{self.port}: sending a command failed: {e}", port=self.port) from e
-
-        return await self.commands.send(opcode, args, write, timeout_s=timeout_s)
+        self.on_sent(pkt)
+        try:
+            self.serial.write(P.frame(pkt))
+        except (serial.SerialException, OSError) as e:
+            raise TransportError(f"{self.port}: sending a command failed: {e}", port=self.port) from e

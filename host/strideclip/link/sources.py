@@ -12,8 +12,10 @@ from strideclip.link.playback import ClipRun, PlaybackTransport, SimulatedClipTr
 from strideclip.link.serial import SerialTransport
 from strideclip.link.transport import Transport
 
-if TYPE_CHECKING:  # (bleak is imported when a clip is connected)
+if TYPE_CHECKING:  # (bleak is imported when a clip is connected; aiomqtt when a broker is used)
     from bleak.backends.client import BaseBleakClient
+
+    from strideclip.link.broker import BrokerLink
 
 
 @dataclass
@@ -22,8 +24,8 @@ class ClipSource:
     callbacks (on_packet, on_link, on_sent)."""
 
     name: str
-    address: str  # BLE address, serial port, or file
-    kind: str  # "ble", "usb-serial", "log", "simulator": the log header's source
+    address: str  # BLE address, serial port, file, or the broker's URL
+    kind: str  # "ble", "usb-serial", "log", "simulator", "broker": the log header's source
     open: Callable[..., Transport]
     rssi_dbm: int | None = None
     battery_pct: int | None = None
@@ -49,3 +51,8 @@ def sim_source(name: str, run: ClipRun, speed: float, *, answers: bool = False) 
         return ClipSource(name, "simulator", "simulator", lambda **cb: SimulatedClipTransport(name, run, speed=speed, **cb),
                           battery_pct=run.hello.battery_pct if run.hello.battery_pct <= 100 else None)
     return ClipSource(name, "simulator", "simulator", lambda **cb: PlaybackTransport.from_sim(name, run, speed=speed, **cb))
+
+
+def broker_source(name: str, link: BrokerLink) -> ClipSource:
+    """A clip carried by gateways through the broker ``link`` is connected to (docs/team.md)."""
+    return ClipSource(name, str(link.url), "broker", lambda **cb: link.transport(name, **cb))

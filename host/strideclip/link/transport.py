@@ -7,8 +7,9 @@ A transport is made with three callbacks and then run in an asyncio loop:
 - ``on_sent(pkt)`` - each command packet written to the clip (the log keeps them).
 
 What it offers is the ``Transport`` protocol below. The transports: BLE with bleak (ble.py), USB
-serial with pyserial (serial.py), and a session log or the simulator played back at a chosen
-pace (playback.py). strideclip.session.live records any of them the same way.
+serial with pyserial (serial.py), a session log or the simulator played back at a chosen
+pace (playback.py), and a clip carried by gateways through an MQTT broker (broker.py).
+strideclip.session.live records any of them the same way.
 """
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ class Transport(Protocol):
     async def command(self, opcode: int, args: tuple, *, timeout_s: float | None = None) -> int:
         """Send a command and wait for its RESULT; return its detail. Raise CommandError if the
         clip refused it, CommandTimeout if it did not answer, TransportError if not connected."""
+        ...
+
+    async def send_packet(self, pkt: bytes) -> None:
+        """Write one command packet to the clip as it is (``command`` packs one; a gateway writes
+        the coach's, strideclip.session.gateway), logged through ``on_sent``; its RESULT comes back
+        as an ordinary packet. TransportError if not connected or the write failed."""
         ...
 
 

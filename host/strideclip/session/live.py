@@ -42,6 +42,7 @@ from strideclip.stream.logwriter import SessionLogWriter
 if TYPE_CHECKING:  # (bleak is imported when a clip is connected)
     from bleak.backends.client import BaseBleakClient
 
+CLIP_RING_S = 60  # a clip's backfill store holds about its last minute (firmware/clipfw/backfill.py)
 CLOCK_LOG_S = 60  # how often the sample clock's mapping goes into the log
 PING_S = 10.0  # a HELLO request now and then: the command round trip is the link's latency
 GARBAGE_MIN_PACKETS = 40  # after this many packets, a clip whose packets are nearly all bad ...
@@ -148,8 +149,10 @@ class LiveClip:
         except TransportError as e:
             code = e.code if isinstance(e, CommandError) else None
             oldest = e.detail if isinstance(e, CommandError) else 0
-            if (code == P.RESULT_BUSY or code is None and not isinstance(e, CommandTimeout)) and busy_retries:
-                # busy with other gaps, or the link not up yet (a gap seen as it reconnects): again later
+            retry = code == P.RESULT_BUSY or code is None and (not isinstance(e, CommandTimeout) or self.transport.connected)
+            if retry and busy_retries:
+                # busy with other gaps, the link not up yet (a gap seen as it reconnects), or no answer
+                # from a link that is up (a broker's clip answering through another gateway now): again later
                 await asyncio.sleep(2.0)
                 await self._backfill(first, count, busy_retries - 1)
                 return
@@ -216,6 +219,8 @@ class LiveClip:
 
     # -- link ---------------------------------------------------------------------------------
     def _on_link(self, event: str, **fields) -> None:
+        if event in ("connected", "handover") and self.takes_commands:
+            self._ask_open_gaps()
         if event == "connected":
             self.link.connected = True
             self.link.connects += 1
@@ -225,6 +230,17 @@ class LiveClip:
             self.link.connected = False
             self.link.losses += 1
         self.log.host_event("link", state=event, **fields)
+
+    def _ask_open_gaps(self) -> None:
+        """A link (back) up: the gaps still open that the clip may still hold, asked again (a
+        backfill cut short when the link dropped, or one asked of a gateway that had lost the clip)."""
+        d, rate = self.session.decoder, self.session.rate_hz
+        if d.next_idx is None or not rate:
+            return
+        oldest_held = d.next_idx - CLIP_RING_S * rate
+        for start, end in list(d.open_gaps):
+            if end > oldest_held:
+                self._spawn(self._backfill(max(start, oldest_held), end - max(start, oldest_held)))
 
     def _fail(self, error: str) -> None:
         self.link.error = error
@@ -276,9 +292,11 @@ class LiveClip:
         """The live view of this clip: metrics, cues and link quality."""
         v = self.session.live_values()
         v.update(name=self.name, connected=self.link.connected, reconnects=max(0, self.link.connects - 1),
-                 rssi_dbm=self.link.rssi_dbm, rtt_ms=self.transport.rtt_ms, delay_ms_p95=self.link.delay_ms_p95(),
+                 rssi_dbm=getattr(self.transport, "rssi_dbm", None) or self.link.rssi_dbm,  # a gateway's, else the scan's
+                 rtt_ms=self.transport.rtt_ms, delay_ms_p95=self.link.delay_ms_p95(),
                  drift_ppm=self.clock.drift_ppm if self.clock else None, error=self.link.error,
-                 battery_pct=self._battery())
+                 battery_pct=self._battery(),
+                 gateway=getattr(self.transport, "gateway", None))  # the gateway holding a clip over a broker
         return v
 
     def _battery(self) -> int | None:

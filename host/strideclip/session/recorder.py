@@ -12,11 +12,16 @@ from strideclip.stream.decode import Gap
 from strideclip.stream.logwriter import SessionLogWriter
 
 
-def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int) -> list:
+def log_packet(log: SessionLogWriter, pkt: bytes, t_ms: int | None = None) -> None:
+    """A clip's packet into the log as it arrives (a gateway's log holds only these and its events)."""
     if len(pkt) + L.RECORD_PREFIX_BYTES <= P.MAX_PACKET_BYTES:
         log.clip_packet(pkt, t_ms=t_ms)  # recorded from the first frame, as it arrives
     else:  # longer than any clip packet (a serial frame can be) and than a record holds: said, not kept
         log.host_event("packet_too_long", t_ms=t_ms, bytes=len(pkt))
+
+
+def record_packet(log: SessionLogWriter, session: Session, pkt: bytes, t_ms: int) -> list:
+    log_packet(log, pkt, t_ms)
     n_cues = len(session.cues)
     try:
         outputs = session.feed(pkt, t_ms)

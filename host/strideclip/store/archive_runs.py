@@ -10,11 +10,10 @@ import signal
 import uuid
 from collections.abc import Callable, Iterator
 
-from strideclip.errors import ArchiveError
+from strideclip.errors import ArchiveError, needs_extra
 from strideclip.store.archive import LogResult, LogTask, analyse_log
 
-DASK_MISSING = ("--scheduler runs on Dask, which is not installed: pip install 'strideclip[archive]' "
-                "(or: pip install 'dask[distributed]')")
+DASK = "Dask"  # what reanalyse --scheduler runs on
 CONNECT_TIMEOUT_S = 30.0  # to reach the scheduler
 WORKERS_TIMEOUT_S = 60.0  # for a first worker to join it
 # imported once by the pool's fork server, so each worker starts with the analysis loaded
@@ -27,13 +26,8 @@ def cpu_count() -> int:
 
 
 def check_dask() -> None:
-    """Before any work: Dask is installed, or what to install is said."""
-    import importlib
-
-    try:
-        importlib.import_module("distributed")  # loaded now, before any work: the run needs it anyway
-    except ImportError:
-        raise ArchiveError(DASK_MISSING) from None
+    """Before any work: Dask is installed, or what to install is said (loaded now: the run needs it anyway)."""
+    needs_extra("distributed", "archive", DASK)
 
 
 def run_tasks(tasks: list[LogTask], *, workers: int | None = None, scheduler: str | None = None,
@@ -81,10 +75,8 @@ def _ignore_ctrl_c() -> None:
 
 
 def _on_dask(tasks: list[LogTask], address: str) -> Iterator[LogResult]:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise ArchiveError(DASK_MISSING) from None
+    distributed = needs_extra("distributed", "archive", DASK)
+    Client, as_completed = distributed.Client, distributed.as_completed
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as e:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from strideclip.errors import needs_extra
 from strideclip.session.pipeline import Session
 from strideclip.session.recorder import finish_recording, record_packet
 from strideclip.sim import demo_run, simulate, truth_path
@@ -28,6 +29,7 @@ DEMO_SPEED = 60.0  # times real time: 30 simulated minutes in 30 s
 
 def run_demo(out_dir: str | None = None, *, minutes: float = DEMO_MINUTES, speed: float = DEMO_SPEED,
              live: bool | None = None) -> Path:
+    needs_extra("bokeh", "reports")  # the demo ends in its report: said before the run, not after
     scenario = demo_run(minutes=minutes)
     run = simulate(scenario)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, write_step_table_csv
-from strideclip.errors import ExportError
+from strideclip.errors import ExportError, needs_extra
 from strideclip.stream.outputs import OutputFile, as_output, writing
 
 FORMATS = ("csv", "parquet", "fit")
@@ -32,6 +32,8 @@ def export_session(log_path: str | os.PathLike, out_path: str | os.PathLike | Ou
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        needs_extra("pyarrow", "export")
     out = as_output(out_path, force=force)
     summary, table = analyse(log_path, cue_settings=cue_settings, progress=progress)
     if not summary["samples"]:

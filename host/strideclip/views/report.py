@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from strideclip.errors import needs_extra
 from strideclip.session.replay import analyse
 from strideclip.stream.outputs import OutputFile, as_output, writing
 from strideclip.views.report_data import (COLOURS, FATIGUE_MARKS, SERIES, SPLIT_COLUMNS, SPLIT_MIN, TREND_STEPS,
@@ -318,6 +319,9 @@ def write_report(log_path: str | os.PathLike, out_html: str | os.PathLike | Outp
     ``out_html`` and ``png`` (paths or OutputFiles) are checked before the log is read, and
     appear only when whole (strideclip.stream.outputs); ``force`` replaces what is there."""
     outputs = [as_output(out_html, force=force)] + ([as_output(png, option="--png", force=force)] if png else [])
+    needs_extra("bokeh", "reports")  # before the log is read, as the outputs
+    if png:
+        needs_extra("matplotlib", "reports")
     summary, table = analyse(log_path, cue_settings=cue_settings, progress=progress)
     previous = []
     if history_db is not False:

@@ -1,10 +1,11 @@
 """The terminal view of live sessions: `strideclip live` (a row per clip) and the demo (one
 simulated clip, with the run's progress above its row). Each row: cadence, impact, rotation, the
 fatigue state (strideclip.analysis.fatigue) and its index, the latest cue, and the link
-(connected, loss, round trip, RSSI, battery, gaps). On a terminal it redraws in place (rich),
-with the columns that fit its width (80 columns hold the essential ones); otherwise it prints a
-line per clip now and then (every ``PRINT_S`` by default). It redraws at most once a second
-and only when what it shows changed: drawing, not the analysis, was most of a live clip's CPU."""
+(connected, and through which gateway over a broker; loss, round trip, RSSI, battery, gaps). On a
+terminal it redraws in place (rich), with the columns that fit its width (80 columns hold the
+essential ones); otherwise it prints a line per clip now and then (every ``PRINT_S`` by default).
+It redraws at most once a second and only when what it shows changed: drawing, not the analysis,
+was most of a live clip's CPU."""
 from __future__ import annotations
 
 import time
@@ -31,7 +32,7 @@ def _link(v: dict) -> str:
     if v.get("error"):
         return "failed"
     if v.get("connected", True):
-        return "ok"
+        return f"ok via {v['gateway']}" if v.get("gateway") else "ok"  # the gateway holding it, over a broker
     return "lost" if v.get("reconnects") or v["steps"] else "connecting"
 
 

@@ -41,6 +41,8 @@ def tile_html(a: dict) -> str:
     colour = {None: "#555", True: "#1e8449", False: "#b9770e"}[a["in_band"]]
     fatigue_colour = {"fatigued": "#c0392b", "watch": "#b9770e"}.get(a["fatigue"], "#1e8449")
     link = "connected" if a["connected"] else ("ended" if not a["error"] else "failed")
+    via = (f' via <span class="gateway" data-key="gateway" data-value="{html.escape(a["gateway"])}">'
+           f'{html.escape(a["gateway"])}</span>' if a.get("gateway") else "")
     return (
         f'<div class="tile" data-athlete="{html.escape(a["name"])}" data-received="{a["last_packet_wall_s"] or ""}">'
         f'<div class="name">{html.escape(a["name"])} <small>{html.escape(a["clip"])}</small></div>'
@@ -51,7 +53,7 @@ def tile_html(a: dict) -> str:
         f'<td>drop / tilt</td><td>{val("drop_deg", a["drop_deg"], 1, "°")} / {val("tilt_deg", a["tilt_deg"], 1, "°")}</td></tr>'
         f'<tr><td>fatigue</td><td style="color:{fatigue_colour}" class="fatigue">{html.escape(a["fatigue"] or "–")}</td>'
         f'<td>time</td><td class="time">{_clock(a["running_s"])}</td></tr>'
-        f'<tr><td>link</td><td>{link}, {val("loss_pct", a["loss_pct"], 1, " % lost")}</td>'
+        f'<tr><td>link</td><td>{link}{via}, {val("loss_pct", a["loss_pct"], 1, " % lost")}</td>'
         f'<td>latency</td><td>{latency}</td></tr>'
         f'<tr><td>battery</td><td>{val("battery_pct", a["battery_pct"], 0, " %")}</td>'
         f'<td>RSSI</td><td>{rssi}</td></tr></table>'

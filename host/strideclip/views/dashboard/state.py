@@ -73,6 +73,7 @@ class Dashboard:
             "steps": v["steps"], "connected": v["connected"], "loss_pct": round(s.loss_pct, 2),
             "latency_ms": self._latency_ms(i, v), "battery_pct": v["battery_pct"],
             "rssi_dbm": v["rssi_dbm"], "error": v["error"], "takes_cues": c.takes_commands,
+            "gateway": v.get("gateway"),  # the gateway holding the clip, over a broker (docs/team.md)
             "link_kind": c.source.kind, "rssi_note": None if v["rssi_dbm"] is not None else NO_RSSI.get(c.source.kind),
             "cues": [_cue_line(q) for q in s.cues[-8:]], "last_packet_wall_s": c.last_packet_wall_s,
             "metronome": s.metronome_now(),

@@ -1,0 +1,86 @@
+"""The broker's topics and messages (issue #24): gateways around a track carry the clips' packets
+to one coach's dashboard through an MQTT broker (Eclipse Mosquitto, docs/team.md).
+
+    strideclip/gw/<gateway>/state              gateway -> coach  JSON {"online": bool, "t_ms": UTC ms}, retained;
+                                                                 the gateway's will says offline
+    strideclip/gw/<gateway>/clip/<clip>/pkt    gateway -> coach  one clip packet: receive time + the packet's bytes
+    strideclip/gw/<gateway>/clip/<clip>/link   gateway -> coach  JSON link figures (connected, rssi_dbm, rtt_ms), retained
+    strideclip/gw/<gateway>/cmd/<clip>         coach -> gateway  one command packet for that clip, as the clip takes it
+
+Everything a gateway writes is under its own name, and it reads only its own commands: the
+broker's ACL (``strideclip broker-config``) holds every gateway to that with one pattern (``%u``,
+the MQTT user, is the gateway's name). The coach's user reads every gateway's clips and writes
+their commands. Names are plain so that a topic can never be widened by one (no ``+``, ``#``, ``/``).
+"""
+from __future__ import annotations
+
+import re
+import struct
+
+from strideclip.errors import StrideClipError
+
+ROOT = "strideclip/gw"
+NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_RECEIVED = struct.Struct("<Q")  # a packet message starts with its receive time, UTC ms (the gateway's clock)
+
+
+class BadMessage(StrideClipError):
+    """A broker message that is not one of ours: said, counted and skipped, never fatal."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """A gateway's or clip's name as a topic level: 1-64 of A-Z a-z 0-9 . _ - (else ValueError naming it)."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ValueError(f"{what} {name!r} cannot be a topic level: use 1-64 of A-Z a-z 0-9 . _ -")
+    return name
+
+
+def state_topic(gateway: str) -> str:
+    return f"{ROOT}/{check_name(gateway, 'gateway')}/state"
+
+
+def packet_topic(gateway: str, clip: str) -> str:
+    return f"{ROOT}/{check_name(gateway, 'gateway')}/clip/{check_name(clip, 'clip')}/pkt"
+
+
+def link_topic(gateway: str, clip: str) -> str:
+    return f"{ROOT}/{check_name(gateway, 'gateway')}/clip/{check_name(clip, 'clip')}/link"
+
+
+def command_topic(gateway: str, clip: str) -> str:
+    return f"{ROOT}/{check_name(gateway, 'gateway')}/cmd/{check_name(clip, 'clip')}"
+
+
+# What each side subscribes to.
+COACH_SUBSCRIPTIONS = (f"{ROOT}/+/state", f"{ROOT}/+/clip/+/pkt", f"{ROOT}/+/clip/+/link")
+
+
+def gateway_subscription(gateway: str) -> str:
+    return f"{ROOT}/{check_name(gateway, 'gateway')}/cmd/+"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str | None]:
+    """(gateway, kind, clip) of one of our topics: kind "state", "pkt", "link" or "cmd" (clip None
+    for "state"). BadMessage for anything else."""
+    parts = topic.split("/")
+    if parts[:2] == ROOT.split("/") and len(parts) >= 4 and NAME_RE.fullmatch(parts[2]):
+        gateway, rest = parts[2], parts[3:]
+        if rest == ["state"]:
+            return gateway, "state", None
+        if len(rest) == 3 and rest[0] == "clip" and rest[2] in ("pkt", "link") and NAME_RE.fullmatch(rest[1]):
+            return gateway, rest[2], rest[1]
+        if len(rest) == 2 and rest[0] == "cmd" and NAME_RE.fullmatch(rest[1]):
+            return gateway, "cmd", rest[1]
+    raise BadMessage(f"not a StrideClip topic: {topic[:120]!r}")
+
+
+def pack_packet(received_utc_ms: int, pkt: bytes) -> bytes:
+    """A clip packet as a gateway publishes it: its receive time (UTC ms), then the packet."""
+    return _RECEIVED.pack(received_utc_ms) + bytes(pkt)
+
+
+def unpack_packet(payload: bytes) -> tuple[int, bytes]:
+    """(receive time UTC ms, packet) of a packet message; BadMessage if it cannot be one."""
+    if len(payload) <= _RECEIVED.size:
+        raise BadMessage(f"a packet message of {len(payload)} bytes: too short for a receive time and a packet")
+    return _RECEIVED.unpack_from(payload)[0], bytes(payload[_RECEIVED.size:])

@@ -1,0 +1,187 @@
+"""The coach's side of the broker (strideclip.link.broker, issue #24) against a real mosquitto
+(tests/broker.py): gateways are played by plain MQTT clients logged in as gateway users, so each
+rule is tried on its own - repeats dropped (RESULTs kept), which gateway holds a clip, commands
+to the holder and answers through the stream, malformed messages counted and skipped."""
+import asyncio
+import json
+import socket
+import time
+
+import aiomqtt
+import numpy as np
+import pytest
+
+from clipcore import protocol as P
+from strideclip.errors import BrokerUnavailable
+from strideclip.link import broker_topics as T
+from strideclip.link.broker import SWITCH_QUIET_S, BrokerLink
+from strideclip.link.mqtt import parse_url, read_password, topic_name
+from strideclip.stream.packets import encode_packet, encode_samples
+
+RNG = np.random.default_rng(24)
+
+
+def sample_packets(n: int, first_idx: int = 0, per: int = 19) -> list[bytes]:
+    return [encode_samples(i, first_idx + i * per, RNG.integers(-2000, 2000, (per, 6)).astype(np.int16))
+            for i in range(n)]
+
+
+def gateway_client(broker, name: str) -> aiomqtt.Client:
+    return aiomqtt.Client("127.0.0.1", broker.port, username=name, password=broker.users[name], identifier=name)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def until(check, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+class Followed:
+    """A clip followed through the broker, recording what its transport hands on."""
+
+    def __init__(self, link: BrokerLink, clip: str):
+        self.packets, self.events, self.sent = [], [], []
+        self.transport = link.transport(clip, on_packet=lambda p, t: self.packets.append(p),
+                                        on_link=lambda e, **f: self.events.append((e, f)), on_sent=self.sent.append)
+        self.stop = asyncio.Event()
+        self.run = asyncio.ensure_future(self.transport.run(self.stop))
+
+    async def end(self) -> None:
+        self.stop.set()
+        await self.run
+
+
+def test_one_clip_from_two_gateways_is_merged_and_commands_go_to_its_holder(mosquitto_broker):
+    b = mosquitto_broker
+    pkts = sample_packets(30)
+
+    async def main():
+        link = BrokerLink(b.url, user="coach", password=b.users["coach"])
+        await link.start()
+        clip = Followed(link, "clip-1")
+        commands = {"gw-a": [], "gw-b": []}
+
+        async def answer(client, name):  # a gateway whose clip answers every command at once
+            await client.subscribe(T.gateway_subscription(name), qos=1)
+            async for msg in client.messages:
+                cmd_id, opcode, _ = P.parse_command(msg.payload)
+                commands[name].append(opcode)
+                result = encode_packet(P.Result(cmd_id, opcode, P.RESULT_OK, 7))
+                await client.publish(T.packet_topic(name, "clip-1"), T.pack_packet(1, result), qos=1)
+
+        async with gateway_client(b, "gw-a") as a, gateway_client(b, "gw-b") as gb:
+            answering = [asyncio.ensure_future(answer(a, "gw-a")), asyncio.ensure_future(answer(gb, "gw-b"))]
+            for p in pkts[:20]:
+                await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, p), qos=1)
+            await until(lambda: commands["gw-a"] == [P.OP_HELLO])  # asked of the first holder, as BLE does
+            await until(lambda: len(clip.packets) == 21)  # its 20 and the HELLO's RESULT
+            assert clip.transport.gateway == "gw-a"
+            await asyncio.sleep(SWITCH_QUIET_S + 0.2)
+            for p in pkts[10:30]:  # gw-b has the clip now, and sends again what gw-a sent (10 packets)
+                await gb.publish(T.packet_topic("gw-b", "clip-1"), T.pack_packet(1, p), qos=1)
+            await until(lambda: clip.transport.packets == 41)
+            assert clip.transport.gateway == "gw-b"
+            assert await clip.transport.command(P.OP_BUZZ, (1, 1, 100, 100)) == 7  # through gw-b, answered there
+            assert commands == {"gw-a": [P.OP_HELLO], "gw-b": [P.OP_BUZZ]}
+            assert [pk for pk in clip.packets if pk[0] & 0x0F == P.T_SAMPLES] == pkts  # each once, in order
+            assert clip.transport.duplicates == 10
+            assert sum(pk[0] & 0x0F == P.T_RESULT for pk in clip.packets) == 2  # RESULTs pass
+            # gw-a goes offline: gw-b still holds it; then gw-b says its link to the clip is down
+            await a.publish(T.state_topic("gw-a"), json.dumps({"online": False}).encode(), qos=1, retain=True)
+            await gb.publish(T.link_topic("gw-b", "clip-1"), json.dumps({"connected": False}).encode(), qos=1)
+            await until(lambda: not clip.transport.connected)
+            for t in answering:
+                t.cancel()
+        await clip.end()
+        await link.close()
+        return clip.events
+
+    events = asyncio.run(main())
+    assert [(e, f.get("gateway")) for e, f in events] == [("connected", "gw-a"), ("handover", "gw-b"), ("lost", "gw-b")]
+    assert events[-1][1]["reason"] == "gateway gw-b lost the clip"
+
+
+def test_malformed_messages_are_counted_and_skipped(mosquitto_broker):
+    b = mosquitto_broker
+    good = sample_packets(2)
+
+    async def main():
+        link = BrokerLink(b.url, user="coach", password=b.users["coach"])
+        await link.start()
+        clip = Followed(link, "clip-1")
+        async with gateway_client(b, "gw-a") as a:
+            await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, good[0]), qos=1)
+            await a.publish(T.packet_topic("gw-a", "clip-1"), b"\x01\x02\x03", qos=1)  # too short
+            await a.publish("strideclip/gw/gw-a/clip/not a name!/pkt", T.pack_packet(1, good[0]), qos=1)
+            await a.publish(T.state_topic("gw-a"), b"not json", qos=1)
+            await a.publish(T.state_topic("gw-a"), b'{"online": "yes"}', qos=1)
+            await a.publish(T.link_topic("gw-a", "clip-1"), b"[1, 2]", qos=1)
+            garbage = bytes(RNG.integers(0, 256, 40, dtype=np.uint8))
+            await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, garbage), qos=1)  # the decoder's to count
+            await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, good[1]), qos=1)
+            await until(lambda: len(clip.packets) == 3)
+        await clip.end()
+        await link.close()
+        return link, clip
+
+    link, clip = asyncio.run(main())
+    assert link.bad_messages == 5
+    assert "too short" in link.first_bad
+    assert clip.packets[0] == good[0] and clip.packets[2] == good[1]
+
+
+def test_a_broker_that_refuses_or_is_not_there_is_one_error(mosquitto_broker):
+    b = mosquitto_broker
+
+    async def connect(**kw):
+        link = BrokerLink(kw.pop("url", b.url), **kw)
+        try:
+            await link.start()
+        finally:
+            await link.close()
+
+    for kw, said in [({}, "refused a connection without credentials"),
+                     ({"user": "coach", "password": "wrong"}, "refused user coach"),
+                     ({"user": "gw-a", "password": b.users["gw-b"]}, "refused user gw-a"),
+                     ({"url": f"mqtt://127.0.0.1:{free_port()}"}, "cannot reach the broker")]:
+        with pytest.raises(BrokerUnavailable, match=said):
+            asyncio.run(connect(**kw))
+
+
+def test_broker_addresses_and_credentials(tmp_path):
+    assert str(parse_url("mqtt://10.0.0.5:1884")) == "mqtt://10.0.0.5:1884"
+    assert parse_url("mqtts://broker.local").port == 8883 and parse_url("mqtts://broker.local").tls
+    assert parse_url("mqtt://host").port == 1883
+    for bad in ["http://host:1883", "mqtt://", "mqtt://user:pw@host:1883", "mqtt://host:99999", "host:1883",
+                "mqtt://host:1883/topic"]:
+        with pytest.raises(ValueError, match="broker address|port"):
+            parse_url(bad)
+    creds = tmp_path / "c.json"
+    creds.write_text(json.dumps({"users": {"coach": "pw1", "gw-a": "pw2"}}))
+    assert read_password(creds, "gw-a") == "pw2"
+    with pytest.raises(ValueError, match="no password for user 'gw-b'"):
+        read_password(creds, "gw-b")
+    creds.write_text("{not json")
+    with pytest.raises(ValueError, match="not a credentials file"):
+        read_password(creds, "coach")
+    assert topic_name("Anna's clip #2") == "Anna_s_clip__2"
+    assert T.NAME_RE.fullmatch(topic_name("x" * 100 + "/+#"))
+
+
+def test_the_broker_transport_offers_the_whole_transport_protocol():
+    import inspect
+
+    from strideclip.link.broker import BrokerTransport
+    from strideclip.link.transport import Transport
+
+    members = {n for n in vars(Transport) if not n.startswith("_")} | set(Transport.__annotations__)
+    assert members <= set(dir(BrokerTransport)), members - set(dir(BrokerTransport))
+    for m in ("run", "command", "send_packet"):
+        assert inspect.iscoroutinefunction(getattr(BrokerTransport, m))
