@@ -23,6 +23,7 @@ from bumble import hci
 from bumble.device import Peer
 
 REQUESTED_MTU = 247
+CONNECT_SEEN_S = 2.0  # a device just seen advertising and not connected within this was taken by another central
 _BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
 
 _PROPERTY_NAMES = {0x02: "read", 0x04: "write-without-response", 0x08: "write", 0x10: "notify",
@@ -59,7 +60,19 @@ def parse_ad(data: bytes) -> dict:
 
 
 def backends(radio):
-    """Scanner and client backend classes that use ``radio.central`` (a powered bumble Device)."""
+    """Scanner and client backend classes that use ``radio.central`` (a powered bumble Device).
+    With ``radio.connect_when_seen`` a connection waits (scanning) until its device advertises,
+    then is made, as Linux does for BlueZ: several can wait at once, where a controller takes one
+    LE Create Connection at a time (a gateway following clips that come and go)."""
+    scans = [0]  # who needs the radio scanning: bleak scans and connections waiting for their device
+    scan_lock = asyncio.Lock()
+
+    async def scanning(on: bool) -> None:
+        scans[0] += 1 if on else -1
+        async with scan_lock:  # (one start or stop at a time, each for the count as it is then)
+            if (scans[0] > 0) != radio.central.is_scanning:
+                await (radio.central.start_scanning(filter_duplicates=False) if scans[0] > 0
+                       else radio.central.stop_scanning())
 
     class BumbleScanner(BaseBleakScanner):
         def __init__(self, detection_callback, service_uuids, scanning_mode="active", **kwargs):
@@ -70,11 +83,11 @@ def backends(radio):
             self.seen_devices = {}
             self._ads = {}
             radio.central.on("advertisement", self._on_adv)
-            await radio.central.start_scanning(filter_duplicates=False)
+            await scanning(True)
 
         async def stop(self) -> None:
             radio.central.remove_listener("advertisement", self._on_adv)
-            await radio.central.stop_scanning()
+            await scanning(False)
 
         def _on_adv(self, adv) -> None:
             address = str(adv.address)
@@ -111,22 +124,84 @@ def backends(radio):
         def is_connected(self) -> bool:
             return self._connection is not None
 
+        async def _seen(self) -> None:
+            """Wait, scanning, until the device advertises (BleakError after the timeout)."""
+            seen = asyncio.Event()
+
+            def on_adv(adv) -> None:
+                if str(adv.address) == self.address:
+                    seen.set()
+
+            radio.central.on("advertisement", on_adv)
+            await scanning(True)
+            try:
+                await asyncio.wait_for(seen.wait(), self._timeout)
+            except asyncio.TimeoutError:
+                raise BleakError(f"could not connect to {self.address}: not seen within {self._timeout} s") from None
+            finally:
+                radio.central.remove_listener("advertisement", on_adv)
+                await scanning(False)
+
         async def connect(self, pair: bool, **kwargs) -> None:
+            timeout_s = self._timeout
+            if getattr(radio, "connect_when_seen", False):
+                await self._seen()
+                timeout_s = CONNECT_SEEN_S
             async with radio.connect_lock:  # one pending LE connection at a time, as controllers allow
-                try:
+                try:  # (bumble's timeout cancels the attempt in the controller, as BlueZ does)
                     conn = await asyncio.wait_for(
-                        radio.central.connect(hci.Address(self.address), own_address_type=hci.OwnAddressType.RANDOM),
-                        self._timeout)
+                        radio.central.connect(hci.Address(self.address), own_address_type=hci.OwnAddressType.RANDOM,
+                                              timeout=timeout_s),
+                        timeout_s + 2.0)
                 except (asyncio.TimeoutError, hci.HCI_Error, Exception) as e:
-                    raise BleakError(f"could not connect to {self.address}: {e}") from e
+                    raise BleakError(f"could not connect to {self.address}: {str(e) or type(e).__name__}") from e
             self._connection = conn
             conn.on("disconnection", self._on_disconnection)
             self._peer = Peer(conn)
+            try:
+                await self._while_up(self._set_up(pair))
+            except BleakError:
+                await self.disconnect()
+                raise
+
+        async def _while_up(self, awaitable):
+            """An operation on the link that fails at once (BleakError) if the link drops meanwhile, as
+            BlueZ's do; bumble's would wait for its 30 s GATT timeout, or for ever (pairing). Its
+            errors are BleakErrors, as bleak's are."""
+            conn = self._connection
+            work = asyncio.ensure_future(awaitable)
+            if conn is None:
+                work.cancel()
+                raise BleakError("Not connected")
+            lost = asyncio.get_running_loop().create_future()
+
+            def on_lost(*_args) -> None:
+                if not lost.done():
+                    lost.set_result(None)
+
+            conn.on("disconnection", on_lost)
+            try:
+                await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                conn.remove_listener("disconnection", on_lost)
+                if not work.done():
+                    work.cancel()
+            if not work.done() or work.cancelled():
+                raise BleakError(f"{self.address} disconnected")
+            try:
+                return work.result()
+            except BleakError:
+                raise
+            except Exception as e:  # noqa: BLE001  (bumble's ATT, SMP and HCI errors: bleak says BleakError)
+                raise BleakError(f"{self.address}: {str(e) or type(e).__name__}") from e
+
+        async def _set_up(self, pair: bool) -> None:
+            """What follows the connection: the MTU, pairing if asked, the GATT table."""
             mtu = getattr(radio, "requested_mtu", REQUESTED_MTU)  # (a radio may stand for a central that never asks)
             if mtu:
                 await self._peer.request_mtu(mtu)
             if pair:
-                await self.pair()
+                await self._pair()
             await self._peer.discover_services()
             self.services = BleakGATTServiceCollection()
             for svc in self._peer.services:
@@ -155,6 +230,9 @@ def backends(radio):
                 self._connection = None
 
         async def pair(self, *args, **kwargs) -> None:
+            await self._while_up(self._pair())
+
+        async def _pair(self) -> None:
             """Pair, or with a bond already made re-encrypt with its keys (what BlueZ does); a
             peer that lost the bond is paired again."""
             conn = self._connection
@@ -178,21 +256,23 @@ def backends(radio):
             return self._peer
 
         async def read_gatt_char(self, characteristic, **kwargs) -> bytearray:
-            return bytearray(await self._need().read_value(self._chars[characteristic.handle]))
+            return bytearray(await self._while_up(self._need().read_value(self._chars[characteristic.handle])))
 
         async def read_gatt_descriptor(self, descriptor, **kwargs) -> bytearray:
-            return bytearray(await self._need().read_value(descriptor.handle))
+            return bytearray(await self._while_up(self._need().read_value(descriptor.handle)))
 
         async def write_gatt_char(self, characteristic, data, response: bool) -> None:
-            await self._need().write_value(self._chars[characteristic.handle], bytes(data), with_response=response)
+            await self._while_up(self._need().write_value(self._chars[characteristic.handle], bytes(data),
+                                                          with_response=response))
 
         async def write_gatt_descriptor(self, descriptor, data) -> None:
-            await self._need().write_value(descriptor.handle, bytes(data), with_response=True)
+            await self._while_up(self._need().write_value(descriptor.handle, bytes(data), with_response=True))
 
         async def start_notify(self, characteristic, callback, **kwargs) -> None:
-            await self._need().subscribe(self._chars[characteristic.handle], lambda value: callback(bytearray(value)))
+            await self._while_up(self._need().subscribe(self._chars[characteristic.handle],
+                                                        lambda value: callback(bytearray(value))))
 
         async def stop_notify(self, characteristic) -> None:
-            await self._need().unsubscribe(self._chars[characteristic.handle])
+            await self._while_up(self._need().unsubscribe(self._chars[characteristic.handle]))
 
     return BumbleScanner, BumbleClient

@@ -34,5 +34,6 @@ class Radio:
     async def start(self) -> None:
         await self.central.power_on()
 
-    def address_for(self, index: int) -> str:
+    @staticmethod
+    def address_for(index: int) -> str:
         return ":".join([f"C{index % 16:X}"] + [f"{(index >> 4) & 0xFF:02X}"] * 4 + ["01"])

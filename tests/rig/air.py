@@ -16,7 +16,15 @@ bumble's LocalLink and Controller are kinder than a real controller in ways the 
   controller sends at most ``pdus_per_event`` packets per connection event (``air``), like a
   radio, and reports 12 LE buffers of 251 bytes, so the firmware meets ENOMEM when it outruns it.
 - A link never times out: ``AirLink.lose`` stops all traffic between two devices and reports a
-  supervision timeout (0x08) to both hosts, as a runner leaving the laptop's range does.
+  supervision timeout (0x08) to both hosts, as a runner leaving the laptop's range does;
+  ``AirLink.cut`` does it for one pair (the clip times out first, the other side ``lag_s`` later).
+- Two centrals answering one advertisement both think they are connected: ``AirLink`` fails the
+  one the advertiser did not take (0x3E, "connection failed to be established").
+- Every controller hears every other, as in one room: a clip named in ``AirLink.reach`` is heard
+  (advertising, connection requests) only by the controllers named there, so a central out of its
+  range cannot find it and a pending connection waits until it is in range (blesim/airserver.py).
+- LE Create Connection Cancel leaves the connection pending for ever (the next attempt is refused):
+  ``LaptopController`` ends it with LE Connection Complete, status 0x02, as real controllers do.
 - bumble's HCI Reset keeps the resolving list and the advertiser: ``ClipController`` clears them,
   so a rebooted clip (a new process on the same controller) starts clean.
 - A scanner's scan response repeats the advertising data: ``LaptopController`` reports the
@@ -29,7 +37,7 @@ import collections
 import os
 import tempfile
 
-from bumble import crypto, hci
+from bumble import crypto, hci, ll
 from bumble.controller import Controller
 from bumble.core import PhysicalTransport
 from bumble.device import Device, DeviceConfiguration
@@ -54,6 +62,32 @@ class AirLink(LocalLink):
     def __init__(self):
         super().__init__()
         self.muted: set[frozenset] = set()
+        self.reach: dict[str, set[str]] = {}  # a clip controller's name -> the controllers' names in its range
+
+    def hears(self, a: Controller, b: Controller) -> bool:
+        """Whether two controllers are in each other's range: a clip named in ``reach`` only with
+        the controllers named for it; any other pair always (one laptop beside its clips)."""
+        for clip, other in ((a, b), (b, a)):
+            if clip.name in self.reach:
+                return other.name in self.reach[clip.name]
+        return True
+
+    def send_advertising_pdu(self, sender_controller, packet):
+        loop = asyncio.get_running_loop()  # (advertising and connection requests alike)
+        for c in list(self.controllers):
+            if c is not sender_controller and self.hears(sender_controller, c):
+                loop.call_soon(c.on_ll_advertising_pdu, packet)
+        if isinstance(packet, ll.ConnectInd):  # six connection intervals to hear from the peripheral
+            loop.call_later(max(0.05, 6 * packet.interval * 1.25e-3), self._established, sender_controller, packet)
+
+    def _established(self, central: Controller, packet: ll.ConnectInd) -> None:
+        """A CONNECT_IND the advertiser did not take (another central's came first, or it went out
+        of range) is a connection that fails to be established (0x3E), as on a radio; bumble's
+        central would otherwise hold a link to nobody."""
+        conn = central.le_connections.get(packet.advertiser_address)
+        peer = self.find_le_controller(packet.advertiser_address)
+        if conn is not None and (peer is None or packet.initiator_address not in peer.le_connections):
+            central.on_le_disconnected(conn, hci.HCI_ErrorCode.CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR)
 
     def send_acl_data(self, sender_controller, destination_address, transport, data):
         if transport != PhysicalTransport.LE:
@@ -81,21 +115,45 @@ class AirLink(LocalLink):
         """The runner leaves the laptop's range: data stops at once, after the supervision timeout
         both hosts hear Disconnection Complete (0x08), and nothing gets through (no advertising
         seen, no connection) for out_of_range_s more."""
-        pairs = [_pair(conn.self_address, conn.peer_address) for conn in clip.le_connections.values()]
-        for p in pairs:
-            self.muted.add(p)
+        pairs = {_pair(conn.self_address, conn.peer_address) for conn in clip.le_connections.values()}
+        self.muted |= pairs
         clip.out_of_range = True
         try:
             await asyncio.sleep(supervision_timeout_s)
             for controller in (clip, laptop):
-                for connection in list(controller.le_connections.values()):
-                    if _pair(connection.self_address, connection.peer_address) in pairs:
-                        controller.on_le_disconnected(connection, hci.HCI_CONNECTION_TIMEOUT_ERROR)
+                _time_out(controller, pairs)
             await asyncio.sleep(out_of_range_s)
         finally:
-            for p in pairs:
-                self.muted.discard(p)
+            self.muted -= pairs
             clip.out_of_range = False
+
+    async def cut(self, central: Controller, clip: Controller, supervision_timeout_s: float = 0.72,
+                  lag_s: float = 0.0) -> None:
+        """The links between a central and a clip break (out of range, or the central lost power):
+        data stops at once both ways; the clip hears Disconnection Complete (0x08) after the
+        supervision timeout, the central ``lag_s`` later (each side times out from the last packet
+        it heard). The central may be gone from the link already (its process killed)."""
+        addresses = {bytes(central.random_address), bytes(central.public_address)}
+        addresses |= {bytes(conn.self_address) for conn in central.le_connections.values()}
+        pairs = {_pair(conn.self_address, conn.peer_address) for conn in clip.le_connections.values()
+                 if bytes(conn.peer_address) in addresses}
+        if not pairs:
+            return
+        self.muted |= pairs
+        try:
+            await asyncio.sleep(supervision_timeout_s)
+            _time_out(clip, pairs)
+            await asyncio.sleep(lag_s)
+            _time_out(central, pairs)
+        finally:
+            self.muted -= pairs
+
+
+def _time_out(controller: Controller, pairs: set[frozenset]) -> None:
+    """The controller's links in ``pairs`` end with a supervision timeout (0x08) told to its host."""
+    for connection in list(controller.le_connections.values()):
+        if _pair(connection.self_address, connection.peer_address) in pairs:
+            controller.on_le_disconnected(connection, hci.HCI_CONNECTION_TIMEOUT_ERROR)
 
 
 class ClipController(Controller):
@@ -170,7 +228,20 @@ class ClipController(Controller):
 
 
 class LaptopController(Controller):
-    """The laptop's controller: a scan response carries what the advertiser put in it."""
+    """The laptop's controller: a scan response carries what the advertiser put in it; a
+    cancelled connection attempt ends."""
+
+    def on_hci_le_create_connection_cancel_command(self, command):
+        pending, self.pending_le_connection = self.pending_le_connection, None
+        if pending is not None:  # told after the command completes (Vol 4, Part E, 7.8.13)
+            failed = hci.HCI_LE_Connection_Complete_Event(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR, connection_handle=0,
+                role=hci.Role.CENTRAL, peer_address_type=pending.peer_address_type,
+                peer_address=pending.peer_address, connection_interval=0, peripheral_latency=0,
+                supervision_timeout=0, central_clock_accuracy=0)
+            asyncio.get_running_loop().call_soon(self.send_hci_packet, failed)
+        # (none pending: it has just connected, and the host gets that connection)
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
     def scan_response_of(self, address: hci.Address) -> bytes | None:
         advertiser = self.link.find_le_controller(address)
