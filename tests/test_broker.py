@@ -18,6 +18,7 @@ import pytest
 
 from broker import MISSING, start_broker
 from mpy import find_tool
+from rig import run_async  # (a page test's Playwright loop may hold the main thread)
 from strideclip.link import broker_config
 from strideclip.link import broker_topics as T
 
@@ -54,7 +55,7 @@ async def _until(client: aiomqtt.Client, topic: str, seconds: float = WAIT_S) ->
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return run_async(coro)
 
 
 # --- who may connect ------------------------------------------------------------------------------

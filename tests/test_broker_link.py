@@ -11,6 +11,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
+from rig import run_async  # (a page test's Playwright loop may hold the main thread)
 from clipcore import protocol as P
 from strideclip.errors import BrokerUnavailable
 from strideclip.link import broker_topics as T
@@ -103,7 +104,7 @@ def test_one_clip_from_two_gateways_is_merged_and_commands_go_to_its_holder(mosq
         await link.close()
         return clip.events
 
-    events = asyncio.run(main())
+    events = run_async(main())
     assert [(e, f.get("gateway")) for e, f in events] == [("connected", "gw-a"), ("handover", "gw-b"), ("lost", "gw-b")]
     assert events[-1][1]["reason"] == "gateway gw-b lost the clip"
 
@@ -131,7 +132,7 @@ def test_malformed_messages_are_counted_and_skipped(mosquitto_broker):
         await link.close()
         return link, clip
 
-    link, clip = asyncio.run(main())
+    link, clip = run_async(main())
     assert link.bad_messages == 5
     assert "too short" in link.first_bad
     assert clip.packets[0] == good[0] and clip.packets[2] == good[1]
@@ -152,7 +153,7 @@ def test_a_broker_that_refuses_or_is_not_there_is_one_error(mosquitto_broker):
                      ({"user": "gw-a", "password": b.users["gw-b"]}, "refused user gw-a"),
                      ({"url": f"mqtt://127.0.0.1:{free_port()}"}, "cannot reach the broker")]:
         with pytest.raises(BrokerUnavailable, match=said):
-            asyncio.run(connect(**kw))
+            run_async(connect(**kw))
 
 
 def test_broker_addresses_and_credentials(tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rig import run_async  # (a page test's Playwright loop may hold the main thread)
 from clipcore import logrecord as L
 from clipcore import protocol as P
 from strideclip.link.broker import BrokerLink
@@ -196,7 +197,7 @@ def test_a_clip_handed_between_gateways_is_merged_and_its_gap_backfilled(mosquit
         await coach.close()
         return clip
 
-    clip = asyncio.run(main())
+    clip = run_async(main())
     log = load_log(clip.log_path)
     n = assert_whole(log, run)
     assert n >= 69 * run.rate_hz
@@ -250,7 +251,7 @@ def test_the_coachs_cue_reaches_the_clip_through_its_gateway_and_a_killed_gatewa
         return clip, cue, tile, seen_s
 
     try:
-        clip, cue, tile, seen_s = asyncio.run(main())
+        clip, cue, tile, seen_s = run_async(main())
     finally:
         gw.kill()
         gw.wait()
@@ -342,7 +343,7 @@ def test_the_outbox_holds_packets_while_the_broker_is_away(mosquitto_broker, tmp
         await coach.close()
         return clip, gw, waiting
 
-    clip, gw, waiting = asyncio.run(main())
+    clip, gw, waiting = run_async(main())
     assert waiting > 2.0 * 10 * run.rate_hz / 19 * 0.8  # ~2 s of the clip's packets at 10x
     assert gw.stats()["outbox_waiting"] == 0 and gw.stats()["broker_losses"] == 1
     coach_log = load_log(clip.log_path)

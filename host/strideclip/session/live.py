@@ -87,6 +87,8 @@ class LiveClip:
         self.last_packet_s = time.monotonic()
         self.last_packet_wall_s: float | None = None  # time.time() of the newest packet (the dashboard's latency)
         self._tasks: set = set()
+        self._link_epoch = 0  # links lost or handed over so far
+        self._asked: dict[int, int] = {}  # gap start -> the link epoch it was last asked on
         self._next_clock_log_idx = 0
         # (packet seq, received s, processed s, steps) for the recent packets that completed steps:
         # the notify -> step latency the bench reports
@@ -142,6 +144,7 @@ class LiveClip:
     async def _backfill(self, first: int, count: int, busy_retries: int = 5) -> None:
         """Ask the clip for exactly the missing range; if it no longer holds all of it, for what
         it has; if it is busy with other gaps (it holds a few requests at once), again later."""
+        self._asked[first] = self._link_epoch
         self.link.backfill_requests += 1
         self.log.host_event("backfill_requested", start_idx=first, end_idx=first + count)
         try:
@@ -219,6 +222,8 @@ class LiveClip:
 
     # -- link ---------------------------------------------------------------------------------
     def _on_link(self, event: str, **fields) -> None:
+        if event in ("lost", "handover"):
+            self._link_epoch += 1  # what was asked before may not all come
         if event in ("connected", "handover") and self.takes_commands:
             self._ask_open_gaps()
         if event == "connected":
@@ -239,7 +244,7 @@ class LiveClip:
             return
         oldest_held = d.next_idx - CLIP_RING_S * rate
         for start, end in list(d.open_gaps):
-            if end > oldest_held:
+            if end > oldest_held and self._asked.get(start) != self._link_epoch:  # (not asked on this link yet)
                 self._spawn(self._backfill(max(start, oldest_held), end - max(start, oldest_held)))
 
     def _fail(self, error: str) -> None:
