@@ -14,6 +14,7 @@ import stat
 import subprocess
 import time
 
+import aiomqtt
 import pytest
 
 from broker import MISSING, start_broker
@@ -22,7 +23,6 @@ from rig import run_async  # (a page test's Playwright loop may hold the main th
 from strideclip.link import broker_config
 from strideclip.link import broker_topics as T
 
-aiomqtt = pytest.importorskip("aiomqtt", reason="aiomqtt is a core dependency: pip install -e '.[test]'")
 
 WAIT_S = 5.0  # for a message that must come
 REFUSALS = ("Not authorized", "Bad user name or password")
