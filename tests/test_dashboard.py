@@ -71,15 +71,25 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
         names = sorted(_tile_values(page, "cadence_spm"))
         assert names == ["athlete-1", "athlete-2", "athlete-3"]
 
-        # the tiles follow the pipeline: the page's cadence is the pipeline's, and it moves
-        seen = []
+        # the tiles follow the pipeline: the page's cadence is within what the pipeline held in the last
+        # 3 s (at 10x a loaded machine's page may lag a refresh or two while the run's cadence moves),
+        # and it moves
+        seen, piped = [], []  # piped: (monotonic s, {name: cadence_spm})
+
+        def pipeline_now():
+            piped.append((time.monotonic(), {a["name"]: a["cadence_spm"] for a in dash.state()["athletes"]}))
+
         for _ in range(6):
+            for _ in range(4):
+                pipeline_now()
+                page.wait_for_timeout(250)
             shown = {k: float(v) for k, v in _tile_values(page, "cadence_spm").items()}
-            piped = {a["name"]: a["cadence_spm"] for a in dash.state()["athletes"]}
-            for name in names:
-                assert abs(shown[name] - piped[name]) < 4.0, (name, shown[name], piped[name])
+            pipeline_now()
+            recent = [held for t, held in piped if t > piped[-1][0] - 3.0]
+            for name in names:  # (the pipeline's cadence moves between two reads of it: its range, 2 spm wider)
+                held = [h[name] for h in recent if h[name] is not None]
+                assert min(held) - 2.0 < shown[name] < max(held) + 2.0, (name, shown[name], held)
             seen.append(shown)
-            page.wait_for_timeout(1000)
         assert any(s != seen[0] for s in seen[1:]), "the cadence on the page never changed"
         for key in ("impact_g", "rotation_deg", "loss_pct", "battery_pct"):
             assert all(v not in (None, "") for v in _tile_values(page, key).values()), key
