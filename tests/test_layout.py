@@ -22,6 +22,7 @@ STAGE_RANK = {
     "stream": 1,  # packets, the readers' boundary (schema), the decoder, the session log's records
     "link": 2,  # transports (BLE, USB serial, playback) and the sample clock
     "sim": 2,  # the simulated runner: a clip without hardware, beside the links
+    "imports": 2,  # other sensors' recordings turned into clip packets and a session log, beside the links
     "analysis": 3,  # steps, body frame, metrics, fatigue
     "coaching": 4,  # the cue policy's glue, cue settings, cue outcomes, the cadence plan
     "session": 5,  # pipeline, recorder, live clips, replay and analyse

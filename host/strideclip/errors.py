@@ -187,6 +187,18 @@ class DataSetError(StrideClipError):
         self.path = path
 
 
+# --- other sensors' recordings (strideclip.imports) ------------------------------------------
+
+class ImportFormatError(StrideClipError):
+    """A recording is not the format it was named as, or cannot become a session: ``path`` names
+    the file, the message says what is wrong (a missing column, mixed units, time that runs
+    backwards, a rate too low for step detection)."""
+
+    def __init__(self, message: str, *, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
 # --- what a command was told to write to (strideclip.stream.outputs) --------------------------
 
 class OutputError(StrideClipError):
