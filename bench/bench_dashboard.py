@@ -20,30 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-# Walk every shadow root (Bokeh draws each view in one) and watch the tiles on every frame.
-WATCH = """
-() => {
-  const tiles = () => { const out = []; const walk = (root) => { root.querySelectorAll('*').forEach(el => {
-      if (el.classList && el.classList.contains('tile')) out.push(el);
-      if (el.shadowRoot) walk(el.shadowRoot); }); }; walk(document); return out; };
-  window.bench = {latencies: [], frames: 0, last: {}};
-  const frame = () => {
-    window.bench.frames += 1;
-    const now = Date.now() / 1000;
-    for (const t of tiles()) {
-      const r = parseFloat(t.dataset.received);
-      const who = t.dataset.athlete;
-      if (r && window.bench.last[who] !== r) { window.bench.last[who] = r; window.bench.latencies.push(now - r); }
-    }
-    requestAnimationFrame(frame);
-  };
-  requestAnimationFrame(frame);
-}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenwatch import ScreenWatch, have_chromium  # noqa: E402
 
 
 def cpu_s(pid: int) -> float:
@@ -56,10 +34,8 @@ def main() -> None:
     ap.add_argument("--athletes", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=60.0, help="measured window")
     args = ap.parse_args()
-    if not os.access(CHROMIUM, os.X_OK):
-        sys.exit(f"needs {CHROMIUM} (make test installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
+    if not have_chromium():
+        sys.exit("needs /usr/bin/chromium (make test installs Debian's chromium)")
     exe = Path(sys.executable).parent / "strideclip"
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.Popen([str(exe), "dashboard", "--simulate", str(args.athletes), "--rate-hz", "208",
@@ -68,27 +44,22 @@ def main() -> None:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         url = proc.stdout.readline().split()[1]
         try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 1200})
-                page.goto(url)
-                page.wait_for_selector(".tile", state="attached", timeout=60000)
-                page.wait_for_timeout(20000)  # past the warm-up walk: steps on every tile
-                page.evaluate(WATCH)
-                cpu0, t0 = cpu_s(proc.pid), time.monotonic()
-                page.wait_for_timeout(args.seconds * 1000)
-                cpu1, t1 = cpu_s(proc.pid), time.monotonic()
-                got = page.evaluate("window.bench")
-                browser.close()
+            screen = ScreenWatch(settle_ms=20000)  # past the warm-up walk: steps on every tile
+            screen.watch(url)
+            time.sleep(25)
+            cpu0, t0 = cpu_s(proc.pid), time.monotonic()
+            time.sleep(args.seconds)
+            cpu1, t1 = cpu_s(proc.pid), time.monotonic()
+            got = screen.finish()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    lat_ms = np.array(got["latencies"]) * 1000
+    lat_ms = np.array([shown - received for _who, received, _idx, shown in got["changes"]]) * 1000
     print(f"{args.athletes} simulated athletes at 208 Hz, real time, {args.seconds:.0f} s measured")
     print(f"  packet arrival -> on screen: p50 {np.percentile(lat_ms, 50):.0f} ms, p95 {np.percentile(lat_ms, 95):.0f} ms, "
           f"max {lat_ms.max():.0f} ms over {len(lat_ms)} tile updates (target p95 <= 300 ms)")
     print(f"  server CPU: {100 * (cpu1 - cpu0) / (t1 - t0):.0f} % of one core (pipeline for every athlete + the page)")
-    print(f"  browser: {got['frames'] / (t1 - t0):.0f} frames/s")
+    print(f"  browser: {got['frames'] / got['seconds']:.0f} frames/s")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,28 @@ def test_a_clip_moved_between_two_live_processes_reaches_each_only_in_its_range(
     assert np.isin(live_2, held(logs["gw-1"], P.T_BACKFILL)).all()
 
 
+def test_a_clip_back_in_range_after_a_long_absence_is_reconnected_at_once(tmp_path):
+    """A gateway whose clip is away for longer than two connection attempts (10 s each: each waits
+    for the clip to advertise) does not pause between them as after a quick failure: the clip back
+    in range is connected within a second, not after a back-off of up to 5 s."""
+    with AirClient(gateways=2, clips=1, minutes=8.0, speed=SPEED, store_s=240, seed=SEED,
+                   stderr_path=tmp_path / "air.err") as air:
+        gw = live(air, "gw-1", tmp_path)
+        try:
+            wait_for("gw-1 to hold the clip", lambda: clip_now(air)["connected_to"] == "gw-1")
+            air.move("clip-1", "gw-2")  # away: in the range of a gateway that is not there
+            time.sleep(23.0)
+            air.move("clip-1", "gw-1")
+            back_s = wait_for("gw-1 to hold the clip again", lambda: clip_now(air)["connected_to"] == "gw-1", 15.0)
+        finally:
+            stop([gw], tmp_path)
+    retries = [(t_ms, e) for t_ms, e in only_log(tmp_path / "gw-1").host_events
+               if e["event"] == "link" and e["state"] == "retry"]
+    assert len(retries) >= 2, retries  # two attempts timed out waiting for the clip
+    assert all(e["wait_s"] <= 0.25 for _t, e in retries), retries
+    assert back_s < 1.5, f"the clip back in range was connected {back_s:.1f} s later"
+
+
 def test_a_hand_over_with_both_gateways_holding_the_clip_and_a_gateway_killed(tmp_path, run):
     """Both gateways see the clip at first; the one that got it loses it late (its side of the link
     times out 1.5 s after the clip's), so for a moment both hold it; then the new holder's process
@@ -174,3 +196,30 @@ def test_a_hand_over_with_both_gateways_holding_the_clip_and_a_gateway_killed(tm
     dead = only_log(tmp_path / other)  # as far as its process wrote it before the kill
     assert np.isin(held(dead, P.T_SAMPLES), carried(truth, other, P.T_SAMPLES)).all()
     assert_true_to_the_run(dead, run)
+
+
+def test_a_squad_roams_over_three_gateway_processes_and_a_broker_with_one_gateway_killed(tmp_path):
+    """The team run of bench/bench_team.py, small: 3 gateway processes on one air, a real mosquitto,
+    one coach (`live --broker`); 4 clips each roam 3 times (a plain move, an overlap, a late loss),
+    then the gateway holding most clips is SIGKILLed. The coach's log of every clip holds every
+    sample of its run, each the clip's own, and the analysis finds each step of the run once."""
+    from blesim.team import Team, names, run_team, score
+    from broker import start_broker
+
+    team = Team(gateways=3, clips=4, minutes=MINUTES, speed=SPEED, roams=3, seed=SEED, done_timeout_s=30.0)
+    broker = start_broker(tmp_path, gateways=names(team)[0])
+    try:
+        result = run_team(team, tmp_path / "team", broker)
+    finally:
+        broker.close()
+    score(team, result)
+    f, per_clip = result.figures, result.per_clip
+    assert f["lost_samples"] == 0, {c: (p["missing"], p["gaps"], p["backfill_failed"]) for c, p in per_clip.items()}
+    assert f["wrong_values"] == 0 and all(p["conflicting"] == 0 for p in per_clip.values())
+    assert f["steps"] > 1000 and f["doubled_steps"] == 0 and f["lost_steps"] == 0
+    assert all(len(p["gateways"]) - 1 >= team.roams for p in per_clip.values()), \
+        {c: p["gateways"] for c, p in per_clip.items()}
+    assert f["duplicate_packets_dropped"] > 0  # the overlaps and late losses did deliver repeats
+    assert result.killed and result.back_s and max(result.back_s.values()) < 5.0, result.back_s
+    assert result.exits.pop(result.killed) == -signal.SIGKILL
+    assert set(result.exits.values()) == {0}, (result.exits, result.notes)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ class Team:
     gather: bool = True  # the squad starts in every gateway's range, the runs once each is at its own
     seed: int = 60
     done_timeout_s: float = 10.0  # after the runs end, for the coach's last backfills
+    dashboard: bool = False  # the coach is `strideclip dashboard --broker` (a page to watch) instead of `live`
 
     @property
     def run_s(self) -> float:
@@ -69,7 +71,8 @@ class Outcome:
     back_s: dict = field(default_factory=dict)  # clip -> s from the kill to its next gateway's connection
     figures: dict = field(default_factory=dict)
     per_clip: dict = field(default_factory=dict)
-    usage: dict = field(default_factory=dict)  # gateway -> {"cpu_s", "rss_mb"} before it was stopped
+    usage: dict = field(default_factory=dict)  # process -> {"cpu_s", "wall_s", "rss_mb"} before it was stopped
+    coach_at_start: dict = field(default_factory=dict)  # the coach's usage() as the runs started
     notes: list = field(default_factory=list)
 
 
@@ -100,16 +103,20 @@ def spawn(args: list[str], env: dict, out: Path, name: str) -> subprocess.Popen:
 
 
 def usage(pid: int) -> dict:
-    """CPU seconds and resident memory of a process, from /proc."""
+    """CPU seconds, seconds since it started and resident memory of a process, from /proc."""
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     rss_kb = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                   if line.startswith("VmRSS:"))
-    return {"cpu_s": (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), "rss_mb": rss_kb / 1024}
+    tick_hz = os.sysconf("SC_CLK_TCK")
+    up_s = float(Path("/proc/uptime").read_text().split()[0])
+    return {"cpu_s": (int(stat[11]) + int(stat[12])) / tick_hz, "wall_s": up_s - int(stat[19]) / tick_hz,
+            "rss_mb": rss_kb / 1024}
 
 
-def run_team(team: Team, out: Path, broker) -> Outcome:
+def run_team(team: Team, out: Path, broker, on_dashboard: Callable[[str], None] | None = None) -> Outcome:
     """Run it: the coach and the gateways as processes on the air, the roams, the kill, the end.
-    ``broker``: a running mosquitto from tests/broker.py ``start_broker`` with these gateways' users."""
+    ``broker``: a running mosquitto from tests/broker.py ``start_broker`` with these gateways' users.
+    ``on_dashboard``: called with the page's URL when the coach is a dashboard, before the runs start."""
     out.mkdir(parents=True, exist_ok=True)
     gws, clips = names(team)
     result = Outcome(out)
@@ -119,11 +126,16 @@ def run_team(team: Team, out: Path, broker) -> Outcome:
                     start="command" if team.gather else "heard", stderr_path=out / "air.err")
     procs: dict[str, subprocess.Popen] = {}
     try:
-        coach_args = [STRIDECLIP, "live", "--broker", broker.url, "--broker-credentials",
-                      str(broker.user_credentials_path(broker.coach)), "--broker-user", broker.coach,
-                      "--out", str(out / "coach"), "--no-history"]
-        procs["coach"] = spawn(coach_args + [a for c in clips for a in ("--clip", c)], air.env(), out, "coach")
-        _wait_line(out / "coach.out", "following", procs["coach"])
+        coach_args = [STRIDECLIP, "dashboard" if team.dashboard else "live", "--broker", broker.url,
+                      "--broker-credentials", str(broker.user_credentials_path(broker.coach)), "--broker-user",
+                      broker.coach, "--out", str(out / "coach"), "--no-history"]
+        coach_args += ["--port", "0"] if team.dashboard else []
+        procs["coach"] = spawn(coach_args + [a for c in clips for a in ("--clip", c)], air.env(PYTHONUNBUFFERED="1"),
+                               out, "coach")
+        _wait_line(out / "coach.out", "dashboard: http" if team.dashboard else "following", procs["coach"])
+        if team.dashboard and on_dashboard:
+            said = (out / "coach.out").read_text().splitlines()
+            on_dashboard(next(line.split()[1] for line in said if line.startswith("dashboard: ")))
         for gw in gws:
             procs[gw] = spawn([STRIDECLIP, "gateway", "--broker", broker.url, "--name", gw, "--broker-credentials",
                                str(broker.user_credentials_path(gw)), "--out", str(out / gw),
@@ -131,6 +143,7 @@ def run_team(team: Team, out: Path, broker) -> Outcome:
         if team.gather:
             _gather(air, procs, out, gws, clips)
         _wait(lambda: all(s["sampled"] > 0 for s in _clips(air).values()) or None, 60, "every clip to be heard")
+        result.coach_at_start = usage(procs["coach"].pid)
         t0 = time.monotonic()
         for t, clip, to, lag_s in plan(team):
             time.sleep(max(0.0, t0 + t - time.monotonic()))
@@ -174,11 +187,11 @@ def _gather(air: AirClient, procs: dict, out: Path, gws: list[str], clips: list[
 
 
 def _stop(procs: dict, result: Outcome) -> None:
-    """Each gateway's CPU and memory, then Ctrl-C for everyone still running, and their exit codes."""
+    """Each process's CPU and memory, then Ctrl-C for everyone still running, and their exit codes."""
     for name, p in procs.items():
-        if name.startswith("gw-") and p.poll() is None:
+        if p.poll() is None:
             result.usage[name] = usage(p.pid)
-            if os.environ.get("BLESIM_DUMP"):  # where each gateway's tasks wait (blesim/remoteworld.py)
+            if name.startswith("gw-") and os.environ.get("BLESIM_DUMP"):  # where its tasks wait (blesim/remoteworld.py)
                 p.send_signal(signal.SIGUSR1)
                 time.sleep(0.5)
     for p in procs.values():

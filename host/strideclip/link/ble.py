@@ -2,7 +2,8 @@
 
 The clip's GATT table is in docs/protocol.md ("BLE"); packets travel bare, one per
 notification. ``BleTransport.run`` keeps one clip connected until told to stop: after a lost
-link it reconnects with backoff (0.25 s doubling to 5 s) and hands every notification, with
+link it reconnects with backoff (0.25 s doubling to 5 s after quick failures; 0.25 s after an attempt
+that waited for the clip to advertise) and hands every notification, with
 its receive time, to ``on_packet``; the caller notices the sample gap and asks for a backfill
 with ``command``. The bleak backend can be passed in (``backend=``); by default bleak picks the
 platform's (BlueZ on Linux). The tests run this code unchanged over bumble (tests/blesim).
@@ -112,9 +113,14 @@ class BleTransport:
         """Connect, serve, and reconnect after every lost link until ``stop`` is set."""
         delay = BACKOFF_S[0]
         while not stop.is_set():
+            tried_at_s = time.monotonic()
             try:
                 await self._connect()
             except TransportError as e:
+                if time.monotonic() - tried_at_s >= self.connect_timeout_s / 2:
+                    # the attempt itself waited for the clip to advertise (out of range): no pause on top,
+                    # or a clip back in range would wait for the pause (a gateway's clips after a hand-over)
+                    delay = BACKOFF_S[0]
                 self.on_link("retry", error=str(e), wait_s=delay)
                 if await _wait(stop, delay):
                     break

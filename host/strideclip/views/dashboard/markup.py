@@ -44,7 +44,8 @@ def tile_html(a: dict) -> str:
     via = (f' via <span class="gateway" data-key="gateway" data-value="{html.escape(a["gateway"])}">'
            f'{html.escape(a["gateway"])}</span>' if a.get("gateway") else "")
     return (
-        f'<div class="tile" data-athlete="{html.escape(a["name"])}" data-received="{a["last_packet_wall_s"] or ""}">'
+        f'<div class="tile" data-athlete="{html.escape(a["name"])}" data-received="{a["last_packet_wall_s"] or ""}" '
+        f'data-newest-idx="{"" if a.get("newest_idx") is None else a["newest_idx"]}">'
         f'<div class="name">{html.escape(a["name"])} <small>{html.escape(a["clip"])}</small></div>'
         f'<div class="cad" style="color:{colour}">{val("cadence_spm", a["cadence_spm"], 0)} <small>spm</small> {band}</div>'
         f'<table><tr><td>impact</td><td>{val("impact_g", a["impact_g"], 2, " g")}</td>'

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import time
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TILE_MS = 100  # tiles refresh: a packet reaches the screen within ~0.3 s (bench/bench_dashboard.py)
+TILE_RESEND_S = 2.0  # a tiles update the page has not said it drew: send the next one anyway after this
+# the page's answer, a frame after it drew a tiles update: that update's version (Bokeh sends the change back)
+TILES_DRAWN_JS = """
+const m = /data-tiles-version="(\\d+)"/.exec(tiles.text);
+if (m) requestAnimationFrame(() => { drawn.data = {version: [Number(m[1])]}; });
+"""
 CHART_MS = 1000  # charts and the session view
 CHART_TITLES = {"cadence_spm": "cadence (steps/min), target band shaded", "impact_g": "peak vertical (g)",
                 "rotation_deg": "pelvic rotation (deg)"}
@@ -43,6 +50,13 @@ def make_app(dash: Dashboard) -> Application:
         # the browser a layout pass each, which at 10 athletes it cannot keep up with).
         tiles = Div(text=_tiles_text(dash, [dash.athlete(i) for i in range(n)]), stylesheets=[CSS],
                     sizing_mode="stretch_width", name="tiles")
+        # Flow control: the page says when it has drawn a tiles update (the frame after it), and the
+        # server sends the next only then. Without it a page that draws slower than TILE_MS (a busy
+        # laptop, many athletes) falls ever further behind on updates queued in its socket.
+        drawn = ColumnDataSource({"version": [0]}, name="tiles_drawn")
+        said_drawn = CustomJS(args={"drawn": drawn, "tiles": tiles}, code=TILES_DRAWN_JS)
+        tiles.js_on_change("text", said_drawn)
+        doc.js_on_event("document_ready", said_drawn)  # (the page's first tiles came with the document)
         who = Select(title="", value=dash.clips[0].name, options=[c.name for c in dash.clips], width=180,
                      name="cue_athlete")
         sent = Div(text="", name="cue_feedback")
@@ -91,14 +105,27 @@ def make_app(dash: Dashboard) -> Application:
 
         playing = {"now": _metronomes(beat.data)}
 
+        flow = {"version": 0, "sent_at_s": 0.0, "text": ""}  # the newest tiles update sent to this page
+
+        def caught_up() -> bool:
+            """The page drew the newest tiles update (and so took in everything sent before it),
+            or has not said so for TILE_RESEND_S."""
+            return drawn.data["version"][0] >= flow["version"] or time.monotonic() - flow["sent_at_s"] > TILE_RESEND_S
+
         def update_tiles() -> None:
-            tiles.text = _tiles_text(dash, [dash.athlete(i) for i in range(n)])
+            if caught_up():
+                text = _tiles_text(dash, [dash.athlete(i) for i in range(n)])
+                if text != flow["text"]:
+                    flow.update(version=flow["version"] + 1, sent_at_s=time.monotonic(), text=text)
+                    tiles.text = f'<div hidden data-tiles-version="{flow["version"]}"></div>{text}'
             data = beat_data(dash)
             if _metronomes(data) != playing["now"]:  # a metronome started or stopped: tell the page
                 playing["now"] = _metronomes(data)
                 beat.data = data
 
         def update() -> None:
+            if not caught_up():  # the charts wait too: a page that cannot draw them all gets them later
+                return
             for i in range(n):
                 new, seen[i] = dash.history[i].since(seen[i])
                 if new["t_min"]:  # the page keeps what the server keeps: its last len(points)

@@ -76,6 +76,7 @@ class Dashboard:
             "gateway": v.get("gateway"),  # the gateway holding the clip, over a broker (docs/team.md)
             "link_kind": c.source.kind, "rssi_note": None if v["rssi_dbm"] is not None else NO_RSSI.get(c.source.kind),
             "cues": [_cue_line(q) for q in s.cues[-8:]], "last_packet_wall_s": c.last_packet_wall_s,
+            "newest_idx": s.decoder.next_idx,  # one past the newest live sample (sample -> screen, bench_team)
             "metronome": s.metronome_now(),
         }
 
