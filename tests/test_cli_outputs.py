@@ -30,6 +30,8 @@ from strideclip.cli import EXIT_FAILED, EXIT_REFUSED, cli
 
 DATA = Path(__file__).parent / "data"
 LOG = DATA / "lossy_104hz.sclog"  # one simulated minute at 104 Hz: quick to analyse
+IMPORT_CSV = DATA / "import" / "csv" / "phone_waist_100hz.csv"  # the generic CSV example (tests/test_import.py)
+IMPORT_COLUMNS = "t=time_ms:ms,ax=accX:mps2,ay=accY:mps2,az=accZ:mps2"
 
 # Every file a command is told to write: name -> (its option, the command line for a path p;
 # ``ok``: a writable folder for the command's other outputs).
@@ -43,6 +45,7 @@ FILE_OUTPUTS = {
     "export fit": ("-o", lambda p, ok=None: ["export", LOG, "--format", "fit", "-o", p]),
     "evaluate --events-out": ("--events-out", lambda p, ok=None: ["evaluate", "csv", "--samples", LOG, "--reference",
                                                                   LOG, "--rate-hz", "100", "--events-out", p]),
+    "import": ("-o", lambda p, ok=None: ["import", IMPORT_CSV, "--format", "csv", "--columns", IMPORT_COLUMNS, "-o", p]),
     "record": ("-o", lambda p, ok=None: ["record", "--serial", "/dev/null", "--no-history", "-o", p]),
     "history --db": ("--db", lambda p, ok=None: ["history", "--db", p]),
 }
@@ -136,7 +139,7 @@ def test_the_log_being_read_is_never_the_output_even_with_force(tmp_path):
     for args in (["export", log, "--format", "csv", "-o", log, "--force"],
                  ["report", log, "-o", log, "--force", "--no-history"],
                  ["replay", log, "--steps-csv", log, "--force"]):
-        _refused(*_invoke(*args), log, "the log this command reads: choose another")
+        _refused(*_invoke(*args), log, "a file this command reads: choose another")
     assert log.read_bytes() == LOG.read_bytes()
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import click
 
 from strideclip.cli.common import FORCE_OPTION, OUT_FILE, example
+from strideclip.cli.importing import CHECK_COLUMNS
 
 CLIP_RATE_HELP = "The clip's sample rate the recordings are resampled to, Hz."
 
 
 @click.command(epilog=example("strideclip evaluate sim",
-                              "strideclip evaluate csv --samples s.csv --reference r.csv --rate-hz 100"))
+                              "strideclip evaluate csv --samples s.csv --reference r.csv --rate-hz 100",
+                              "strideclip evaluate csv --samples s.csv --reference r.csv "
+                              "--columns t=time:ms,ax=ax,ay=ay,az=az"))
 @click.argument("dataset", type=click.Choice(["alcantara", "voisard", "adeptdata", "sim", "csv"]))
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding the data sets (default: ../shared/data beside the repository).")
@@ -19,28 +22,33 @@ CLIP_RATE_HELP = "The clip's sample rate the recordings are resampled to, Hz."
 @click.option("--tolerance-ms", type=click.FloatRange(1, 500), default=None,
               help="Matching tolerance, ms (default 50 ms running, 100 ms walking).")
 @click.option("--samples", type=click.Path(exists=True, dir_okay=False),
-              help="csv: samples file (columns acc_x, acc_y, acc_z and optionally gyr_x, gyr_y, gyr_z).")
+              help="csv: samples file (columns acc_x, acc_y, acc_z and optionally gyr_x, gyr_y, gyr_z, or as "
+                   "--columns says; read as strideclip import --format csv reads it, docs/import.md).")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False), help="csv: reference contacts (t_s, seconds).")
-@click.option("--rate-hz", "input_rate_hz", type=click.FloatRange(10, 5000), help="csv: rows per second in --samples, Hz.")
+@click.option("--rate-hz", "input_rate_hz", type=click.FloatRange(10, 5000),
+              help="csv: rows per second in --samples, Hz (for a file without a time column).")
+@click.option("--columns", default=None, metavar="MAP", callback=CHECK_COLUMNS,
+              help="csv: which column is what, with its unit, as strideclip import --columns takes it "
+                   "(e.g. t=time:ms,ax=accX:mps2,ay=accY:mps2,az=accZ:mps2).")
 @click.option("--accel-unit", type=click.Choice(["g", "mps2"]), default="g", show_default=True,
-              help="csv: the unit of the accelerometer columns (g, or m/s\u00b2).")
+              help="csv: the unit of the accelerometer columns (g, or m/s\u00b2) where --columns gives none.")
 @click.option("--gyro-unit", type=click.Choice(["dps", "rads"]), default="dps", show_default=True,
-              help="csv: the unit of the gyroscope columns (degrees/s, or radians/s).")
+              help="csv: the unit of the gyroscope columns (degrees/s, or radians/s) where --columns gives none.")
 @click.option("--events-out", type=OUT_FILE, metavar="FILE",
               help="csv: write the detected contacts (t_s, side) to this file.")
 @FORCE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(dataset: str, data_dir: str | None, clip_rate: str, tolerance_ms: float | None, samples: str | None,
-             reference: str | None, input_rate_hz: float | None, accel_unit: str, gyro_unit: str, events_out: str | None,
-             force: bool, as_json: bool) -> None:
+             reference: str | None, input_rate_hz: float | None, columns: str | None, accel_unit: str, gyro_unit: str,
+             events_out: str | None, force: bool, as_json: bool) -> None:
     """Score the step detector against reference footfalls (docs/step-detector.md)."""
     import json
     from contextlib import nullcontext
 
     from strideclip.stream.outputs import OutputFile, writing
 
-    if dataset == "csv" and not (samples and reference and input_rate_hz):
-        raise click.UsageError("csv needs --samples, --reference and --rate-hz")
+    if dataset == "csv" and not (samples and reference and (input_rate_hz or columns)):
+        raise click.UsageError("csv needs --samples, --reference and --rate-hz (or a time column in --columns)")
     events = OutputFile(events_out, option="--events-out", force=force) if events_out else None  # before any work
     from strideclip.evaluation import evaluate as ev
 
@@ -48,7 +56,7 @@ def evaluate(dataset: str, data_dir: str | None, clip_rate: str, tolerance_ms: f
         with writing(events) if events else nullcontext((None,)) as (part,):
             out = ev.evaluate_csv(samples, reference, rate_hz=input_rate_hz, clip_rate_hz=int(clip_rate),
                                   tolerance_ms=tolerance_ms or 50.0, accel_unit=accel_unit, gyro_unit=gyro_unit,
-                                  events_out=part)
+                                  columns=columns, events_out=part)
     else:
         out = ev.evaluate(dataset, rate_hz=int(clip_rate), tolerance_ms=tolerance_ms, data_dir=data_dir)
     if as_json:

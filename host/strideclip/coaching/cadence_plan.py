@@ -17,13 +17,15 @@ import datetime as dt
 
 SPM_PER_4_WEEKS = 5.0
 MAX_RISE_PCT = 10.0
+START_SPM_RANGE = (100, 240)  # a running cadence a plan can start from
 
 
 def target_spm(start_spm: float, start: dt.date, today: dt.date, *, spm_per_4_weeks: float = SPM_PER_4_WEEKS,
                max_rise_pct: float = MAX_RISE_PCT) -> int:
     """The plan's target for today, whole steps/min (the clip's metronome takes whole numbers)."""
-    if not 100 <= start_spm <= 240:
-        raise ValueError(f"a starting cadence of {start_spm} steps/min is not a running cadence (100..240)")
+    if not START_SPM_RANGE[0] <= start_spm <= START_SPM_RANGE[1]:
+        raise ValueError(f"a starting cadence of {start_spm} steps/min is not a running cadence "
+                         f"({START_SPM_RANGE[0]}..{START_SPM_RANGE[1]})")
     if spm_per_4_weeks < 0 or max_rise_pct < 0:
         raise ValueError("the plan rises, never falls: the rate and the cap must be >= 0")
     days = max(0, (today - start).days)  # before the plan starts: the starting cadence

@@ -1,47 +1,42 @@
 """``strideclip evaluate``: the step detector scored against reference contacts.
 
-Recordings are fed as a clip would deliver them: resampled to the clip's rate (anti-aliased,
+Recordings are fed as a clip would deliver them, through the code ``strideclip import`` uses
+(``strideclip.imports.counts``): resampled to the clip's rate (anti-aliased,
 ``scipy.signal.resample_poly``), converted to int16 counts at +-16 g / +-2000 dps, a missing axis
-fed as a dead (all-zero) axis. One configuration per rate for every data set. docs/step-detector.md
-explains the scoring and reports the figures.
+fed as a dead (all-zero) axis. A user's CSV is read and cut at its gaps by the import's own reader
+and checks (``imports.generic_csv``, ``imports.to_log.convert``). One configuration per rate for
+every data set. docs/step-detector.md explains the scoring and reports the figures.
 """
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable, Iterable
-from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
-from scipy import signal
 
 from strideclip.analysis.steps import StepDetector
 from strideclip.evaluation import datasets
 from strideclip.evaluation.scoring import Score, cadence_spm
+from strideclip.imports import generic_csv
+from strideclip.imports.counts import ACCEL_UG_PER_LSB, GYRO_COUNTS_PER_DPS, to_counts
+from strideclip.imports.to_log import convert
 
-ACCEL_FS_G = 16
-GYRO_FS_DPS = 2000
-ACCEL_UG_PER_LSB = round(ACCEL_FS_G * 1e6 / 32768)  # 488
-GYRO_COUNTS_PER_DPS = 32768 / GYRO_FS_DPS
+# the clip's scales are read from here too (evaluate-metrics, the benches and tests), as before they
+# moved down to strideclip.imports.counts
+__all__ = ["ACCEL_UG_PER_LSB", "GYRO_COUNTS_PER_DPS", "to_counts", "clipcore_detector", "detect_blocks",
+           "evaluate", "evaluate_trials", "evaluate_adept", "evaluate_sim", "sim_trials", "evaluate_csv",
+           "read_reference"]
 DEFAULT_TOLERANCE_MS = {"alcantara": 50.0, "voisard": 100.0, "adeptdata": 50.0, "sim": 50.0, "csv": 50.0}
 
 Detector = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def resample(x: np.ndarray, rate_in: float, rate_out: int) -> np.ndarray:
-    """Anti-aliased polyphase resampling along axis 0 (as a clip sampling the same motion)."""
-    if rate_in == rate_out:
-        return np.asarray(x, float)
-    ratio = Fraction(rate_out).limit_denominator(10_000) / Fraction(rate_in).limit_denominator(10_000)
-    return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=0, padtype="line")
-
-
-def to_counts(accel_g: np.ndarray, gyro_dps: np.ndarray, rate_in: float, rate_out: int) -> np.ndarray:
-    """(n, 6) int16 raw counts at the clip's rate and full scales."""
-    acc = resample(accel_g, rate_in, rate_out) * (1e6 / ACCEL_UG_PER_LSB)
-    gyr = resample(gyro_dps, rate_in, rate_out) * GYRO_COUNTS_PER_DPS
-    counts = np.concatenate([acc, gyr], axis=1)
-    return np.clip(np.round(counts), -32768, 32767).astype(np.int16)
+def _times(ev: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detector events as (contact times s, emission times s, sides: -1 unknown)."""
+    sides = np.where(ev["side"] == 255, -1, ev["side"]).astype(int)
+    return ev["ic_idx"] / rate, ev["emit_idx"] / rate, sides
 
 
 def clipcore_detector(rate_hz: int, *, engine: str | None = None) -> Detector:
@@ -50,11 +45,34 @@ def clipcore_detector(rate_hz: int, *, engine: str | None = None) -> Detector:
 
     def run(counts: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         det = StepDetector(sampling_rate_hz=rate, accel_ug_per_lsb=ACCEL_UG_PER_LSB, engine=engine)
-        ev = det.detect(counts).events_
-        sides = np.where(ev["side"] == 255, -1, ev["side"]).astype(int)
-        return ev["ic_idx"] / rate, ev["emit_idx"] / rate, sides
+        return _times(det.detect(counts).events_, rate)
 
     return run
+
+
+def detect_blocks(blocks: list[tuple[int, np.ndarray]], rate_hz: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detector over a recording with gaps, (first sample index, counts) blocks in order, as a
+    session runs it: started again after each gap, never stepping across one."""
+    det = StepDetector(sampling_rate_hz=rate_hz, accel_ug_per_lsb=ACCEL_UG_PER_LSB, first_idx=blocks[0][0])
+    parts, next_idx = [], blocks[0][0]
+    for first, counts in blocks:
+        if first != next_idx:
+            det.resync(first)
+        parts.append(det.feed(counts))
+        next_idx = first + len(counts)
+    return _times(np.concatenate(parts), rate_hz)
+
+
+def _score(score: Score, tr: datasets.Trial, found: tuple[np.ndarray, np.ndarray, np.ndarray], duration_s: float) -> None:
+    """One recording's detections into the score, and its cadence error."""
+    ic_s, emit_s, sides = found
+    score.add(ic_s, tr.ics_s, emitted_s=emit_s, dont_care_s=tr.dont_care_s, window_s=tr.eval_window_s,
+              detected_sides=sides, reference_sides=tr.sides, duration_s=duration_s)
+    ref_in = tr.ics_s if tr.eval_window_s is None else tr.ics_s[(tr.ics_s >= tr.eval_window_s[0]) & (tr.ics_s <= tr.eval_window_s[1])]
+    det_in = ic_s if tr.eval_window_s is None else ic_s[(ic_s >= tr.eval_window_s[0]) & (ic_s <= tr.eval_window_s[1])]
+    c_ref, c_det = cadence_spm(ref_in), cadence_spm(det_in)
+    if c_ref and c_det:
+        score.cadence_errors_spm.append(c_det - c_ref)
 
 
 def evaluate_trials(trials: Iterable[datasets.Trial], rate_hz: int, tolerance_s: float, detector: Detector) -> dict:
@@ -64,16 +82,10 @@ def evaluate_trials(trials: Iterable[datasets.Trial], rate_hz: int, tolerance_s:
     for tr in trials:
         counts = to_counts(tr.accel_g, tr.gyro_dps, tr.rate_hz, rate_hz)
         t0 = time.perf_counter()
-        ic_s, emit_s, sides = detector(counts, rate_hz)
+        found = detector(counts, rate_hz)
         compute_s += time.perf_counter() - t0
         data_s += len(counts) / rate_hz
-        score.add(ic_s, tr.ics_s, emitted_s=emit_s, dont_care_s=tr.dont_care_s, window_s=tr.eval_window_s,
-                  detected_sides=sides, reference_sides=tr.sides, duration_s=len(counts) / rate_hz)
-        ref_in = tr.ics_s if tr.eval_window_s is None else tr.ics_s[(tr.ics_s >= tr.eval_window_s[0]) & (tr.ics_s <= tr.eval_window_s[1])]
-        det_in = ic_s if tr.eval_window_s is None else ic_s[(ic_s >= tr.eval_window_s[0]) & (ic_s <= tr.eval_window_s[1])]
-        c_ref, c_det = cadence_spm(ref_in), cadence_spm(det_in)
-        if c_ref and c_det:
-            score.cadence_errors_spm.append(c_det - c_ref)
+        _score(score, tr, found, len(counts) / rate_hz)
     out = score.summary()
     out["compute_s_per_hour"] = round(compute_s / data_s * 3600, 3) if data_s else None
     return out
@@ -175,56 +187,46 @@ def evaluate(dataset: str, *, rate_hz: int = 208, tolerance_ms: float | None = N
     return {"dataset": dataset, "rate_hz": rate_hz, **out}
 
 
-def read_csv_recording(samples_csv: str, reference_csv: str, *, rate_hz: float, accel_unit: str = "g",
-                       gyro_unit: str = "dps") -> datasets.Trial:
-    """A user's own recording: samples (acc_x,acc_y,acc_z[,gyr_x,gyr_y,gyr_z], one row per sample)
-    and reference contacts (t_s, seconds from the first sample). docs/evaluate-csv.md."""
+def read_reference(reference_csv: str | os.PathLike) -> np.ndarray:
+    """Reference contacts: a CSV with a column t_s, seconds from the first sample, sorted."""
     import csv
 
-    with open(samples_csv, newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        missing = [c for c in ("acc_x", "acc_y", "acc_z") if c not in cols]
-        if missing:
-            raise datasets.DataSetError(f"{samples_csv}: missing column(s) {', '.join(missing)}", path=samples_csv)
-        has_gyro = all(c in cols for c in ("gyr_x", "gyr_y", "gyr_z"))
-        rows = []
-        for line_no, row in enumerate(reader, start=2):
-            try:
-                acc = [float(row[c]) for c in ("acc_x", "acc_y", "acc_z")]
-                gyr = [float(row[c]) for c in ("gyr_x", "gyr_y", "gyr_z")] if has_gyro else [0.0, 0.0, 0.0]
-            except (TypeError, ValueError) as e:
-                raise datasets.DataSetError(f"{samples_csv}, line {line_no}: not a number ({e})", path=samples_csv) from e
-            rows.append(acc + gyr)
-    if len(rows) < 2:
-        raise datasets.DataSetError(f"{samples_csv}: no samples", path=samples_csv)
-    data = np.array(rows)
-    if not np.all(np.isfinite(data)):
-        raise datasets.DataSetError(f"{samples_csv}: NaN or infinite values", path=samples_csv)
-    accel = data[:, :3] / (datasets.G_MPS2 if accel_unit == "mps2" else 1.0)
-    gyro = np.degrees(data[:, 3:]) if gyro_unit == "rads" else data[:, 3:]
     with open(reference_csv, newline="") as f:
         reader = csv.DictReader(f)
         if "t_s" not in (reader.fieldnames or []):
-            raise datasets.DataSetError(f"{reference_csv}: needs a column t_s", path=reference_csv)
+            raise datasets.DataSetError(f"{reference_csv}: needs a column t_s", path=str(reference_csv))
         try:
-            ics = np.array(sorted(float(r["t_s"]) for r in reader))
+            return np.array(sorted(float(r["t_s"]) for r in reader))
         except ValueError as e:
-            raise datasets.DataSetError(f"{reference_csv}: a t_s value is not a number ({e})", path=reference_csv) from e
-    return datasets.Trial(name=str(samples_csv), rate_hz=rate_hz, accel_g=accel, gyro_dps=gyro, ics_s=ics,
-                          sides=np.full(len(ics), -1), dead_axes=() if has_gyro else (3, 4, 5))
+            raise datasets.DataSetError(f"{reference_csv}: a t_s value is not a number ({e})",
+                                        path=str(reference_csv)) from e
 
 
-def evaluate_csv(samples_csv: str, reference_csv: str, *, rate_hz: float, clip_rate_hz: int = 208,
-                 tolerance_ms: float = 50.0, accel_unit: str = "g", gyro_unit: str = "dps",
+def evaluate_csv(samples_csv: str, reference_csv: str, *, rate_hz: float | None = None, clip_rate_hz: int = 208,
+                 tolerance_ms: float = 50.0, accel_unit: str = "g", gyro_unit: str = "dps", columns: str | None = None,
                  events_out: str | None = None) -> dict:
-    trial = read_csv_recording(samples_csv, reference_csv, rate_hz=rate_hz, accel_unit=accel_unit, gyro_unit=gyro_unit)
-    detector = clipcore_detector(clip_rate_hz)
-    out = evaluate_trials([trial], clip_rate_hz, tolerance_ms / 1000, detector)
+    """A user's own recording scored (docs/step-detector.md): the samples read, checked and cut at
+    their gaps as ``strideclip import`` reads them (``imports.generic_csv``: ``columns``, or
+    ``acc_x,acc_y,acc_z[,gyr_x,gyr_y,gyr_z]`` at ``rate_hz``), the reference contacts in seconds
+    from the first sample."""
+    rec = generic_csv.read([Path(samples_csv)], columns=columns, rate_hz=rate_hz, accel_unit=accel_unit,
+                           gyro_unit=gyro_unit)
+    clip = convert(rec, clip_rate_hz=clip_rate_hz)
+    ics = read_reference(reference_csv)
+    trial = datasets.Trial(name=str(samples_csv), rate_hz=clip.timeline.rate_hz, accel_g=rec.accel_g,
+                           gyro_dps=rec.gyro_dps if rec.gyro_dps is not None else np.zeros_like(rec.accel_g),
+                           ics_s=ics, sides=np.full(len(ics), -1), dead_axes=() if clip.has_gyro else (3, 4, 5))
+    score = Score(tolerance_ms / 1000)
+    t0 = time.perf_counter()
+    found = detect_blocks(clip.blocks, clip_rate_hz)
+    compute_s = time.perf_counter() - t0
+    _score(score, trial, found, clip.span_s)
+    out = score.summary()
+    out["compute_s_per_hour"] = round(compute_s / clip.span_s * 3600, 3)
     if events_out:
-        ic_s, _, sides = detector(to_counts(trial.accel_g, trial.gyro_dps, trial.rate_hz, clip_rate_hz), clip_rate_hz)
         with open(events_out, "w") as f:
             f.write("t_s,side\n")
-            for t, side in zip(ic_s, sides):
+            for t, side in zip(found[0], found[2]):
                 f.write(f"{t:.4f},{ {0: 'left', 1: 'right'}.get(int(side), 'unknown') }\n")
-    return {"dataset": "csv", "rate_hz": clip_rate_hz, "input_rate_hz": rate_hz, **out}
+    return {"dataset": "csv", "rate_hz": clip_rate_hz, "input_rate_hz": round(clip.timeline.rate_hz, 4),
+            "gaps": len(clip.gaps_idx), **out}

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from strideclip.imports.recording import Recording
+if TYPE_CHECKING:  # (the command line lists READERS: numpy is imported only by a command that reads)
+    from strideclip.imports.recording import Recording
 
 READERS = {  # --format NAME: module in strideclip.imports holding its read()
     "csv": "generic_csv",

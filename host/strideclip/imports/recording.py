@@ -25,7 +25,21 @@ class Recording:
     nominal_rate_hz: float | None = None  # the rate the file states, if it states one
     start_utc: str | None = None  # ISO 8601, when the file says when it started
     notes: list[str] = field(default_factory=list)  # what the reader had to decide, for the log's provenance
+    lines: np.ndarray | None = None  # each sample's line in its file (1-based), where one file holds them: for messages
 
     @property
     def n_samples(self) -> int:
         return len(self.t_s)
+
+
+def provenance_said(imported: dict) -> tuple[str, list[str]]:
+    """A log header's ``imported`` (docs/import.md) in words, as replay and report say it: where
+    the recording came from (its files, then its format, sensor and app, and its rate: "run.csv
+    (csv) at 100.0 Hz"), and each group of metrics it cannot have, with why ("pelvic drop, pelvic
+    rotation, pelvic tilt (no gyroscope in the recording)")."""
+    what = ", ".join(str(x) for x in (imported.get("format"), imported.get("sensor"), imported.get("app")) if x)
+    source = f"{', '.join(map(str, imported.get('files') or []))} ({what}) at {imported.get('rate_hz')} Hz"
+    blank: dict[str, list[str]] = {}
+    for metric, why in (imported.get("not_measured") or {}).items():
+        blank.setdefault(str(why), []).append(str(metric).removesuffix("_deg").replace("_", " "))
+    return source, [f"{', '.join(metrics)} ({why})" for why, metrics in blank.items()]

@@ -22,7 +22,7 @@ from strideclip.sim import gait as _gait
 from strideclip.sim import link as _link
 from strideclip.sim import sensor as _sensor
 from strideclip.sim.scenario import Fatigue, Link, Runner, Scenario, Segment, Sensor, demo_run, steady_run
-from strideclip.stream.packets import encode_packet
+from strideclip.stream.clip import with_hellos
 from strideclip.stream.logwriter import SessionLogWriter
 from strideclip.stream.outputs import OutputFile, as_output, writing
 
@@ -31,7 +31,6 @@ __all__ = ["simulate", "write_log", "SimulatedRun", "Scenario", "Segment", "Runn
 
 
 SIMULATED_START = "2026-01-01T07:00:00.000+00:00"
-HELLO_EVERY_MS = 60_000  # firmware/clipfw/battery.py REPORT_S
 
 
 @dataclass
@@ -50,14 +49,7 @@ class SimulatedRun:
     def stream(self) -> list[tuple[int, bytes]]:
         """Every packet the host receives, (t_ms, packet) in order: the HELLO first and again once
         a minute (as the clip sends it with its battery report), and the samples the link let through."""
-        hello = encode_packet(self.hello)
-        out, next_hello_ms = [(0, hello)], HELLO_EVERY_MS
-        for t_ms, pkt in self.link.packets:
-            while t_ms >= next_hello_ms:
-                out.append((next_hello_ms, hello))
-                next_hello_ms += HELLO_EVERY_MS
-            out.append((t_ms, pkt))
-        return out
+        return with_hellos(self.hello, self.link.packets)
 
     def fatigue_truth(self) -> dict | None:
         """When fatigue began and when it reached the coaching thresholds (docs/simulator.md)."""

@@ -13,35 +13,29 @@ from scipy import signal
 
 from clipcore import protocol as P
 from strideclip.sim.scenario import Sensor
+from strideclip.stream import clip as _clip
 
-# Recommended orientation (hardware/, docs/frames.md): sensor x up, y left, z out of the back.
-# Columns are the sensor axes expressed in the pelvis frame (x forward, y left, z up).
-SENSOR_TO_PELVIS_RECOMMENDED = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 SIM_FW_VERSION = (0, 1, 0)
 
 
 def mounting_matrix(sensor: Sensor) -> np.ndarray:
     """Sensor-to-pelvis rotation: the recommended orientation turned by the mounting angles
     (yaw, pitch, roll about the sensor's own z, y, x axes)."""
-    y, p, r = (math.radians(a) for a in (sensor.mount_yaw_deg, sensor.mount_pitch_deg, sensor.mount_roll_deg))
-    rz = np.array([[math.cos(y), -math.sin(y), 0], [math.sin(y), math.cos(y), 0], [0, 0, 1]])
-    ry = np.array([[math.cos(p), 0, math.sin(p)], [0, 1, 0], [-math.sin(p), 0, math.cos(p)]])
-    rx = np.array([[1, 0, 0], [0, math.cos(r), -math.sin(r)], [0, math.sin(r), math.cos(r)]])
-    return SENSOR_TO_PELVIS_RECOMMENDED @ rz @ ry @ rx
+    return _clip.mounting(sensor.mount_roll_deg, sensor.mount_pitch_deg, sensor.mount_yaw_deg)
 
 
 def accel_ug_per_lsb(sensor: Sensor) -> int:
-    return round(sensor.accel_fs_g * 1e6 / 32768)
+    return _clip.accel_ug_per_lsb(sensor.accel_fs_g)
 
 
 def gyro_mdps_per_lsb_q8(sensor: Sensor) -> int:
-    return round(sensor.gyro_fs_dps * 1e6 / 32768 / 1000 * 256)
+    return _clip.gyro_mdps_per_lsb_q8(sensor.gyro_fs_dps)
 
 
 def hello(sensor: Sensor, *, clip_id: int, session_id: int, samples_per_packet: int, battery_pct: int = 100) -> P.Hello:
-    return P.Hello(SIM_FW_VERSION, P.IMU_SIMULATED, sensor.rate_hz, sensor.accel_fs_g, sensor.gyro_fs_dps,
-                   accel_ug_per_lsb(sensor), gyro_mdps_per_lsb_q8(sensor), clip_id, session_id, battery_pct,
-                   samples_per_packet, P.HELLO_FLAG_BACKFILL)
+    return _clip.make_hello(fw_version=SIM_FW_VERSION, imu_model=P.IMU_SIMULATED, rate_hz=sensor.rate_hz,
+                            accel_fs_g=sensor.accel_fs_g, gyro_fs_dps=sensor.gyro_fs_dps, clip_id=clip_id,
+                            session_id=session_id, samples_per_packet=samples_per_packet, battery_pct=battery_pct)
 
 
 def to_counts(sensor: Sensor, specific_force_g: np.ndarray, angular_rate_dps: np.ndarray,

@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from strideclip.analysis.fatigue import prior_from_history
-from strideclip.coaching.cadence_plan import target_spm
+from strideclip.coaching.cadence_plan import START_SPM_RANGE, target_spm
 from strideclip.errors import HistoryError, StrideClipError
 from strideclip.store.history_db import HistoryDatabase, default_path
 from strideclip.store.history_logs import (METRIC_COLUMNS, WATCH_S, being_written, file_sha256, log_files,
@@ -167,8 +167,11 @@ class History(HistoryDatabase):
 
     def plan_target_spm(self, athlete: str, on: dt.date) -> dict | None:
         """The cadence plan from the athlete's history: it starts at their first running
-        session's cadence on that day (strideclip.coaching.cadence_plan)."""
-        first = next((r for r in self.sessions(athlete) if r["running_steps"] and r["cadence_spm"]), None)
+        session's cadence on that day (strideclip.coaching.cadence_plan); a session whose median
+        is not a running cadence (a few steps of a short recording) cannot start it."""
+        low, high = START_SPM_RANGE
+        first = next((r for r in self.sessions(athlete)
+                      if r["running_steps"] and r["cadence_spm"] and low <= r["cadence_spm"] <= high), None)
         if first is None:
             return None
         start = dt.date.fromisoformat(first["started_at"][:10])

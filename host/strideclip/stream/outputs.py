@@ -66,7 +66,7 @@ def check_file(path: str | os.PathLike, *, option: str = "-o", force: bool = Fal
     if path.is_dir():
         raise OutputError(f"{path} is a folder: give {option} a file name", path=str(path))
     if source is not None and path.exists() and os.path.samefile(path, source):
-        raise OutputError(f"{path} is the log this command reads: choose another {option}", path=str(path))
+        raise OutputError(f"{path} is a file this command reads: choose another {option}", path=str(path))
     if (path.exists() or path.is_symlink()) and not force:
         todo = f"add --force to replace it, or choose another {option}" if can_force else f"choose another {option}"
         raise OutputError(f"{path} exists: {todo}", path=str(path))

@@ -114,9 +114,20 @@ def _head_html(data: dict) -> str:
             f'<p class="note">{html.escape(data["log"])} · clip {html.escape(str(data["clip"] or "?"))} · '
             f"{data['duration_s'] / 60:.1f} min, {data['running_min']:.1f} min running, {data['steps']} steps "
             f"({data['running_steps']} running) at {data['rate_hz']} Hz · link loss {data['loss_pct']:.2f} % · "
-            f"log {html.escape(data['log_damage'])}</p>"
+            f"log {html.escape(data['log_damage'])}</p>{_imported_html(data.get('imported'))}"
             f"<p>Medians over running steps:</p><div>{kpi_html}</div>"
             f'<p id="fatigue">Fatigue: {html.escape(_fatigue_words(data["fatigue"]))} · {len(data["cues"])} cue(s)</p>')
+
+
+def _imported_html(imp: dict | None) -> str:
+    """Where an imported recording came from and what it cannot measure (docs/import.md)."""
+    if not imp:
+        return ""
+    from strideclip.imports.recording import provenance_said
+
+    source, blank = provenance_said(imp)
+    missing = "".join(f" · not measured: {html.escape(b)}" for b in blank)
+    return f'<p class="note" id="imported">Imported, not a clip\'s recording: {html.escape(source)}{missing}</p>'
 
 
 _MARK_DASH = {"watch": "dashed", "fatigued": "solid"}  # the fatigue marks' lines, in both drawings

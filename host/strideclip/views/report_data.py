@@ -50,6 +50,7 @@ def report_data(summary: dict, table: np.ndarray, *, distance_km: float | None =
         "steps": summary["steps"], "running_steps": summary["running_steps"],
         "running_min": round(float(np.nansum(run["step_time_s"])) / 60, 2),
         "loss_pct": summary["loss_pct"], "log_damage": summary["log_damage"]["summary"],
+        "imported": summary.get("imported"),  # another sensor's recording (docs/import.md), else None
         "medians": {k: summary.get(f"{k}_median") for k in (*SPLIT_COLUMNS, "balance_left_pct", "vertical_oscillation_cm")},
         "series": series,
         "fatigue": fatigue_marks(summary["fatigue"]),
