@@ -45,6 +45,20 @@ def test_samples_round_trip(samples, seq, first_idx, backfill):
     assert samples_array(msg).tolist() == [list(s) for s in samples]
 
 
+def test_samples_are_a_view_only_of_bytes_that_cannot_change():
+    """A log's records are bytes: the counts are read in place (#26). A link may hand a bytearray
+    it reuses for the next packet: those counts are a copy, kept as they came."""
+    counts = np.arange(19 * 6, dtype=np.int16).reshape(19, 6)
+    pkt = encode_samples(7, 1000, counts)
+    view = samples_array(decode_packet(pkt))
+    assert np.shares_memory(view, np.frombuffer(pkt, np.uint8)) and not view.flags.writeable
+    assert view.dtype == np.int16 and np.array_equal(view, counts)
+    reused = bytearray(pkt)
+    kept = samples_array(decode_packet(reused))
+    reused[P.SAMPLES_HEADER_BYTES:] = bytes(len(reused) - P.SAMPLES_HEADER_BYTES)  # the link's next packet
+    assert np.array_equal(kept, counts) and kept.dtype == np.int16
+
+
 def test_batches_fit_one_notification_at_mtu_247_and_23():
     assert P.max_samples_for_mtu(247) == 19
     assert P.SAMPLES_HEADER_BYTES + 19 * P.SAMPLE_BYTES <= 247 - 3

@@ -122,3 +122,26 @@ def test_decoder_reports_gaps_and_merges_backfill_without_duplicates():
     assert dec.stats.lost_packets == 2 and dec.stats.backfilled_samples == 29
     bad = dec.feed(b"\x11\x00", 5)
     assert bad[0].error and dec.stats.bad_packets == 1
+
+
+def test_a_step_table_is_the_callers_own_and_grows_with_the_session():
+    """``Session.step_table`` joins the rows once until more come (a summary and ``analyse`` ask
+    for it three times, #26): each caller still gets an array of its own, with every row so far."""
+    from clipcore import logrecord as L
+    from strideclip.session.pipeline import Session
+    from strideclip.stream.sclog import iter_records
+
+    packets = [(r.body, r.t_ms) for r in iter_records(DATA / "steady_208hz.sclog") if r.kind == L.REC_CLIP]
+    session = Session()
+    for body, t_ms in packets[:len(packets) // 2]:
+        session.feed(body, t_ms)
+    first = session.step_table()
+    assert len(first) == len(session.step_rows) > 20
+    first["cadence_spm"] = -1.0  # the caller's to change
+    again = session.step_table()
+    assert not (again["cadence_spm"] == -1.0).any() and again.flags.writeable
+    for body, t_ms in packets[len(packets) // 2:]:
+        session.feed(body, t_ms)
+    session.finish()
+    whole = session.step_table()
+    assert len(whole) == len(session.step_rows) > len(again) and whole[:len(again)].tobytes() == again.tobytes()

@@ -91,13 +91,16 @@ def test_streaming_in_any_chunks_equals_one_pass_and_no_step_is_dropped():
     run = simulate(Scenario(RUN_WALK, seed=25))
     whole = StepDetector(sampling_rate_hz=208).detect(run.counts).events_
     tiny = StepDetector(sampling_rate_hz=208, max_events=1)  # forces the early-stop path
+    as_tuples = StepDetector(sampling_rate_hz=208, max_events=1)  # a session's way: plain ints, no array
     rng = np.random.default_rng(3)
-    pieces, pos = [], 0
+    pieces, events, pos = [], [], 0
     while pos < len(run.counts):
         k = int(rng.integers(1, 400))
         pieces.append(tiny.feed(run.counts[pos:pos + k]))
+        events += as_tuples.feed_events(run.counts[pos:pos + k])
         pos += k
     assert np.array_equal(np.concatenate(pieces), whole)
+    assert events == whole.tolist() and len(events) > 100
 
 
 def test_side_alternates_and_matches_the_simulator():

@@ -125,6 +125,27 @@ def test_without_numba_the_python_detector_runs_silently(monkeypatch, tmp_path):
     assert np.array_equal(det.events_, _whole(counts, 208, "python")) and len(det.events_) > 100
 
 
+def test_the_build_is_kept_per_numba_release_found_without_importing_it(monkeypatch):
+    """The build's folder names the numba that would make it, read from numba's own files rather
+    than through importlib.metadata (~15 ms of every analysing command's start-up, #26); without
+    numba there is no build to look for."""
+    name = steps_compiled.cache_dir().name
+    try:
+        monkeypatch.setattr(steps_compiled, "_numba_release", lambda: b"another release")
+        steps_compiled._digest.cache_clear()
+        assert steps_compiled.cache_dir().name != name
+        monkeypatch.undo()
+        monkeypatch.setitem(sys.modules, "numba", None)  # as if it were not installed
+        steps_compiled._digest.cache_clear()
+        assert steps_compiled.cached() is False
+        with pytest.raises(ModuleNotFoundError, match="numba"):
+            steps_compiled.cache_dir()
+    finally:
+        monkeypatch.undo()
+        steps_compiled._digest.cache_clear()
+    assert steps_compiled.cache_dir().name == name
+
+
 def test_a_numba_that_fails_warns_once_and_the_python_detector_runs(monkeypatch, tmp_path):
     import numba
 

@@ -46,8 +46,9 @@ def _dot(u: Vec, v: Vec) -> float:
 
 
 def _unit(v: Vec) -> Vec:
-    n = math.sqrt(_dot(v, v))
-    return (v[0] / n, v[1] / n, v[2] / n) if n > 0 else v
+    x, y, z = v
+    n = math.sqrt(x * x + y * y + z * z)
+    return (x / n, y / n, z / n) if n > 0 else v
 
 
 def _blend(old: tuple, new: tuple, k: float) -> tuple:
@@ -55,7 +56,8 @@ def _blend(old: tuple, new: tuple, k: float) -> tuple:
     j = 1 - k
     if len(old) == 3:
         return j * old[0] + k * new[0], j * old[1] + k * new[1], j * old[2] + k * new[2]
-    return tuple([j * o + k * x for o, x in zip(old, new)])
+    (o0, o1, o2, o3, o4, o5), (n0, n1, n2, n3, n4, n5) = old, new  # (written out: a step's covariance, every step)
+    return j * o0 + k * n0, j * o1 + k * n1, j * o2 + k * n2, j * o3 + k * n3, j * o4 + k * n4, j * o5 + k * n5
 
 
 def body_rows(up: Vec, forward: Vec) -> tuple[Vec, Vec, Vec]:
@@ -123,6 +125,7 @@ class FrameCalibrator:
     def __init__(self, rate_hz: int):
         self.rate_hz = rate_hz
         self._up_sum: Vec = (0.0, 0.0, 0.0)  # exponentially weighted sum of stride gravity vectors
+        self._up: Vec = self._up_sum  # ... as a unit vector (set with it: every step reads it two or three times)
         self._up_w = 0.0
         self._spread2 = 0.0  # weighted mean of squared angle to the mean, rad^2
         self._fwd_sum: Vec = (0.0, 0.0, 0.0)  # weighted sum of braking vectors (g)
@@ -158,6 +161,7 @@ class FrameCalibrator:
             self.gyro_bias_dps = np.array(gyro_mean_dps)  # not turning either: what is left is offset
         if self._up_w == 0:
             self._up_sum, self._up_w = g, 1.0
+            self._up = _unit(self._up_sum)
         self._now = None
         return True
 
@@ -177,11 +181,12 @@ class FrameCalibrator:
         g = (mx / n, my / n, mz / n)
         k = 1.0 / UP_TAU_STRIDES
         if self._up_w:
-            ang = math.acos(max(-1.0, min(1.0, _dot(g, _unit(self._up_sum)))))
+            ang = math.acos(max(-1.0, min(1.0, _dot(g, self._up))))
             self._spread2 = (1 - k) * self._spread2 + k * ang * ang
             self._up_sum = _blend(self._up_sum, g, k)
         else:
             self._up_sum, self._up_w = g, 1.0
+        self._up = _unit(self._up_sum)
         self._hcov = _blend(self._hcov, cov, k) if self.strides else tuple(cov)
         self.strides += 1
         self._now = None
@@ -195,7 +200,7 @@ class FrameCalibrator:
         """``add_contact`` from the mean specific force of those samples."""
         if self._up_w == 0:
             return
-        ux, uy, uz = _unit(self._up_sum)
+        ux, uy, uz = self._up
         ax, ay, az = mean_g
         d = ax * ux + ay * uy + az * uz
         bx, by, bz = d * ux - ax, d * uy - ay, d * uz - az  # the horizontal part, reversed: braking points back
@@ -215,7 +220,7 @@ class FrameCalibrator:
     def now(self) -> tuple | None:
         """(up, forward or None, line quality, forward agreement) as floats; None before up is known."""
         if self._now is None and self._up_w:
-            up = _unit(self._up_sum)
+            up = self._up
             agreement = math.sqrt(_dot(self._fwd_unit_sum, self._fwd_unit_sum)) / self._fwd_w if self._fwd_w else 0.0
             quality, line = _principal_horizontal(self._hcov, up)
             forward = None

@@ -58,9 +58,10 @@ STATES = ("warming up", "fresh", "watch", "fatigued")
 
 _COLUMNS = {"cadence": "cadence_smoothed_spm", "rotation": "pelvic_rotation_deg", "drop": "pelvic_drop_deg",
             "impact": "peak_vertical_g", "lean": "forward_lean_deg"}
+_LEAN = list(_COLUMNS).index("lean")
 
 
-@dataclass
+@dataclass(slots=True)
 class FatigueReading:
     state: str
     index: float | None
@@ -83,7 +84,7 @@ class FatigueTracker:
         self.baseline_source: dict = {}  # metric -> "session" or "history"
         self.running_s = 0.0
         self.recent: deque = deque()  # (running_s, {metric: value})
-        self._sorted = {m: [] for m in _COLUMNS}  # the finite values in ``recent``, sorted per metric
+        self._sorted: list[list] = [[] for _ in _COLUMNS]  # the finite values in ``recent``, sorted, per metric
         self.baseline_rows: list = []
         self.baseline: dict | None = None
         self.state = STATES[0]
@@ -106,29 +107,30 @@ class FatigueTracker:
         if not running or not math.isfinite(step_time_s):
             return self.last
         self.running_s += step_time_s
-        values = dict(zip(_COLUMNS, metric_values))
         if self.baseline is None:
             if self.running_s >= BASELINE_FROM_S:
-                self.baseline_rows.append(values)
+                self.baseline_rows.append(dict(zip(_COLUMNS, metric_values)))
             if self.running_s >= BASELINE_TO_S:
                 own = {m: _median([r[m] for r in self.baseline_rows]) for m in _COLUMNS}
                 self.baseline, self.baseline_source = self._with_prior(own)
                 self.state = "fresh"
             return self._reading(None, {})
-        self.recent.append((self.running_s, values))
-        for m, v in values.items():
-            if math.isfinite(v):
-                bisect.insort(self._sorted[m], v)
-        while self.recent and self.recent[0][0] < self.running_s - WINDOW_S:
-            for m, v in self.recent.popleft()[1].items():
-                if math.isfinite(v):
-                    del self._sorted[m][bisect.bisect_left(self._sorted[m], v)]
-        if len(self.recent) < MIN_STEPS:
+        # (every running step comes here: lists in _COLUMNS' order, a dict only for what is said)
+        recent, columns, isfinite = self.recent, self._sorted, math.isfinite
+        recent.append((self.running_s, metric_values))
+        for column, v in zip(columns, metric_values):
+            if isfinite(v):
+                bisect.insort(column, v)
+        while recent and recent[0][0] < self.running_s - WINDOW_S:
+            for column, v in zip(columns, recent.popleft()[1]):
+                if isfinite(v):
+                    del column[bisect.bisect_left(column, v)]
+        if len(recent) < MIN_STEPS:
             return self._reading(None, {})
-        now = {m: _middle(self._sorted[m]) for m in _COLUMNS}
-        if not math.isfinite(self.baseline["lean"]) and len(self._sorted["lean"]) >= MIN_STEPS:
+        now = dict(zip(_COLUMNS, map(_middle, columns)))
+        if not isfinite(self.baseline["lean"]) and len(columns[_LEAN]) >= MIN_STEPS:
             self.baseline["lean"] = now["lean"]  # no lean in the warm-up (no standing spell yet): from the first one
-        evidence = self._evidence(now)
+        evidence = _evidence(now, self.baseline)
         index = _index(evidence)
         self._advance(index)
         return self._reading(index, evidence)
@@ -140,9 +142,6 @@ class FatigueTracker:
         use_prior = {m: off_form[m] >= 1.0 and np.isfinite(prior[m]) for m in _COLUMNS}
         return ({m: prior[m] if use_prior[m] else own[m] for m in _COLUMNS},
                 {m: "history" if use_prior[m] else "session" for m in _COLUMNS})
-
-    def _evidence(self, now: dict) -> dict:
-        return _evidence(now, self.baseline)
 
     def _advance(self, index: float) -> None:
         t = self.running_s
@@ -171,17 +170,22 @@ class FatigueTracker:
 
 def _evidence(now: dict, b: dict, *, slowing_impact_down: float = SLOWING_IMPACT_DOWN) -> dict:
     """Each metric's change from the baseline ``b``, in units of its threshold (fatigue's sign)."""
-    change = {m: (now[m] - b[m]) / b[m] if b[m] and math.isfinite(b[m]) and math.isfinite(now[m]) else 0.0
-              for m in THRESHOLDS}
-    ev = {"cadence": max(0.0, -change["cadence"]) / THRESHOLDS["cadence"],
-          "rotation": max(0.0, change["rotation"]) / THRESHOLDS["rotation"],
-          "drop": max(0.0, change["drop"]) / THRESHOLDS["drop"]}
+    impact = _change(now["impact"], b["impact"])
+    ev_cadence = max(0.0, -_change(now["cadence"], b["cadence"])) / THRESHOLDS["cadence"]
+    ev_rotation = max(0.0, _change(now["rotation"], b["rotation"])) / THRESHOLDS["rotation"]
+    ev_drop = max(0.0, _change(now["drop"], b["drop"])) / THRESHOLDS["drop"]
     lean_deg = now["lean"] - b["lean"] if math.isfinite(now["lean"]) and math.isfinite(b["lean"]) else 0.0
-    ev["lean"] = max(0.0, lean_deg) / LEAN_THRESHOLD_DEG
-    if change["impact"] < -slowing_impact_down:
-        ev["cadence"] = ev["lean"] = 0.0  # slowing down or climbing: cadence falls, a climber leans in
-    ev["impact"] = min(max(0.0, change["impact"]) / THRESHOLDS["impact"], max(ev.values()))
-    return {m: round(v, 2) for m, v in ev.items()}
+    ev_lean = max(0.0, lean_deg) / LEAN_THRESHOLD_DEG
+    if impact < -slowing_impact_down:
+        ev_cadence = ev_lean = 0.0  # slowing down or climbing: cadence falls, a climber leans in
+    ev_impact = min(max(0.0, impact) / THRESHOLDS["impact"], max(ev_cadence, ev_rotation, ev_drop, ev_lean))
+    return {"cadence": round(ev_cadence, 2), "rotation": round(ev_rotation, 2), "drop": round(ev_drop, 2),
+            "lean": round(ev_lean, 2), "impact": round(ev_impact, 2)}
+
+
+def _change(value: float, base: float) -> float:
+    """The relative change of a metric from its baseline (0 where either is unknown)."""
+    return (value - base) / base if base and math.isfinite(base) and math.isfinite(value) else 0.0
 
 
 def _index(evidence: dict) -> float:

@@ -106,7 +106,7 @@ class MetricsEngine:
         self.batch_steps = max(1, int(batch_steps))
         self.capacity = int(buffer_s * rate_hz)
         self._samples = SampleRing(self.capacity, np.array([accel_g_per_count] * 3 + [gyro_dps_per_count] * 3))
-        self._ring = self._samples.values  # its memory: raw counts, accel and gyro
+        self._ring = self._samples.values  # its memory: accel (g) and gyro (dps), scaled as stored
         self.calibrator = FrameCalibrator(rate_hz)
         self._steps: list[tuple[int, int, bool]] = []  # (ic_idx, side, running): the last three
         self._step_times: list[tuple[float, int]] = []  # (step_time_s, side) for cadence and balance
@@ -186,6 +186,8 @@ class MetricsEngine:
             self._queue.append(_Step((i0, i0 / self.rate_hz, side, running) + (math.nan,) * 4))
 
     def _take_ready(self) -> np.ndarray:
+        if not self._ready:  # (a whole log: the rows of most steps wait in their batch)
+            return _NO_ROWS
         ready, self._ready = self._ready, []
         if len(ready) == 1:
             return ready[0]

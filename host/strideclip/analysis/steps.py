@@ -3,7 +3,8 @@
     det = StepDetector(sampling_rate_hz=208).detect(counts)   # (n, 6) int16 raw counts
     det.events_                                               # one row per step
 
-Streaming use (live sessions, replay): ``feed(counts)`` returns the steps confirmed by that block,
+Streaming use (live sessions, replay): ``feed(counts)`` returns the steps confirmed by that block
+(``feed_events``: the same steps as tuples of plain ints, which a session reads),
 ``resync(next_idx)`` after a gap in the stream.
 
 Two engines run the one source, ``clipcore.steps.detect_block``, with identical events: plain
@@ -54,6 +55,7 @@ COMPILE_AFTER_SAMPLES = 1 << 16
 _python_samples = 0  # fed through plain Python by "auto" detectors in this process
 _looked_for_build = False  # whether an "auto" detector of this process has looked for a build
 _NO_EVENTS = np.zeros(0, EVENT_DTYPE)  # what most feeds return: one shared empty array
+_INT16 = np.int16  # (looked up once: feed_events runs for every packet)
 
 
 def default_engine() -> str:
@@ -81,6 +83,7 @@ class StepDetector:
         c = self._core
         self._buffers = (c.cfg, c.state, c.table, c.ring_n, c.ring_d, c.ring_y, c.ring_th, c.events)
         self._views = None  # numpy views of the same buffers, for the compiled engine
+        self._block = None  # the compiled detect_block once this detector has run it
         self._offset = first_idx  # clip sample index of the first sample fed
 
     def detect(self, counts: np.ndarray, *, first_idx: int = 0) -> StepDetector:
@@ -91,28 +94,36 @@ class StepDetector:
 
     def feed(self, counts: np.ndarray) -> np.ndarray:
         """Feed the next block of samples; return the steps it confirmed (EVENT_DTYPE rows)."""
-        counts = np.ascontiguousarray(counts, dtype=np.int16)
+        events = self.feed_events(counts)
+        return np.array(events, EVENT_DTYPE) if events else _NO_EVENTS
+
+    def feed_events(self, counts: np.ndarray) -> list[tuple]:
+        """``feed``, each step a tuple of plain ints in EVENT_DTYPE's field order (a session's path,
+        a block per packet: no array is built for it to take apart again)."""
+        counts = np.ascontiguousarray(counts, dtype=_INT16)
         n = len(counts)
-        block = self._compiled(n)
+        block = self._block or self._compiled(n)  # (a session feeds a block per packet: the usual case first)
         if block is None:
             block, samples, bufs = core.detect_block, array.array("h", counts.tobytes()), self._buffers
+            self.engine_ = "python"
         else:
             if self._views is None:
                 self._views = steps_compiled.buffers(self._core)
-            samples, bufs = counts.reshape(-1), self._views
-        self.engine_ = "python" if block is core.detect_block else "compiled"
+                self._block = block  # compiled from now on: the build does not go away
+            samples, bufs = counts.ravel(), self._views  # (a view: counts is contiguous)
+            self.engine_ = "compiled"
         state, max_events = self._core.state, self._core.max_events
-        parts = []
-        done = 0
-        while done < n:  # the events buffer may fill up: read it and go on where it stopped
+        before = state[core.S_IDX]
+        n_ev = block(samples, 0, n, *bufs, max_events)
+        done = state[core.S_IDX] - before
+        events = self._rows(n_ev) if n_ev else []
+        while done < n:  # the events buffer filled up (a long block): read it and go on where it stopped
             before = state[core.S_IDX]
             n_ev = block(samples, done, n - done, *bufs, max_events)
             done += state[core.S_IDX] - before
             if n_ev:
-                parts.append(self._rows(n_ev))
-        if not parts:
-            return _NO_EVENTS
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+                events += self._rows(n_ev)
+        return events
 
     def _compiled(self, n: int) -> steps_compiled.Block | None:
         """The compiled detect_block for a block of n samples, or None for plain Python."""
@@ -134,10 +145,10 @@ class StepDetector:
             _python_samples += n
         return block
 
-    def _rows(self, n_ev: int) -> np.ndarray:
+    def _rows(self, n_ev: int) -> list[tuple]:
         ev, off = self._core.events, self._offset  # fields in EVENT_DTYPE's order (clipcore's E_*)
-        return np.array([(ev[e] + off, ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] + off, ev[e + 5], ev[e + 6])
-                         for e in range(0, n_ev * core.EV_FIELDS, core.EV_FIELDS)], EVENT_DTYPE)
+        return [(ev[e] + off, ev[e + 1], ev[e + 2], ev[e + 3], ev[e + 4] + off, ev[e + 5], ev[e + 6])
+                for e in range(0, n_ev * core.EV_FIELDS, core.EV_FIELDS)]
 
     def resync(self, next_idx: int) -> None:
         """The stream jumped to clip sample next_idx (samples were lost)."""

@@ -28,22 +28,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.machinery
-import importlib.metadata
 import importlib.util
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from clipcore import steps as core
 from clipcore import steps_table, viper
+
+if TYPE_CHECKING:  # (imported where a build starts: every analysing command imports this module)
+    import subprocess
 
 Block = Callable[..., int]  # detect_block's signature (clipcore/steps.py)
 MODULE = "clipcore_steps"  # the built extension module's name
@@ -70,11 +71,24 @@ def cache_dir() -> Path:
 
 @functools.cache
 def _digest() -> str:
-    digest = hashlib.sha256(" ".join((importlib.metadata.version("numba"), np.__version__, sys.version)).encode())
+    digest = hashlib.sha256(" ".join((np.__version__, sys.version)).encode())
+    digest.update(_numba_release())
     digest.update(str(Path(core.__file__).resolve().parent).encode())  # one install's: cached() is exact
     for module in (core, steps_table, viper):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _numba_release() -> bytes:
+    """Which numba would build: its version file (release and revision), read without importing
+    numba or importlib.metadata (that import cost every command that analyses ~15 ms). Raises
+    ModuleNotFoundError when numba is not installed."""
+    spec = importlib.util.find_spec("numba")
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError("No module named 'numba'", name="numba")
+    folder = Path(spec.origin).parent
+    version = folder / "_version.py"
+    return (version if version.is_file() else folder / "__init__.py").read_bytes()
 
 
 def _built(folder: Path) -> Path:
@@ -85,7 +99,7 @@ def cached() -> bool:
     """Whether a compiled detector is built for these sources, this Python, numpy and numba."""
     try:
         return _built(cache_dir()).is_file()
-    except (OSError, importlib.metadata.PackageNotFoundError):
+    except (OSError, ModuleNotFoundError):
         return False
 
 
@@ -116,7 +130,7 @@ def load() -> Block | None:
         try:
             _block = _load()
             return _block
-        except (ModuleNotFoundError, importlib.metadata.PackageNotFoundError) as e:
+        except ModuleNotFoundError as e:
             if "numba" in str(e):
                 _failure = "numba is not installed"
                 return None
@@ -141,13 +155,15 @@ def load_soon() -> Block | None:
         if cached():
             return load()
         try:
-            if not _writable(cache_dir()) or not importlib.util.find_spec("numba"):
+            if not importlib.util.find_spec("numba") or not _writable(cache_dir()):
                 _failure = "nowhere to keep a build, or no numba to make one"
                 return None
+            import subprocess  # (only a build needs it: every analysing command imports this module)
+
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # these very sources
             _builder = subprocess.Popen([sys.executable, "-c", BUILD], env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        except (OSError, importlib.metadata.PackageNotFoundError) as e:
+        except (OSError, ModuleNotFoundError) as e:
             _failure = f"could not start a build: {e}"
         return None
     return None if _builder.poll() is None else load()
@@ -163,18 +179,23 @@ def wait_for_load() -> Block | None:
 def _load() -> Block:
     """Import the build (making it first if there is none), and run one sample through it."""
     folder = cache_dir()
-    if _built(folder).is_file():
-        block = _import(_built(folder))
-    elif _writable(folder):
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
-            os.replace(_build(Path(tmp)), _built(folder))  # whole, or not at all: other processes read it
-        block = _import(_built(folder))
-    else:  # nowhere to keep it: built for this process alone
-        with tempfile.TemporaryDirectory(prefix="strideclip-build-") as tmp:
-            block = _import(_build(Path(tmp)))
+    block = _import(_built(folder)) if _built(folder).is_file() else _build_here(folder)
     det = core.StepDetector(104, 488, 1)
     block(np.zeros(6, np.int16), 0, 1, *buffers(det), 1)
     return block
+
+
+def _build_here(folder: Path) -> Block:
+    """Build into the cache folder and import it (built for this process alone where the folder
+    cannot be written)."""
+    import tempfile  # (here and in _writable: only a build needs it, every analysing command imports this module)
+
+    if _writable(folder):
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
+            os.replace(_build(Path(tmp)), _built(folder))  # whole, or not at all: other processes read it
+        return _import(_built(folder))
+    with tempfile.TemporaryDirectory(prefix="strideclip-build-") as tmp:
+        return _import(_build(Path(tmp)))
 
 
 def _import(path: Path) -> Block:
@@ -221,6 +242,8 @@ def _build(folder: Path) -> Path:
 
 
 def _writable(path: Path) -> bool:
+    import tempfile
+
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()

@@ -120,10 +120,11 @@ def replay(log: str, realtime: bool, speed: float | None, as_json: bool, steps_c
     """Stream a session log through the host pipeline and report what it found."""
     import json
 
-    from strideclip.stream.outputs import OutputFile, writing
+    table_out = None
+    if steps_csv:  # (checked before the log is read; the module is imported only when it writes)
+        from strideclip.stream.outputs import OutputFile, writing
 
-    table_out = OutputFile(steps_csv, option="--steps-csv", force=force, source=log) if steps_csv else None
-    from strideclip.analysis.metrics import write_step_table_csv
+        table_out = OutputFile(steps_csv, option="--steps-csv", force=force, source=log)
     from strideclip.session.replay import analyse
 
     prior = None
@@ -142,6 +143,8 @@ def replay(log: str, realtime: bool, speed: float | None, as_json: bool, steps_c
         summary, table = analyse(log, cue_settings=load_if_given(cues_path), fatigue_prior=prior,
                                  speed=1.0 if realtime else speed, progress=bar)
     if table_out:
+        from strideclip.analysis.metrics import write_step_table_csv
+
         with writing(table_out) as (part,):
             write_step_table_csv(table, part)  # one row per step
         click.echo(f"wrote {steps_csv}: {rows_said(len(table), summary['steps'])} with their metrics", err=True)
@@ -161,6 +164,11 @@ def replay(log: str, realtime: bool, speed: float | None, as_json: bool, steps_c
                f"{summary.get('pelvic_rotation_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_drop_deg_median', float('nan')):.1f} / "
                f"{summary.get('pelvic_tilt_deg_median', float('nan')):.1f} deg")
+    if summary.get("imported"):  # another sensor's recording (docs/import.md)
+        from strideclip.imports.recording import provenance_said
+
+        source, blank = provenance_said(summary["imported"])
+        click.echo(f"  imported from {source}" + "".join(f"; not measured: {b}" for b in blank))
     from strideclip.coaching.cue_outcomes import outcome_text
 
     for cue, outcome in zip(summary["cues"], summary["cue_outcomes"]):

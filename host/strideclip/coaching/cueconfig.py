@@ -18,7 +18,6 @@ The same settings go to a connected clip as SET_CONFIG commands (keys in docs/pr
 """
 from __future__ import annotations
 
-import tomllib
 from array import array
 from pathlib import Path
 
@@ -33,6 +32,8 @@ KEYS = {"floor_spm": 1, "drop_pct": 2, "rotation_rise_pct": 3, "warmup_s": 4, "s
 
 def load(path: str | Path) -> dict[int, int]:
     """{SET_CONFIG key: value} from the file's [cues] table, every value checked."""
+    import tomllib  # (here: most commands read no settings file)
+
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text())

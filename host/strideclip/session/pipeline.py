@@ -13,19 +13,22 @@ import numpy as np
 from clipcore import cues as cue_policy
 from clipcore import protocol as P
 from clipcore.steps import FLAG_RESYNC, FLAG_RUNNING
+from strideclip.analysis.binned import binned_median
 from strideclip.analysis.fatigue import FatigueTracker
 from strideclip.analysis.metrics import STEP_METRICS_DTYPE, MetricsEngine
-from strideclip.analysis.steps import StepDetector
+from strideclip.analysis.steps import EVENT_DTYPE, StepDetector
 from strideclip.coaching import cueconfig
 from strideclip.coaching.cue import Cue, CueLog
 from strideclip.coaching.cue_outcomes import cue_outcomes
-from strideclip.coaching.policy import cue_for_step, playing_metronome
+from strideclip.coaching.policy import cue_for_event, playing_metronome
 from strideclip.session.inorder import InOrder
 from strideclip.stream.decode import BadPacket, ClipEvent, Restart, SampleBlock, StreamDecoder
 
 RECENT_STEPS = 8  # live views show medians over this many completed steps
 HOLD_S = 60  # after a gap, samples wait this long (receive time) for its backfill before it is given up
 HOLD_SAMPLES = 10 * 60 * 416  # and at most this many samples wait (memory)
+# _detect unpacks a step's event by position
+assert EVENT_DTYPE.names == ("ic_idx", "side", "impact_mg", "step_samples", "emit_idx", "rotation_units", "flags")
 
 
 
@@ -60,6 +63,7 @@ class Session:
     gap_wait_s: float = HOLD_S  # 0 where no backfill can come (a source that takes no commands)
     metrics_batch_steps: int = 1  # rows as each step completes (live); more: a whole log, in batches (analyse)
     order: InOrder = None
+    _table: np.ndarray | None = field(default=None, init=False, repr=False)  # step_table's last join
 
     def __post_init__(self) -> None:
         self.fatigue = FatigueTracker(self.fatigue_prior)
@@ -79,11 +83,14 @@ class Session:
         outputs = self.decoder.feed(pkt, t_ms)
         for out in outputs:
             if isinstance(out, SampleBlock):
-                end = out.first_idx + len(out.counts) - 1
-                self.first_idx = out.first_idx if self.first_idx is None else min(self.first_idx, out.first_idx)
-                self.last_idx = end if self.last_idx is None else max(self.last_idx, end)
-                self.clock_idx = end if self.clock_idx is None else max(self.clock_idx, end)
-                self.order.add(out.first_idx, out.counts, t_ms)  # live or backfilled: analysed in index order
+                first, end = out.first_idx, out.first_idx + len(out.counts) - 1
+                if self.first_idx is None or first < self.first_idx:
+                    self.first_idx = first
+                if self.last_idx is None or end > self.last_idx:
+                    self.last_idx = end
+                if self.clock_idx is None or end > self.clock_idx:
+                    self.clock_idx = end
+                self.order.add(first, out.counts, t_ms)  # live or backfilled: analysed in index order
             elif isinstance(out, ClipEvent):
                 self._clip_event(out.msg)
             elif isinstance(out, Restart):
@@ -145,20 +152,22 @@ class Session:
                                          gyro_dps_per_count=hello.gyro_mdps_per_lsb_q8 / 256 / 1000,
                                          batch_steps=self.metrics_batch_steps)
         self.metrics.add_samples(first_idx, counts)
-        for ev in self.detector.feed(counts):
+        # (EVENT_DTYPE's fields in order, as plain ints: a field of a numpy row costs ~0.5 us)
+        for ic_idx, side, _, step_samples, _, rotation_units, flags in self.detector.feed_events(counts):
             self.step_count += 1
-            self._rows(self.metrics.add_step(int(ev["ic_idx"]), int(ev["side"]), bool(ev["flags"] & FLAG_RUNNING),
-                                             bool(ev["flags"] & FLAG_RESYNC)))
+            self._rows(self.metrics.add_step(ic_idx, side, bool(flags & FLAG_RUNNING), bool(flags & FLAG_RESYNC)))
             # the same cue policy the clip runs on its own (clipcore.cues)
-            reason = cue_for_step(self.cue_config, self.cue_state, ev)
+            reason = cue_for_event(self.cue_config, self.cue_state, ic_idx, step_samples, flags, rotation_units)
             if reason:
-                self.cues.decided(Cue(t_s=round(int(ev["ic_idx"]) / self.rate_hz, 3),
+                self.cues.decided(Cue(t_s=round(ic_idx / self.rate_hz, 3),
                                       reason=P.REASON_NAMES.get(reason, str(reason)), played="metronome_start",
                                       source="host", tempo_spm=self.cue_state[cue_policy.TEMPO_SPM],
                                       duration_s=self.cue_state[cue_policy.CUE_S]))
 
     def _rows(self, rows: np.ndarray) -> None:
         """Metric rows the engine completed (one per step, in order)."""
+        if not len(rows):  # (a step's add_step returns none while its batch waits)
+            return
         for k in range(len(rows)):
             self.step_rows.append(rows[k:k + 1])
         self._fatigue(rows)
@@ -260,9 +269,11 @@ class Session:
         }
 
     def step_table(self) -> np.ndarray:
-        """Every completed step's metrics (STEP_METRICS_DTYPE)."""
-        # joined as bytes: np.concatenate promotes the structured dtype once per row, ~30x slower
-        return np.frombuffer(b"".join(r.tobytes() for r in self.step_rows), STEP_METRICS_DTYPE).copy()
+        """Every completed step's metrics (STEP_METRICS_DTYPE): an array of the caller's own."""
+        if self._table is None or len(self._table) != len(self.step_rows):  # (rows are only ever added)
+            # joined as bytes: np.concatenate promotes the structured dtype once per row, ~30x slower
+            self._table = np.frombuffer(b"".join(r.tobytes() for r in self.step_rows), STEP_METRICS_DTYPE)
+        return self._table.copy()
 
     def metric_summary(self) -> dict:
         """Session summaries of the per-step metrics: medians over running steps (walking steps
@@ -278,6 +289,9 @@ class Session:
             v = use[name][np.isfinite(use[name])] if len(use) else np.zeros(0)
             if len(v):
                 out[f"{name}_median"] = round(float(np.median(v)), nd)
+        step_s = use["step_time_s"][np.isfinite(use["step_time_s"])] if len(use) and self.rate_hz else np.zeros(0)
+        if len(step_s):  # step times come in whole samples: their grouped median, not a whole-sample jump
+            out["cadence_spm_median"] = round(60.0 / binned_median(step_s, 1.0 / self.rate_hz), 1)
         v = use["cadence_spm"][np.isfinite(use["cadence_spm"])] if len(use) else np.zeros(0)
         if len(v):
             out["cadence_spm_mean"] = round(float(v.mean()), 1)

@@ -56,6 +56,7 @@ def replay(path: str | Path, *, speed: float | None = None, session: Session | N
         "source": header.get("source"),
         "started_at": header.get("started_at"),  # None for a clip's own flash log: the clip has no calendar
         "clip": clip_name(header, session.decoder.hello),
+        "imported": header.get("imported"),  # another sensor's recording: where from, what it lacks (docs/import.md)
         "frames": report.frames,
         **session.summary(),
         "host_events": host_events,

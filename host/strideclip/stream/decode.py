@@ -110,12 +110,13 @@ class StreamDecoder:
         """Raise FrameValueError for a packet this session cannot have sent: live samples farther
         from its first than one clip session spans (the step detector counts in int32), or a
         HELLO of the same session that changes the rate, the scales or the clip."""
-        rate_hz = self.hello.rate_hz if self.hello else 0
-        if isinstance(msg, P.Samples) and msg.ptype == P.T_SAMPLES and self.first_idx is not None:
-            if abs(msg.first_idx + msg.count - self.first_idx) > schema.session_span_samples(rate_hz):
+        if isinstance(msg, P.Samples):
+            if msg.ptype == P.T_SAMPLES and self.first_idx is not None and \
+                    abs(msg.first_idx + msg.count - self.first_idx) > \
+                    schema.session_span_samples(self.hello.rate_hz if self.hello else 0):
                 raise FrameValueError(f"samples from {msg.first_idx}: too far from the session's first, "
                                       f"{self.first_idx}, for one clip session", offset=3)
-        if isinstance(msg, P.Hello) and self.hello is not None and msg.session_id == self.hello.session_id:
+        elif isinstance(msg, P.Hello) and self.hello is not None and msg.session_id == self.hello.session_id:
             fixed = ("rate_hz", "accel_ug_per_lsb", "gyro_mdps_per_lsb_q8", "clip_id")
             changed = [f for f in fixed if getattr(msg, f) != getattr(self.hello, f)]
             if changed:

@@ -47,9 +47,18 @@ def decode_packet(pkt: bytes | bytearray | memoryview) -> Message:
         raise host_error(e) from e
 
 
+_COUNTS_DTYPE = np.dtype("<i2")  # the raw counts as a packet holds them
+
+
 def samples_array(msg: P.Samples) -> np.ndarray:
-    """The raw int16 counts of a SAMPLES/BACKFILL packet as an (n, 6) array (a copy)."""
-    return np.frombuffer(msg.data, dtype="<i2").reshape(msg.count, 6).astype(np.int16)
+    """The raw int16 counts of a SAMPLES/BACKFILL packet as an (n, 6) array: a read-only view of
+    the packet when its bytes cannot change (``bytes``: a log's records, a simulated link), else a
+    copy (a bytearray a link may reuse for its next packet)."""
+    counts = np.ndarray((msg.count, 6), _COUNTS_DTYPE, msg.data)  # (np.frombuffer and a reshape: twice the time)
+    owner = msg.data.obj if isinstance(msg.data, memoryview) else msg.data
+    if type(owner) is bytes and _COUNTS_DTYPE.isnative:
+        return counts
+    return counts.astype(np.int16)
 
 
 def encode_samples(seq: int, first_idx: int, counts: np.ndarray, *, backfill: bool = False) -> bytes:

@@ -66,6 +66,11 @@ def header(body: bytes) -> tuple[dict, list[str]]:
             dropped.append(f"header field {key}: {_short(head.pop(key))} is not an integer in {lo}..{hi}")
     if "rate_hz" in head and not (_is_int(head["rate_hz"]) and head["rate_hz"] in steps.RATES_HZ):
         dropped.append(f"header field rate_hz: {_short(head.pop('rate_hz'))} is not one of {steps.RATES_HZ}")
+    if "imported" in head:  # another sensor's provenance (docs/import.md): names, shown as text
+        if isinstance(head["imported"], dict):
+            head["imported"] = _plain_texts(head["imported"])
+        else:
+            dropped.append(f"header field imported: a JSON {_json_type(head.pop('imported'))}, not an object")
     if "started_at" in head:
         started = start_time(head["started_at"])
         if started is None:
@@ -111,10 +116,13 @@ def clip_packet(pkt: bytes | bytearray | memoryview) -> ClipMessage:
     open: the direction, the sample index range, a rate and scale the step detector can run at.
     Raises a FrameError subclass (``strideclip.stream.packets``)."""
     msg = decode_packet(pkt)
+    if isinstance(msg, P.Samples):  # (nearly every packet: first)
+        if msg.first_idx + msg.count > SAMPLE_INDEX_END:
+            raise FrameValueError(f"samples {msg.first_idx}+{msg.count} run past the largest sample index (u32)",
+                                  offset=3)
+        return msg
     if isinstance(msg, P.Command):
         raise UnknownFrameTypeError("a command packet: they go from the host to the clip, never back")
-    if isinstance(msg, P.Samples) and msg.first_idx + msg.count > SAMPLE_INDEX_END:
-        raise FrameValueError(f"samples {msg.first_idx}+{msg.count} run past the largest sample index (u32)", offset=3)
     if isinstance(msg, P.Hello):
         try:  # the step detector's own check: a rate it has a table for, a sensitivity it can scale
             steps.make_config(msg.rate_hz, msg.accel_ug_per_lsb)
@@ -169,6 +177,17 @@ def _plain_text(s: str) -> str:
     """A name as every consumer can print and store it: no control characters (terminal escapes,
     NUL), line breaks or lone surrogates (no UTF-8 for them), at most MAX_TEXT_CHARS."""
     return "".join(c for c in s if unicodedata.category(c) not in ("Cc", "Cs", "Zl", "Zp"))[:MAX_TEXT_CHARS]
+
+
+def _plain_texts(v):
+    """``v`` with every string in it made plain text (``_plain_text``), at any depth."""
+    if isinstance(v, str):
+        return _plain_text(v)
+    if isinstance(v, dict):
+        return {_plain_text(k): _plain_texts(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain_texts(x) for x in v]
+    return v
 
 
 def _is_int(v) -> bool:
