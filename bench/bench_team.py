@@ -109,8 +109,9 @@ def main() -> None:
     if result.killed:
         backs = ", ".join(f"{c} {s:.2f} s" for c, s in sorted(result.back_s.items()))
         print(f"{result.killed} killed: its clips back through another gateway after {backs or 'none held'}")
-    for gw, u in sorted(result.usage.items()):
-        print(f"{gw}: {u['cpu_s']:.1f} CPU s, {u['rss_mb']:.0f} MB resident")
+    for name, u in sorted(result.usage.items()):  # (air: the test's radio, clips included: not the product's)
+        print(f"{name}: {u['cpu_s']:.1f} CPU s ({100 * u['cpu_s'] / u['wall_s']:.0f} % of a core over its "
+              f"{u['wall_s']:.0f} s), {u['rss_mb']:.0f} MB resident")
     if f.get("screen_ms"):
         sc = f["screen_ms"]
         print(f"sample -> screen (chromium, {sc['updates']} tile updates): p50 {sc['p50']:.0f} ms, p95 {sc['p95']:.0f} ms, "

@@ -299,7 +299,7 @@ def test_a_page_opened_two_minutes_in_or_reloaded_shows_the_minutes_before_it(tm
 def test_a_page_that_draws_slowly_sees_fresh_tiles_not_a_backlog(tmp_path, browser):
     """A busy laptop's page (chromium's CPU slowed 6 times) that draws updates slower than they
     come: the server sends the next only once the page has drawn the last, so what the page shows
-    stays seconds fresh (measured: under 5 s) instead of falling ever further behind on queued
+    stays seconds fresh (measured: under 5 s; asserted: under 15 s on a loaded machine) instead of falling ever further behind on queued
     updates (without it: 100 s behind after 30 s)."""
     dash = DashboardProcess(tmp_path, "--simulate", 8, "--speed", 1, "--minutes", 6, "--seconds", 120)
     try:
@@ -324,4 +324,4 @@ def test_a_page_that_draws_slowly_sees_fresh_tiles_not_a_backlog(tmp_path, brows
         err = dash.stop()
     assert "Traceback" not in err, err
     assert len(ages_s) >= 10, ages_s
-    assert max(ages_s[-5:]) < 10.0, f"the page fell behind: {[round(a, 1) for a in ages_s]}"
+    assert max(ages_s[-5:]) < 15.0, f"the page fell behind: {[round(a, 1) for a in ages_s]}"

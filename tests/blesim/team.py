@@ -159,6 +159,8 @@ def run_team(team: Team, out: Path, broker, on_dashboard: Callable[[str], None] 
         except TimeoutError as e:
             result.notes.append(str(e))  # (scored as it is: what is missing is counted)
     finally:
+        if air.proc.poll() is None:  # the test's radio: its load is on this machine too
+            result.usage["air"] = usage(air.proc.pid)
         _stop(procs, result)
         result.truths = {c: air.truth(c) for c in clips}
         air.close()

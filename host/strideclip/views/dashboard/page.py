@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TILE_MS = 100  # tiles refresh: a packet reaches the screen within ~0.3 s (bench/bench_dashboard.py)
-TILE_RESEND_S = 2.0  # a tiles update the page has not said it drew: send the next one anyway after this
+TILE_RESEND_S = 10.0  # a tiles update the page has not said it drew (a lost answer): send the next one anyway after this
 # the page's answer, a frame after it drew a tiles update: that update's version (Bokeh sends the change back)
 TILES_DRAWN_JS = """
 const m = /data-tiles-version="(\\d+)"/.exec(tiles.text);
@@ -105,7 +105,8 @@ def make_app(dash: Dashboard) -> Application:
 
         playing = {"now": _metronomes(beat.data)}
 
-        flow = {"version": 0, "sent_at_s": 0.0, "text": ""}  # the newest tiles update sent to this page
+        # the newest tiles update sent to this page; the tiles version sent just before the newest charts update
+        flow = {"version": 0, "sent_at_s": 0.0, "text": "", "chart_version": -1, "chart_at_s": 0.0}
 
         def caught_up() -> bool:
             """The page drew the newest tiles update (and so took in everything sent before it),
@@ -124,8 +125,12 @@ def make_app(dash: Dashboard) -> Application:
                 beat.data = data
 
         def update() -> None:
-            if not caught_up():  # the charts wait too: a page that cannot draw them all gets them later
+            # the charts wait until the page drew a tiles update sent after the last charts update (so
+            # it took that in: a page's messages are handled in order): a page that cannot draw them
+            # all gets them later, in bigger pieces; tiles in flight do not hold them back
+            if drawn.data["version"][0] <= flow["chart_version"] and time.monotonic() - flow["chart_at_s"] < TILE_RESEND_S:
                 return
+            flow.update(chart_version=flow["version"], chart_at_s=time.monotonic())
             for i in range(n):
                 new, seen[i] = dash.history[i].since(seen[i])
                 if new["t_min"]:  # the page keeps what the server keeps: its last len(points)
