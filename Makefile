@@ -21,8 +21,10 @@ demo: $(STAMP)
 # System tools the tests drive: Debian's chromium for the page tests (Playwright never
 # downloads a browser here), openscad to render the case and gcc-multilib for the clip's 32-bit
 # test rig, mosquitto for the team's broker tests (its Debian service, if started, is not used:
-# the tests run their own on a free port). Installed with apt-get if missing.
+# the tests run their own on a free port) and openssl for their TLS certificate. Installed with
+# apt-get if missing.
 APT_TOOLS := /usr/bin/chromium:chromium /usr/bin/openscad:openscad /usr/sbin/mosquitto:mosquitto \
+	/usr/bin/openssl:openssl \
 	/usr/include/x86_64-linux-gnu/gnu/stubs-32.h:gcc-multilib
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -241,7 +241,7 @@ def test_the_broker_keeps_its_port_and_users_across_restarts(mosquitto_broker):
 def test_with_tls_the_broker_speaks_only_tls(tmp_path):
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed: it makes the test's certificate (apt install openssl)")
+        pytest.skip("openssl is not installed: it makes the test's certificate (make test installs it with apt)")
     with start_broker(tmp_path, gateways=["gw-a"], start=False) as broker:
         tls = broker.folder / "tls"
         tls.mkdir(mode=0o711)
