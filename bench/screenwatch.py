@@ -11,17 +11,20 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
-# Walk every shadow root (Bokeh draws each view in one) and watch the tiles on every frame.
+# Find the tiles' box once (walking every shadow root: Bokeh draws each view in one), again only
+# if it is replaced, and note on every frame each tile whose newest packet changed.
 WATCH = """
 () => {
-  const tiles = () => { const out = []; const walk = (root) => { root.querySelectorAll('*').forEach(el => {
-      if (el.classList && el.classList.contains('tile')) out.push(el);
-      if (el.shadowRoot) walk(el.shadowRoot); }); }; walk(document); return out; };
+  const find = () => { let box = null; const walk = (root) => { root.querySelectorAll('*').forEach(el => {
+      if (!box && el.classList && el.classList.contains('tiles')) box = el;
+      if (el.shadowRoot) walk(el.shadowRoot); }); }; walk(document); return box; };
   window.bench = {changes: [], frames: 0, last: {}};
+  let box = find();
   const frame = () => {
     window.bench.frames += 1;
     const now = Date.now() / 1000;
-    for (const t of tiles()) {
+    if (!box || !box.isConnected) box = find();
+    for (const t of (box ? box.children : [])) {
       const r = parseFloat(t.dataset.received);
       const who = t.dataset.athlete;
       if (r && window.bench.last[who] !== r) {

@@ -243,6 +243,11 @@ CHART_HISTORY_JS = """() => {
 }"""
 
 
+# athlete i's band and lines in the three charts all have the visibility given
+LINES_VISIBLE_JS = """([i, visible]) => ["band", "cadence_spm", "impact_g", "rotation_deg"].every(
+  part => Bokeh.documents[0].get_model_by_name(`line_${i}_${part}`).visible === visible)"""
+
+
 def _open_charts(page):
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].get_model_by_name('live_0')",
                            timeout=30000)
@@ -274,6 +279,12 @@ def test_a_page_opened_two_minutes_in_or_reloaded_shows_the_minutes_before_it(tm
         page.wait_for_timeout(2000)  # and then it streams what follows
         later = page.evaluate(CHART_HISTORY_JS)
         assert all(b[1] > a[1] for a, b in zip(charts["cadence_spm"], later["cadence_spm"]))
+        # one key for the three charts: clicking a name hides that athlete's lines in all of them, and shows them again
+        item = page.locator(".bk-item", has=page.locator(".bk-label", has_text="athlete-2"))
+        for visible in (False, True):
+            item.click()
+            page.wait_for_function(LINES_VISIBLE_JS, arg=[1, visible], timeout=5000)
+            assert page.evaluate(LINES_VISIBLE_JS, [0, True]), "the other athlete's lines stay"
         # one clock: the header's is the session time the tiles show, not the wall clock
         for _ in range(10):
             header = page.locator(".clock").inner_text()

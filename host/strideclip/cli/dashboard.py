@@ -22,7 +22,7 @@ from strideclip.coaching.cueconfig import load_if_given
 @CLIPS_OPTION
 @broker_options
 @SERIAL_PORTS_OPTION
-@click.option("--simulate", "n_sim", type=click.IntRange(0, 16), default=0,
+@click.option("--simulate", "n_sim", type=click.IntRange(0, 24), default=0,
               help="Follow this many simulated athletes through the whole pipeline (no clip needed).")
 @click.option("--speed", type=click.FloatRange(0.1, 1000), default=1.0, show_default=True,
               help="Simulated athletes: pace, times real time.")
