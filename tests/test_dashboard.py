@@ -248,6 +248,12 @@ LINES_VISIBLE_JS = """([i, visible]) => ["band", "cadence_spm", "impact_g", "rot
   part => Bokeh.documents[0].get_model_by_name(`line_${i}_${part}`).visible === visible)"""
 
 
+def _session_steps(page) -> dict:
+    """The Session tab's steps per athlete, as shown."""
+    return {tr.get_attribute("data-athlete"): int(tr.locator("td").nth(2).inner_text())
+            for tr in page.locator("table.session tr[data-athlete]").all()}
+
+
 def _open_charts(page):
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].get_model_by_name('live_0')",
                            timeout=30000)
@@ -300,6 +306,15 @@ def test_a_page_opened_two_minutes_in_or_reloaded_shows_the_minutes_before_it(tm
             latency = tile.locator('.v[data-key="latency_ms"]').get_attribute("data-value")
             assert latency and float(latency) > 0, latency
             assert "–" not in tile.locator("table").inner_text()
+        # the Session tab, opened mid-run, shows the session as it is now, not as it was when the page opened
+        before = {r["name"]: r["steps"] for r in dash.state()["session"]}
+        page.locator(".bk-tab", has_text="Session").click()
+        deadline = time.monotonic() + 5
+        while not all((shown := _session_steps(page)).get(who, -1) >= n for who, n in before.items()):
+            assert time.monotonic() < deadline, f"the Session tab shows {shown}, the session has {before}"
+            page.wait_for_timeout(100)
+        after = {r["name"]: r["steps"] for r in dash.state()["session"]}
+        assert all(before[who] <= shown[who] <= after[who] for who in before), (before, shown, after)
         page.screenshot(path=tmp_path / "dashboard-history.png", full_page=True)
         page.close()
     finally:

@@ -8,7 +8,6 @@ import asyncio
 import html
 import logging
 import time
-from contextlib import contextmanager
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -142,20 +141,27 @@ def make_app(dash: Dashboard) -> Application:
             if drawn.data["version"][0] <= flow["chart_version"] and time.monotonic() - flow["chart_at_s"] < TILE_RESEND_S:
                 return
             flow.update(chart_version=flow["version"], chart_at_s=time.monotonic())
-            with _held(doc):  # every athlete's points in one message: the page paints each chart once for them
-                for i in range(n):
-                    new, seen[i] = dash.history[i].since(seen[i])
-                    if new["t_min"]:  # the page keeps what the server keeps: its last len(points)
-                        sources[i].stream(new, rollover=len(dash.history[i].points))
-                for name, fig in figs.items():
-                    lo, hi = axis_span(name, dash.history)
-                    if (fig.y_range.start, fig.y_range.end) != (lo, hi):
-                        fig.y_range.update(start=lo, end=hi)
-            session.text = session_html(dash.session_view())
+            for i in range(n):
+                new, seen[i] = dash.history[i].since(seen[i])
+                if new["t_min"]:  # the page keeps what the server keeps: its last len(points)
+                    sources[i].stream(new, rollover=len(dash.history[i].points))
+            for name, fig in figs.items():
+                lo, hi = axis_span(name, dash.history)
+                if (fig.y_range.start, fig.y_range.end) != (lo, hi):
+                    fig.y_range.update(start=lo, end=hi)
+            if tabs.active == 1:
+                show_session()
             if dash.ended and not shown_end["done"]:
                 shown_end["done"] = True
                 tabs.active = 1
 
+        def show_session() -> None:
+            # only while its tab is open (and on opening it): a new text makes Bokeh lay out the whole page
+            text = session_html(dash.session_view())
+            if text != session.text:
+                session.text = text
+
+        tabs.on_change("active", lambda _attr, _old, _new: show_session())
         doc.add_periodic_callback(update_tiles, TILE_MS)
         doc.add_periodic_callback(update, CHART_MS)
 
@@ -210,16 +216,6 @@ def _tile_parts(dash: Dashboard, athletes: list[dict], *, version: int) -> list[
 def _header_part(dash: Dashboard, athletes: list[dict], version: int) -> str:
     """The header, whose clock is the tiles' session time, with the tiles' version."""
     return f'<div class="header" data-tiles-version="{version}">{header_html(athletes, dash.ended)}</div>'
-
-
-@contextmanager
-def _held(doc):
-    """The document's changes in the block go to the page as one message."""
-    doc.hold("combine")
-    try:
-        yield
-    finally:
-        doc.unhold()
 
 
 def _metronomes(data: dict) -> list:
