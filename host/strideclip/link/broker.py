@@ -91,7 +91,7 @@ class BrokerLink:
                 received_ms, pkt = T.unpack_packet(payload)
                 t._packet(gateway, received_ms, pkt)
             else:
-                t._figures_from(gateway, _json_object(payload, topic))
+                t._figures_from(gateway, T.link_figures(_json_object(payload, topic), topic))
         except T.BadMessage as e:
             self._bad(str(e))
 

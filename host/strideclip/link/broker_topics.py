@@ -84,3 +84,26 @@ def unpack_packet(payload: bytes) -> tuple[int, bytes]:
     if len(payload) <= _RECEIVED.size:
         raise BadMessage(f"a packet message of {len(payload)} bytes: too short for a receive time and a packet")
     return _RECEIVED.unpack_from(payload)[0], bytes(payload[_RECEIVED.size:])
+
+
+RSSI_DBM = (-127, 20)  # what a Bluetooth controller can report (HCI: -127..20 dBm)
+
+
+def link_figures(obj: dict, topic: str) -> dict:
+    """A gateway's link figures for a clip (its link message, a JSON object), checked: what the
+    coach shows and acts on (``connected``, ``rssi_dbm``, ``rtt_ms``) has the right type and a
+    possible value, or the message is bad (BadMessage naming the field); others are dropped."""
+    out = {}
+    connected = obj.get("connected")
+    if not isinstance(connected, bool):
+        raise BadMessage(f"{topic}: link figures without connected true or false")
+    out["connected"] = connected
+    rssi = obj.get("rssi_dbm")
+    if rssi is not None and (type(rssi) is not int or not RSSI_DBM[0] <= rssi <= RSSI_DBM[1]):
+        raise BadMessage(f"{topic}: rssi_dbm {rssi!r} is not a whole number of dBm in {RSSI_DBM[0]}..{RSSI_DBM[1]}")
+    out["rssi_dbm"] = rssi
+    rtt = obj.get("rtt_ms")
+    if rtt is not None and (type(rtt) not in (int, float) or not 0 <= rtt < 1e6):
+        raise BadMessage(f"{topic}: rtt_ms {rtt!r} is not a round trip in ms")
+    out["rtt_ms"] = rtt
+    return out
