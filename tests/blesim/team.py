@@ -161,7 +161,7 @@ def run_team(team: Team, out: Path, broker, on_dashboard: Callable[[str], None] 
     finally:
         if air.proc.poll() is None:  # the test's radio: its load is on this machine too
             result.usage["air"] = usage(air.proc.pid)
-        _stop(procs, result)
+        _stop(procs, result, out)
         result.truths = {c: air.truth(c) for c in clips}
         air.close()
         (out / "truth.json").write_text(json.dumps(result.truths))
@@ -188,7 +188,7 @@ def _gather(air: AirClient, procs: dict, out: Path, gws: list[str], clips: list[
     air.start()
 
 
-def _stop(procs: dict, result: Outcome) -> None:
+def _stop(procs: dict, result: Outcome, out: Path) -> None:
     """Each process's CPU and memory, then Ctrl-C for everyone still running, and their exit codes."""
     for name, p in procs.items():
         if p.poll() is None:
@@ -203,8 +203,22 @@ def _stop(procs: dict, result: Outcome) -> None:
         try:
             result.exits[name] = p.wait(60)
         except subprocess.TimeoutExpired:
+            _where_stuck(name, p, out)
             p.kill()
             result.exits[name] = "hung"
+
+
+def _where_stuck(name: str, p: subprocess.Popen, out: Path) -> None:
+    """A process that did not end on Ctrl-C: where its asyncio tasks wait (a gateway's, on its
+    stderr) and, with py-spy beside this Python, every thread's stack, in NAME.hang."""
+    if name.startswith("gw-"):
+        p.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+    spy = Path(sys.executable).parent / "py-spy"
+    if spy.exists():
+        dump = subprocess.run([str(spy), "dump", "--pid", str(p.pid), "--locals"], capture_output=True, text=True,
+                              timeout=60)
+        (out / f"{name}.hang").write_text(dump.stdout + dump.stderr)
 
 
 def _clips(air: AirClient) -> dict:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,11 +34,14 @@ from strideclip.session.live import _unique, log_name
 from strideclip.session.recorder import log_packet
 from strideclip.stream.logwriter import SessionLogWriter
 
+log = logging.getLogger(__name__)
+
 OUTBOX_S = 600.0  # per clip: what waits for the broker, at most this much (10 min), the oldest dropped after
 OUTBOX_MAX_PACKETS = 30_000  # ... and at most this many (10 min of a 416 Hz clip is ~13 000)
 BATCH = 64  # messages in flight at once: the broker's acknowledgements pipelined, in order per clip
 LINK_EVERY_S = 2.0  # link figures and the gateway's state this often (and the figures at every change)
 FLUSH_S = 10.0  # at the end: this long for the outbox to empty while the broker is there
+STOP_WAIT_S = 5.0  # at the end: this long for the sender to stop once told
 LAST_ASKS_S = (1.0, 5.0)  # at the end: the coach's last commands answered until none came for 1 s (5 s at most)
 
 
@@ -75,6 +79,7 @@ class GatewayClip:
         self.packets = 0
         self.commands = 0
         self.error: str | None = None
+        self.ended = False  # its run is over and its log closed
         self.transport = source.open(on_packet=self._on_packet, on_link=self._on_link, on_sent=self._on_sent)
         self.log = SessionLogWriter(log_path, header={"athlete": source.name, "source": source.kind,
                                                       "clip_name": source.name, "address": source.address,
@@ -110,7 +115,8 @@ class GatewayClip:
         try:
             await self.transport.send_packet(pkt)
         except TransportError as e:
-            self.log.host_event("command_failed", error=str(e))
+            if not self.ended:  # (a command that came after the clip's run: nothing to write it in)
+                self.log.host_event("command_failed", error=str(e))
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -123,6 +129,7 @@ class GatewayClip:
             self.gateway.link_changed(self)
             self.log.host_event("link_stats", **self.transport.stats(), outbox_dropped=self.outbox.dropped)
             self.log.close()
+            self.ended = True
 
 
 class Gateway:
@@ -134,6 +141,7 @@ class Gateway:
         self.name = T.check_name(name, "gateway name")
         self.out_dir = Path(out_dir)
         self.clips: dict[str, GatewayClip] = {}
+        self._writes: set[asyncio.Task] = set()  # commands being written to clips
         self.runs: dict[str, asyncio.Future] = {}
         self.bad_commands = 0
         self.first_bad: str | None = None
@@ -203,7 +211,10 @@ class Gateway:
                 await asyncio.sleep(0.05)
             figures.cancel()
             sender.cancel()
-            await asyncio.gather(figures, sender, return_exceptions=True)
+            try:  # (bounded: a cancel lost all the same must not keep the gateway from exiting)
+                await asyncio.wait_for(asyncio.gather(figures, sender, return_exceptions=True), STOP_WAIT_S)
+            except asyncio.TimeoutError:
+                log.warning("gateway %s: its sender did not stop within %.0f s", self.name, STOP_WAIT_S)
             await self._publish_figures(list(self.clips))
 
     async def _last_asks(self) -> None:
@@ -248,7 +259,9 @@ class Gateway:
             self.first_bad = self.first_bad or str(e)
             return
         self.last_command_s = time.monotonic()
-        asyncio.ensure_future(target.write(payload))
+        writing = asyncio.ensure_future(target.write(payload))
+        self._writes.add(writing)  # (held: the loop keeps only a weak reference to a task)
+        writing.add_done_callback(self._writes.discard)
 
     async def _send(self) -> None:
         """The outboxes to the broker, in order per clip, ``BATCH`` messages in flight; a batch
