@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,6 +203,13 @@ def test_phyphox_export_archive_reads_as_its_unpacked_folder(tmp_path):
     t0 = float(PHYPHOX_ACC.read_text().splitlines()[1].split(",")[0])
     started = dt.datetime.fromisoformat(from_zip.start_utc).timestamp()
     assert started == pytest.approx(1714557600 + t0, abs=1e-3)
+    # a copy damaged in the middle: one line naming the file in the archive, not a zip library's traceback
+    data = bytearray(Path(archive).read_bytes())
+    data[len(data) // 3:len(data) // 3 + 64] = bytes(64)
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ImportFormatError, match=r"damaged\.zip/.*cannot be unpacked"):
+        reader("phyphox")([damaged])
 
 
 def _phyphox_experiment(folder, t_s, values, names, unit, start_epoch):
@@ -406,6 +414,22 @@ def test_xsens_rate_quantities_dv_dq_give_the_same_as_acc_gyr(tmp_path, physical
 
 # --- bad input ------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("utc", ["soon", 1e30, None])
+def test_a_movesense_date_no_clock_gives_leaves_the_recording_undated(utc, tmp_path):
+    doc = json.loads(MOVESENSE.read_text())
+    doc["Samples"].insert(0, {"TimeDetailed": {"utcTime": utc, "relativeTime": 5}})
+    path = tmp_path / MOVESENSE.name
+    path.write_text(json.dumps(doc))
+    rec = reader("movesense")([path])
+    assert rec.start_utc is None and rec.n_samples == reader("movesense")([MOVESENSE]).n_samples
+
+
+def test_a_damaged_import_header_is_said_as_far_as_it_can_be():
+    from strideclip.imports.recording import provenance_said
+    source, blank = provenance_said({"files": "run.csv", "format": "csv", "not_measured": ["rotation_deg"]})
+    assert source.startswith(" (csv)") and blank == []
+
+
 OTHER = {"phyphox": (MOVESENSE, "movesense"), "metamotion": (PHYPHOX_ACC, "phyphox"),
          "movesense": (XSENS, "xsens-dot"), "xsens-dot": (PHYPHOX_ACC, "phyphox")}
 
@@ -430,6 +454,19 @@ def test_a_truncated_file_says_it_was_cut_short(fmt, tmp_path):
     with pytest.raises(ImportFormatError, match="cut short") as e:
         reader(fmt)([cut])
     assert cut.name in str(e.value) and e.value.path
+
+
+@pytest.mark.parametrize("fmt", sorted(set(EXAMPLES) - {"movesense"}))
+def test_a_file_with_its_header_and_no_rows_says_it_has_no_samples(fmt, tmp_path):
+    """(An experiment stopped at once; a MetaBase download with nothing in it.)"""
+    path = _first_file(fmt)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header_lines = next(k for k, line in enumerate(lines) if line[:1].isdigit() or line[:2] in ('"0', '"1'))
+    empty = tmp_path / path.name
+    empty.write_text("\n".join(lines[:header_lines]) + "\n", encoding="utf-8")
+    with pytest.raises(ImportFormatError, match="no samples") as e:
+        reader(fmt)([empty])
+    assert empty.name in str(e.value)
 
 
 @pytest.mark.parametrize("fmt", sorted(EXAMPLES))

@@ -250,6 +250,8 @@ def open_table(text: str, name: str, path: str, *, header_at: int | None = None,
         kept = [(n, row) for n, row in zip(row_lines.tolist(), rows)
                 if row.strip() and not row.lstrip().startswith("#")]
         row_lines, rows = np.array([n for n, _ in kept], int), [row for _, row in kept]
+    if not rows:  # (a recording stopped at once: every reader would find nothing to start from)
+        raise ImportFormatError(f"{name}: no samples after its header: an empty recording", path=path)
     comma = delimiter != "," and any(DECIMAL_COMMA.fullmatch(c.strip()) for c in (rows or [""])[0].split(delimiter))
     return Table(name, path, head if has_header else None, len(head), delimiter, comma, row_lines, rows,
                  bool(text) and not text.endswith("\n"))

@@ -6,7 +6,6 @@ file, in either order or as the folder holding them, are recognised by their col
 on the epoch time both share. The rate in the file's name is the one configured."""
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 from strideclip.errors import ImportFormatError
 from strideclip.imports import checks, join
 from strideclip.imports import columns as C
-from strideclip.imports.recording import Recording
+from strideclip.imports.recording import Recording, utc_iso
 
 AXES = ("x", "y", "z")
 FILE_NAME = re.compile(r"(?P<device>.*?)_?(?P<date>\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}\.\d{3})_(?P<mac>[0-9A-Fa-f]{12})_"
@@ -154,8 +153,7 @@ def read(paths: list[Path]) -> Recording:
         sensor += f", named {parts['device']}"
     start_utc = None
     if acc.epoch and len(t_s):
-        moment = _dt.datetime.fromtimestamp(float(t0 * scale + t_s[0]), _dt.timezone.utc)
-        start_utc = moment.isoformat(timespec="milliseconds")
+        start_utc = utc_iso(float(t0 * scale + t_s[0]))
     if not acc.epoch:
         notes.append("no epoc (ms) column: times from elapsed (s)")
     if len(t_s):

@@ -12,7 +12,6 @@ resources are joined onto the accelerometer's times. A ``TimeDetailed`` record (
 relativeTime in ms) dates the recording."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import re
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from strideclip.errors import ImportFormatError
 from strideclip.imports import columns as C
 from strideclip.imports import join
-from strideclip.imports.recording import Recording
+from strideclip.imports.recording import Recording, utc_iso
 
 ACC_UNIT, GYRO_UNIT = "mps2", "dps"  # Movesense's API: ArrayAcc in m/s^2, ArrayGyro in deg/s
 RATE_IN_URI = re.compile(r"Meas/(?:IMU\d*m?|Acc|Gyro)/(\d+)", re.I)
@@ -63,8 +62,8 @@ def _walk(node, found: list, context: dict, name: str, path: str) -> None:
     if isinstance(uri, str):
         context.setdefault("uris", []).append(uri)
     detailed = node.get("TimeDetailed")
-    if isinstance(detailed, dict) and "utcTime" in detailed and "relativeTime" in detailed:
-        context.setdefault("utc", (float(detailed["relativeTime"]), float(detailed["utcTime"])))
+    if isinstance(detailed, dict) and all(type(detailed.get(k)) in (int, float) for k in ("utcTime", "relativeTime")):
+        context.setdefault("utc", (float(detailed["relativeTime"]), float(detailed["utcTime"])))  # (else: undated)
     if "ArrayAcc" in node or "ArrayGyro" in node:
         t = _timestamp(node)
         if t is None:
@@ -133,8 +132,7 @@ def read(paths: list[Path]) -> Recording:
     start_utc = None
     if "utc" in context and len(t):
         rel_ms, utc_us = context["utc"]
-        moment = _dt.datetime.fromtimestamp(utc_us / 1e6 + (t[0] * 1000.0 - rel_ms) / 1000.0, _dt.timezone.utc)
-        start_utc = moment.isoformat(timespec="milliseconds")
+        start_utc = utc_iso(utc_us / 1e6 + (t[0] * 1000.0 - rel_ms) / 1000.0)
     notes.append(f"sample times from the packets' Timestamps: {rate:.2f} Hz measured")
     app = "Movesense DataLogger (sbem2json)" if isinstance(doc, dict) and "Samples" in doc else "Movesense"
     return Recording(t_s=t - t[0], accel_g=accel * C.factor(ACC_UNIT), gyro_dps=gyro_dps, fmt="movesense",

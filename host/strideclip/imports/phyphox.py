@@ -16,9 +16,9 @@ experiments (accelerometer and gyroscope recorded apart) are put on one clock.""
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import numpy as np
 from strideclip.errors import ImportFormatError
 from strideclip.imports import checks, join
 from strideclip.imports import columns as C
-from strideclip.imports.recording import Recording
+from strideclip.imports.recording import Recording, utc_iso
 
 AXES = ("x", "y", "z")
 WITHOUT_G_MEDIAN_G = 0.3  # a phone's "acceleration" with a median |a| under this has had gravity removed
@@ -106,14 +106,24 @@ def _from_zip(path: Path) -> list[_Source]:
 
         def member(name: str) -> str | None:
             hit = next((n for n in names if n.replace("\\", "/").endswith("meta/" + name)), None)
-            return C.read_text(archive.read(hit), f"{path.name}/{hit}", str(path)) if hit else None
+            return C.read_text(_unpacked(archive, hit, path), f"{path.name}/{hit}", str(path)) if hit else None
 
         device, start, starts = _meta(member)
         tables = [n for n in names if n.lower().endswith(".csv") and "meta/" not in n.replace("\\", "/")]
         if not tables:
             raise ImportFormatError(f"{path.name}: no CSV in the archive: not a phyphox CSV export", path=str(path))
-        return [_Source(f"{path.name}/{n}", str(path), C.read_text(archive.read(n), f"{path.name}/{n}", str(path)),
+        return [_Source(f"{path.name}/{n}", str(path),
+                        C.read_text(_unpacked(archive, n, path), f"{path.name}/{n}", str(path)),
                         Path(n).stem, str(path.resolve()), device, start, starts, False) for n in tables]
+
+
+def _unpacked(archive: zipfile.ZipFile, member: str, path: Path) -> bytes:
+    """One file of the archive; ImportFormatError if it cannot be unpacked (a copy cut short, a bad
+    checksum, a password)."""
+    try:
+        return archive.read(member)
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError) as e:
+        raise ImportFormatError(f"{path.name}/{member}: cannot be unpacked ({e})", path=str(path)) from None
 
 
 def _collect(paths: list[Path]) -> list[_Source]:
@@ -272,8 +282,7 @@ def read(paths: list[Path]) -> Recording:
     start = acc.source.start_epoch_s
     start_utc = None
     if start is not None:
-        moment = _dt.datetime.fromtimestamp(start + float(t0 + (t_s[0] if len(t_s) else 0.0)), _dt.timezone.utc)
-        start_utc = moment.isoformat(timespec="milliseconds")
+        start_utc = utc_iso(start + float(t0 + (t_s[0] if len(t_s) else 0.0)))
     sensor, app = _describe(acc.source)
     if len(t_s):
         t_s = t_s - t_s[0]

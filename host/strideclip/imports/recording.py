@@ -2,6 +2,8 @@
 before anything is resampled or converted to a clip's counts (docs/import.md)."""
 from __future__ import annotations
 
+import datetime as _dt
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,8 +40,21 @@ def provenance_said(imported: dict) -> tuple[str, list[str]]:
     (csv) at 100.0 Hz"), and each group of metrics it cannot have, with why ("pelvic drop, pelvic
     rotation, pelvic tilt (no gyroscope in the recording)")."""
     what = ", ".join(str(x) for x in (imported.get("format"), imported.get("sensor"), imported.get("app")) if x)
-    source = f"{', '.join(map(str, imported.get('files') or []))} ({what}) at {imported.get('rate_hz')} Hz"
+    files = imported.get("files")
+    source = f"{', '.join(map(str, files if isinstance(files, list) else []))} ({what}) at {imported.get('rate_hz')} Hz"
     blank: dict[str, list[str]] = {}
-    for metric, why in (imported.get("not_measured") or {}).items():
+    not_measured = imported.get("not_measured")  # (a log's header is untrusted: a damaged one may hold anything)
+    for metric, why in (not_measured.items() if isinstance(not_measured, dict) else ()):
         blank.setdefault(str(why), []).append(str(metric).removesuffix("_deg").replace("_", " "))
     return source, [f"{', '.join(metrics)} ({why})" for why, metrics in blank.items()]
+
+
+def utc_iso(epoch_s: float) -> str | None:
+    """A start time the file gives in seconds since 1970 as ISO 8601 UTC (to the ms); None for a
+    value no clock gives (not finite, before year 1 or after 9999: a damaged file's)."""
+    if not math.isfinite(epoch_s):
+        return None
+    try:
+        return _dt.datetime.fromtimestamp(epoch_s, _dt.timezone.utc).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):
+        return None
