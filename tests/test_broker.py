@@ -123,13 +123,12 @@ def test_a_gateway_cannot_publish_under_another_gateway_nor_the_coach_as_a_gatew
               T.packet_topic("coach", "clip-1")]
 
     async def main():
-        async with _client(broker, "coach") as coach, _client(broker, "coach", identifier="coach-2") as coach_2, \
-                _client(broker, "gw-a") as gw:
+        async with _client(broker, "coach") as coach, _client(broker, "gw-a") as gw:
             for topic in T.COACH_SUBSCRIPTIONS:
                 await coach.subscribe(topic, qos=1)
             for topic in forged:
                 await gw.publish(topic, T.pack_packet(1, b"forged"), qos=1)
-            await coach_2.publish(T.packet_topic("gw-c", "clip-1"), T.pack_packet(1, b"forged"), qos=1)
+            await coach.publish(T.packet_topic("gw-c", "clip-1"), T.pack_packet(1, b"forged"), qos=1)
             await gw.publish(control, T.pack_packet(2, b"real"), qos=1)
             return await _until(coach, control)
 
@@ -153,6 +152,31 @@ def test_a_gateway_reads_only_its_own_commands_and_no_other_gateways_packets(mos
     got_a, got_b = run(main())
     assert got_a == [(T.command_topic("gw-a", "clip-1"), b"for gw-a")]
     assert got_b == [(T.command_topic("gw-b", "clip-2"), b"for gw-b")]
+
+
+def test_a_gateway_cannot_take_another_gateways_or_the_coachs_connection_by_its_client_id(mosquitto_broker):
+    """A client id is the client's to choose; the broker takes each user's name instead (one
+    connection per user), so gw-a asking for gw-b's or the coach's id neither knocks them off
+    nor reaches their sessions' messages."""
+    broker = mosquitto_broker
+
+    async def main():
+        async with _client(broker, "coach", identifier="strideclip-coach-coach") as coach, \
+                _client(broker, "gw-b", identifier="gw-b") as gw_b:
+            await gw_b.subscribe(T.gateway_subscription("gw-b"), qos=1)
+            await coach.subscribe(T.COACH_SUBSCRIPTIONS[1], qos=1)
+            for taken in ("gw-b", "strideclip-coach-coach", "coach"):
+                async with _client(broker, "gw-a", identifier=taken) as impostor:
+                    await impostor.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, taken.encode()), qos=1)
+            await coach.publish(T.command_topic("gw-b", "clip-2"), b"still there", qos=1)
+            await gw_b.publish(T.packet_topic("gw-b", "clip-2"), T.pack_packet(2, b"still there"), qos=1)
+            return (await _until(gw_b, T.command_topic("gw-b", "clip-2")),
+                    await _until(coach, T.packet_topic("gw-b", "clip-2")))
+
+    got_b, got_coach = run(main())
+    assert got_b == [(T.command_topic("gw-b", "clip-2"), b"still there")]
+    assert got_coach[-1] == (T.packet_topic("gw-b", "clip-2"), T.pack_packet(2, b"still there"))
+    assert len(got_coach) == 4  # gw-a's three packets, then gw-b's: the coach was never knocked off
 
 
 # --- a gateway away, the broker restarted ---------------------------------------------------------
@@ -359,7 +383,9 @@ def test_the_config_says_what_the_broker_does(tmp_path):
     out = tmp_path / "b"
     assert _config(out, "--gateway", "gw-a", "--listen-address", "0.0.0.0", "--port", "1999").returncode == 0
     conf = (out / "mosquitto.conf").read_text().splitlines()
-    for line in ("listener 1999 0.0.0.0", "allow_anonymous false", f"password_file {out / 'passwords'}",
+    for line in ("listener 1999 0.0.0.0", "allow_anonymous false", "use_username_as_clientid true", f"password_file {out / 'passwords'}",
                  f"acl_file {out / 'acl'}", "persistence true", f"persistence_location {out / 'persistence'}/"):
         assert line in conf
+    # a listener's setting before the first listener line would open a default listener on 1883, everywhere
+    assert conf.index("use_username_as_clientid true") > conf.index("listener 1999 0.0.0.0")
     assert (out / "persistence").is_dir()

@@ -146,7 +146,10 @@ def conf_text(config: BrokerConfig) -> str:
              f"persistent_client_expiration {SESSION_EXPIRY}",
              f"max_queued_messages {MAX_QUEUED_MESSAGES}",
              "",
-             f"listener {c.port} {c.listen_address}"]
+             f"listener {c.port} {c.listen_address}",
+             "# A client's id is its user's name, whatever it asks for: no one takes another's connection or session.",
+             "# (A listener's setting: before the first listener line it would open a default listener on 1883.)",
+             "use_username_as_clientid true"]
     if c.tls:
         lines += [f"certfile {c.tls.cert}", f"keyfile {c.tls.key}"]
         if c.tls.ca:
