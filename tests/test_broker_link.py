@@ -224,3 +224,14 @@ def test_the_broker_transport_offers_the_whole_transport_protocol():
     assert members <= set(dir(BrokerTransport)), members - set(dir(BrokerTransport))
     for m in ("run", "command", "send_packet"):
         assert inspect.iscoroutinefunction(getattr(BrokerTransport, m))
+
+
+def test_two_clips_on_one_topic_are_refused_by_the_coachs_link():
+    """'Anna B' and 'Anna_B' share a topic: one athlete would get both clips' packets."""
+    from strideclip.errors import TransportError
+
+    link = BrokerLink("mqtt://127.0.0.1:1", user="coach", password="x")
+    link.transport("Anna B", on_packet=lambda p, t: None)
+    with pytest.raises(TransportError, match="'Anna_B' is 'Anna_B' in the broker's topics, a name already followed"):
+        link.transport("Anna_B", on_packet=lambda p, t: None)
+    assert list(link.clips) == ["Anna_B"]

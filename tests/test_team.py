@@ -403,6 +403,8 @@ def test_the_coachs_commands_refuse_a_bad_broker_setup(mosquitto_broker, tmp_pat
         (["dashboard", "--broker", b.url, "--broker-credentials", str(wrong), "--clip", "x", "--port", "0",
           "--seconds", "2", "--no-history"], "refused user coach"),
         (["dashboard", "--broker", "mqtt://", "--clip", "x", "--port", "0"], "is not a broker address"),
+        (["live", "--broker", b.url, "--broker-credentials", str(b.user_credentials_path("coach")), "--clip", "Anna B",
+          "--clip", "Anna_B", "--seconds", "1", "--no-history"], "--clip 'Anna B' and --clip 'Anna_B' are one name"),
     ]:
         r = subprocess.run([EXE, *args, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60,
                            env={**os.environ, "COLUMNS": "200"})

@@ -68,6 +68,13 @@ def broker_spec_of(broker_url: str | None, credentials: str | None, user: str, c
         return None
     if not clip_names:
         raise click.UsageError("with --broker, name each athlete's clip to follow: --clip NAME (repeatable)")
+    from strideclip.link.mqtt import topic_name
+
+    given: dict[str, str] = {}
+    for name in clip_names:  # (two clips on one topic: one athlete would get the other's packets, one none)
+        if (other := given.setdefault(topic_name(name), name)) != name:
+            raise click.UsageError(f"--clip {other!r} and --clip {name!r} are one name in the broker's topics "
+                                   f"({topic_name(name)!r}): name each clip apart")
     return broker_spec(broker_url, credentials, user)
 
 

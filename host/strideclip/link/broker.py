@@ -59,7 +59,11 @@ class BrokerLink:
     def transport(self, clip: str, **callbacks: Any) -> BrokerTransport:
         """Follow ``clip`` (by its ``topic_name``): its transport, made with LiveClip's callbacks
         (on_packet, on_link, on_sent)."""
-        t = BrokerTransport(self, topic_name(clip), **callbacks)
+        name = topic_name(clip)
+        if name in self.clips:  # (its packets would all go to one of the two)
+            raise TransportError(f"{clip!r} is {name!r} in the broker's topics, a name already followed: "
+                                 f"follow each name once", port=name)
+        t = BrokerTransport(self, name, **callbacks)
         self.clips[t.clip] = t
         return t
 
