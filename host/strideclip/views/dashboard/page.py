@@ -193,16 +193,16 @@ def _charts(dash: Dashboard):
         src = ColumnDataSource(data, name=f"live_{i}")
         sources.append(src)
         colour, dash_style = COLOURS[i % len(COLOURS)], DASHES[i // len(COLOURS) % len(DASHES)]  # 24 athletes, 24 looks
-        names = [f"line_{i}_{part}" for part in ("band", *figs)]
+        names = {part: f"line_{i}_{part}" for part in ("band", *figs)}
         figs["cadence_spm"].varea("t_min", "band_lo_spm", "band_hi_spm", source=src, fill_color=colour,
-                                  fill_alpha=0.12, name=names[0])
+                                  fill_alpha=0.12, name=names["band"])
         for part, fig in figs.items():
-            fig.line("t_min", part, source=src, color=colour, line_dash=dash_style, line_width=2, name=f"line_{i}_{part}")
-        # the lines by name, not as models: a legend redraws its items on any change of a model its
-        # items reach, and through these the key would reach every athlete's streamed points
-        shown = key.line([-2, -1], [-1, -1], color=colour, line_dash=dash_style, line_width=3, legend_label=clip.name)  # (off the key's
-        # ranges: a line without points has no colour to show in its legend item)
-        shown.js_on_change("visible", CustomJS(args={"names": names}, code=KEY_JS))
+            fig.line("t_min", part, source=src, color=colour, line_dash=dash_style, line_width=2, name=names[part])
+        # its key: a line off the key's ranges (a line without points shows no colour in a legend),
+        # which hides and shows the chart lines by name, not as models: a legend redraws its items on
+        # any change of a model its items reach, and through these it would reach the streamed points
+        shown = key.line([-2, -1], [-1, -1], color=colour, line_dash=dash_style, line_width=3, legend_label=clip.name)
+        shown.js_on_change("visible", CustomJS(args={"names": list(names.values())}, code=KEY_JS))
     key.legend.update(location="top_left", orientation="horizontal", nrows=rows, click_policy="hide",
                       border_line_color=None, margin=0, padding=4)
     return figs, key, sources
