@@ -51,7 +51,8 @@ def _tile_values(page, key):
 
 
 def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(tmp_path, browser):
-    dash = DashboardProcess(tmp_path, "--simulate", 3, "--speed", 10, "--minutes", 8, "--seconds", 120)
+    # (at 5x the coach's 30 s metronome plays 6 s: room to listen to it after its cue shows, on a loaded machine)
+    dash = DashboardProcess(tmp_path, "--simulate", 3, "--speed", 5, "--minutes", 8, "--seconds", 120)
     try:
         page = browser.new_page(viewport={"width": 1250, "height": 1100})
         outside = []
@@ -72,7 +73,7 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
         assert names == ["athlete-1", "athlete-2", "athlete-3"]
 
         # the tiles follow the pipeline: the page's cadence is within what the pipeline held in the last
-        # 3 s (at 10x a loaded machine's page may lag a refresh or two while the run's cadence moves),
+        # 3 s (at 5x a loaded machine's page may lag a refresh or two while the run's cadence moves),
         # and it moves
         seen, piped = [], []  # piped: (monotonic s, {name: cadence_spm})
 
@@ -104,15 +105,18 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
         # the laptop stays silent while the coach listens to no one ...
         page.wait_for_timeout(1000)
         assert page.evaluate("(window.strideclipMetronome || {clicks: []}).clicks.length") == 0
-        # ... and, listening to athlete 2, joins the metronome already playing at its tempo
+        # ... and, listening to athlete 2, joins the metronome already playing at its tempo; a page busy
+        # for 0.8 s (a long redraw on a loaded laptop) drops no beat, since beats are scheduled ahead
         page.locator("select").nth(1).select_option("athlete-2")
-        page.wait_for_timeout(2000)
+        page.wait_for_timeout(1000)
+        page.evaluate("() => { const t0 = performance.now(); while (performance.now() - t0 < 800) {} }")
+        page.wait_for_timeout(1000)
         clicks, now = page.evaluate("[window.strideclipMetronome.clicks, window.strideclipMetronome.ctx.currentTime]")
         assert {c["who"] for c in clicks} == {"athlete-2"} and {c["tempo"] for c in clicks} == {tempo}
-        beats = [c["t"] for c in clicks]
+        assert max(c["t"] for c in clicks) > now, "no beat scheduled ahead"
+        beats = [c["t"] for c in clicks if c["t"] <= now]  # the beats heard up to now
         assert all(abs(b - a - 60 / tempo) < 1e-3 for a, b in zip(beats, beats[1:]))
-        heard = beats[-1] - beats[0] + 60 / tempo  # every beat since the first one is there, up to now
-        assert len(beats) >= 4 and now - 0.2 < beats[0] + heard < now + 0.2 + 60 / tempo, (len(beats), beats[0], now)
+        assert len(beats) >= 5 and beats[-1] + 60 / tempo > now, (len(beats), beats[-1], now)
         page.click('.bk-btn:text("Stop")')
         expect(playing).to_have_count(0, timeout=15000)
         stopped_at = page.evaluate("window.strideclipMetronome.ctx.currentTime")
