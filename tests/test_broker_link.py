@@ -16,7 +16,8 @@ from clipcore import protocol as P
 from strideclip.errors import BrokerUnavailable
 from strideclip.link import broker_topics as T
 from strideclip.link.broker import SWITCH_QUIET_S, BrokerLink
-from strideclip.link.mqtt import parse_url, read_password, topic_name
+from strideclip.link.broker_topics import topic_name
+from strideclip.link.mqtt import parse_url, read_password
 from strideclip.stream.packets import encode_packet, encode_samples
 
 RNG = np.random.default_rng(24)

@@ -68,7 +68,7 @@ def broker_spec_of(broker_url: str | None, credentials: str | None, user: str, c
         return None
     if not clip_names:
         raise click.UsageError("with --broker, name each athlete's clip to follow: --clip NAME (repeatable)")
-    from strideclip.link.mqtt import topic_name
+    from strideclip.link.broker_topics import topic_name
 
     given: dict[str, str] = {}
     for name in clip_names:  # (two clips on one topic: one athlete would get the other's packets, one none)
@@ -179,7 +179,7 @@ async def _scan_now_and_then(gw: Gateway, names: list[str], backend: Any) -> Non
 
     from strideclip.errors import TransportError
     from strideclip.link.ble import scan
-    from strideclip.link.mqtt import topic_name
+    from strideclip.link.broker_topics import topic_name
     from strideclip.link.sources import ble_source
 
     said = False

@@ -11,6 +11,7 @@ from scipy import signal
 
 from clipcore.steps import RATES_HZ
 from strideclip.stream.clip import accel_ug_per_lsb
+from strideclip.stream.clip import to_counts as to_clip_counts  # (this module's to_counts resamples first)
 
 ACCEL_FS_G = 16
 GYRO_FS_DPS = 2000
@@ -43,7 +44,5 @@ def resample(x: np.ndarray, rate_in: float, rate_out: int) -> np.ndarray:
 
 def to_counts(accel_g: np.ndarray, gyro_dps: np.ndarray, rate_in: float, rate_out: int) -> np.ndarray:
     """(n, 6) int16 raw counts at the clip's rate and full scales (saturating as the chip would)."""
-    acc = resample(accel_g, rate_in, rate_out) * (1e6 / ACCEL_UG_PER_LSB)
-    gyr = resample(gyro_dps, rate_in, rate_out) * GYRO_COUNTS_PER_DPS
-    counts = np.concatenate([acc, gyr], axis=1)
-    return np.clip(np.round(counts), -32768, 32767).astype(np.int16)
+    return to_clip_counts(resample(accel_g, rate_in, rate_out), resample(gyro_dps, rate_in, rate_out),
+                          ACCEL_FS_G, GYRO_FS_DPS)

@@ -23,7 +23,7 @@ from typing import Any
 from clipcore import protocol as P
 from strideclip.errors import TransportError
 from strideclip.link import broker_topics as T
-from strideclip.link.mqtt import BrokerUrl, MqttConnection, parse_url, topic_name, utc_ms
+from strideclip.link.mqtt import BrokerUrl, MqttConnection, parse_url, utc_ms
 from strideclip.link.transport import Commands
 
 RECENT_PACKETS = 2048  # per clip, the packets remembered to drop repeats (about 3 min of a 208 Hz clip)
@@ -59,7 +59,7 @@ class BrokerLink:
     def transport(self, clip: str, **callbacks: Any) -> BrokerTransport:
         """Follow ``clip`` (by its ``topic_name``): its transport, made with LiveClip's callbacks
         (on_packet, on_link, on_sent)."""
-        name = topic_name(clip)
+        name = T.topic_name(clip)
         if name in self.clips:  # (its packets would all go to one of the two)
             raise TransportError(f"{clip!r} is {name!r} in the broker's topics, a name already followed: "
                                  f"follow each name once", port=name)

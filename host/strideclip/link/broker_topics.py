@@ -20,7 +20,9 @@ import struct
 from strideclip.errors import StrideClipError
 
 ROOT = "strideclip/gw"
-NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+NAME_CHARS = "A-Za-z0-9._-"  # what a topic level may hold (names are plain: no + # / in a level)
+NAME_MAX = 64
+NAME_RE = re.compile(f"[{NAME_CHARS}]{{1,{NAME_MAX}}}")
 _RECEIVED = struct.Struct("<Q")  # a packet message starts with its receive time, UTC ms (the gateway's clock)
 
 
@@ -33,6 +35,12 @@ def check_name(name: str, what: str = "name") -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ValueError(f"{what} {name!r} cannot be a topic level: use 1-64 of A-Z a-z 0-9 . _ -")
     return name
+
+
+def topic_name(name: str) -> str:
+    """A clip's name as its topics carry it, the same at every gateway and at the coach: what
+    cannot be a topic level becomes ``_``, at most NAME_MAX characters."""
+    return re.sub(f"[^{NAME_CHARS}]", "_", name)[:NAME_MAX] or "_"
 
 
 def state_topic(gateway: str) -> str:

@@ -64,12 +64,6 @@ def read_password(path: str | Path, user: str) -> str:
     return users[user]
 
 
-def topic_name(name: str) -> str:
-    """A clip's name as its topics carry it, the same at every gateway and at the coach: what
-    cannot be a topic level (broker_topics.NAME_RE) becomes ``_``, at most 64 characters."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64] or "_"
-
-
 def utc_ms() -> int:
     return int(time.time() * 1000)
 

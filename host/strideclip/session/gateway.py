@@ -28,7 +28,7 @@ from pathlib import Path
 from clipcore import protocol as P
 from strideclip.errors import TransportError
 from strideclip.link import broker_topics as T
-from strideclip.link.mqtt import BrokerUrl, MqttConnection, topic_name, utc_ms
+from strideclip.link.mqtt import BrokerUrl, MqttConnection, utc_ms
 from strideclip.link.sources import ClipSource
 from strideclip.session.live import _unique, log_name
 from strideclip.session.recorder import log_packet
@@ -73,7 +73,7 @@ class GatewayClip:
 
     def __init__(self, gateway: Gateway, source: ClipSource, log_path: Path):
         self.gateway, self.source = gateway, source
-        self.name = topic_name(source.name)
+        self.name = T.topic_name(source.name)
         self.outbox = ClipOutbox()
         self.connected = False
         self.packets = 0
@@ -163,7 +163,7 @@ class Gateway:
         """A GatewayClip per source, each with its own new log in ``out_dir``, running at once if
         the gateway runs. A second clip of a name already followed is refused (TransportError)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        names = [topic_name(s.name) for s in sources]
+        names = [T.topic_name(s.name) for s in sources]
         for n in names:
             if n in self.clips or names.count(n) > 1:
                 raise TransportError(f"two clips named {n!r}: a gateway follows each name once", port=n)

@@ -55,7 +55,4 @@ def to_counts(sensor: Sensor, specific_force_g: np.ndarray, angular_rate_dps: np
     gyro_dps = gyro_dps + rng.uniform(-1, 1, 3) * sensor.gyro_bias_dps
     gyro_dps = gyro_dps + walk * sensor.gyro_drift_dps_per_min  # bias random walk
     gyro_dps = gyro_dps + rng.standard_normal((n, 3)) * sensor.gyro_noise_dps
-    accel_counts = accel_g * 1e6 / accel_ug_per_lsb(sensor)
-    gyro_counts = gyro_dps * 256 * 1000 / gyro_mdps_per_lsb_q8(sensor)
-    counts = np.concatenate([accel_counts, gyro_counts], axis=1)
-    return np.clip(np.round(counts), -32768, 32767).astype(np.int16)  # saturation at full scale
+    return _clip.to_counts(accel_g, gyro_dps, sensor.accel_fs_g, sensor.gyro_fs_dps)

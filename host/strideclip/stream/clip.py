@@ -2,7 +2,7 @@
 (``strideclip.sim``) and an imported recording (``strideclip.imports``), siblings that share this.
 
 - the clip's recommended orientation on the body and a mounting turned from it (docs/frames.md);
-- the sensitivities a HELLO declares for its full scales, and the HELLO itself;
+- the sensitivities a HELLO declares for its full scales, the counts they give, and the HELLO itself;
 - the stream a host receives: the HELLO first and again once a minute, as a clip sends it.
 """
 from __future__ import annotations
@@ -40,6 +40,16 @@ def accel_ug_per_lsb(accel_fs_g: int) -> int:
 def gyro_mdps_per_lsb_q8(gyro_fs_dps: int) -> int:
     """The gyro's sensitivity (mdps per count, x 256) a HELLO declares for +-``gyro_fs_dps``."""
     return round(gyro_fs_dps * 1e6 / 32768 / 1000 * 256)
+
+
+def to_counts(accel_g: np.ndarray, gyro_dps: np.ndarray, accel_fs_g: int, gyro_fs_dps: int) -> np.ndarray:
+    """(n, 6) int16 raw counts (accel x, y, z then gyro x, y, z) at the sensitivities the HELLO
+    declares for these full scales, so converting back with them is exact up to rounding;
+    saturating at full scale as the chip does."""
+    accel_counts = np.asarray(accel_g, float) * (1e6 / accel_ug_per_lsb(accel_fs_g))
+    gyro_counts = np.asarray(gyro_dps, float) * (256 * 1000 / gyro_mdps_per_lsb_q8(gyro_fs_dps))
+    counts = np.concatenate([accel_counts, gyro_counts], axis=1)
+    return np.clip(np.round(counts), -32768, 32767).astype(np.int16)
 
 
 def make_hello(*, fw_version: tuple[int, int, int], imu_model: int, rate_hz: int, accel_fs_g: int,
