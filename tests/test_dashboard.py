@@ -142,6 +142,66 @@ def test_three_simulated_athletes_live_offline_with_a_cue_that_reaches_the_clip(
     assert load_log(logs[0]).sent, "the metronome command is in the log as sent to the clip"
 
 
+def test_the_laptops_click_follows_each_change_at_once_and_drops_no_beat_while_the_page_is_busy(browser):
+    """click.js itself, on a blank page: the beats it schedules ahead are taken back by a change."""
+    from strideclip.views.dashboard.page import CLICK_JS
+
+    page = browser.new_page()
+    page.set_content("<html><body></body></html>")
+    page.evaluate("(src) => { window.click = new Function('listen', 'beat', src); window.listen = {value: 'off'}; }",
+                  CLICK_JS)
+
+    def metronomes(**tempo_remaining):  # athlete -> (tempo_spm, remaining_s, cue_t_s)
+        page.evaluate("(d) => { window.beat = {data: d}; click(listen, beat); }",
+                      {"athlete": list(tempo_remaining), "tempo_spm": [v[0] for v in tempo_remaining.values()],
+                       "remaining_s": [v[1] for v in tempo_remaining.values()],
+                       "cue_t_s": [v[2] for v in tempo_remaining.values()]})
+
+    def listen(who):  # the audio clock just before and just after the pick (none before the first)
+        return page.evaluate("(who) => { const M = window.strideclipMetronome, before = M.ctx ? M.ctx.currentTime : 0;"
+                             " listen.value = who; click(listen, beat); return [before, M.ctx.currentTime]; }", who)
+
+    def clicks():
+        return page.evaluate("[strideclipMetronome.clicks, strideclipMetronome.ctx.currentTime]")
+
+    def on_grid(beats, tempo):
+        return all(abs(b - a - 60 / tempo) < 1e-3 for a, b in zip(beats, beats[1:]))
+
+    metronomes(a=(180, 30, 10.0), b=(160, 30, 20.0))
+    _, t_a = listen("a")
+    page.wait_for_timeout(600)
+    page.evaluate("() => { const t0 = performance.now(); while (performance.now() - t0 < 1000) {} }")  # busy 1 s
+    page.wait_for_timeout(300)
+    heard, now = clicks()
+    beats = [c["t"] for c in heard]
+    assert {c["who"] for c in heard} == {"a"} and on_grid(beats, 180) and beats[0] < t_a + 0.1
+    assert max(beats) > now + 1.0, "scheduled well ahead"  # (so a busy page drops nothing: on_grid above)
+
+    before, after = listen("b")  # another athlete: a's beats not played yet are taken back
+    page.wait_for_timeout(500)
+    heard, now = clicks()
+    assert all(c["t"] < after for c in heard if c["who"] == "a")
+    b_beats = [c["t"] for c in heard if c["who"] == "b"]
+    assert on_grid(b_beats, 160) and before + 0.05 <= b_beats[0] <= after + 0.05
+
+    metronomes(a=(180, 30, 10.0), b=(160, 0.5, 20.0))  # b's metronome ends sooner than the page thought
+    cut = page.evaluate("strideclipMetronome.ctx.currentTime") + 0.5
+    page.wait_for_timeout(300)
+    heard, now = clicks()
+    assert max(c["t"] for c in heard) <= cut + 0.01
+    metronomes(a=(180, 30, 10.0), b=(160, 30, 20.0))  # ... and goes on (the same cue): on its grid, no beat twice
+    page.wait_for_timeout(600)
+    heard, now = clicks()
+    b_beats = [c["t"] for c in heard if c["who"] == "b"]
+    assert on_grid(b_beats, 160) and max(b_beats) > now + 1.0
+
+    _, stopped_at = listen("off")  # the coach listens to no one: nothing more clicks
+    page.wait_for_timeout(300)
+    heard, now = clicks()
+    assert heard and max(c["t"] for c in heard) < stopped_at
+    page.close()
+
+
 def test_the_metronome_playing_is_the_newest_start_or_stop_within_its_time():
     start = Cue(t_s=100.0, reason="manual", played="metronome_start", source="coach", tempo_spm=172, duration_s=30,
                 sent=True)

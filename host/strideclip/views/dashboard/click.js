@@ -8,7 +8,7 @@
 // The page is sent a metronome only when one starts or stops; the browser counts down its time.
 const AHEAD_S = 2.0;
 const M = window.strideclipMetronome || (window.strideclipMetronome =
-    {ctx: null, who: "off", cue: null, tempo: 0, next: 0, end: 0, timer: null, clicks: [], ahead: []});
+    {ctx: null, who: "off", cue: null, tempo: 0, next: 0, end: 0, timer: null, tick: null, clicks: [], ahead: []});
 const takeBack = (from_s) => {  // silence the beats scheduled at or after from_s (they leave the log)
     const gone = M.ahead.filter((b) => b.t >= from_s);  // and give the first one's time, or null
     for (const b of gone) b.gain.disconnect();
@@ -35,7 +35,7 @@ if (M.who !== who || M.cue !== d.cue_t_s[k] || M.tempo !== d.tempo_spm[k]) {  //
 M.end = now + d.remaining_s[k];
 const cut = takeBack(M.end);  // an earlier end: the beat grid goes on from the first beat taken back
 if (cut !== null) M.next = cut;
-if (!M.timer) M.timer = setInterval(() => {
+if (!M.tick) M.tick = () => {  // the beats up to AHEAD_S from now
     const now_s = M.ctx.currentTime;
     M.ahead = M.ahead.filter((b) => b.t > now_s);  // played: nothing left to take back
     const late = now_s - M.next;  // a page stalled longer than AHEAD_S: skip the beats gone by
@@ -54,4 +54,7 @@ if (!M.timer) M.timer = setInterval(() => {
         if (M.clicks.length > 500) M.clicks.shift();
         M.next += 60 / M.tempo;
     }
-}, 100);
+};
+if (!M.timer) M.timer = setInterval(() => M.tick(), 100);
+M.tick();  // at once: the first beat is 50 ms away
+
