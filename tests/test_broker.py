@@ -98,7 +98,7 @@ def test_a_client_without_its_own_password_is_refused(mosquitto_broker, who, pro
 
 def test_a_gateways_packets_reach_the_coach(mosquitto_broker):
     broker = mosquitto_broker
-    sent = T.pack_packet(1_700_000_000_123, bytes(range(40)))
+    sent = T.pack_packet(1_700_000_000_123, bytes(range(40)), waited_ms=12_345)
 
     async def main():
         async with _client(broker, "coach") as coach, _client(broker, "gw-a") as gw:
@@ -111,7 +111,7 @@ def test_a_gateways_packets_reach_the_coach(mosquitto_broker):
 
     got = dict(run(main()))
     assert set(got) == {T.state_topic("gw-a"), T.link_topic("gw-a", "clip-1"), T.packet_topic("gw-a", "clip-1")}
-    assert T.unpack_packet(got[T.packet_topic("gw-a", "clip-1")]) == (1_700_000_000_123, bytes(range(40)))
+    assert T.unpack_packet(got[T.packet_topic("gw-a", "clip-1")]) == (1_700_000_000_123, 12_345, bytes(range(40)))
 
 
 def test_a_gateway_cannot_publish_under_another_gateway_nor_the_coach_as_a_gateway(mosquitto_broker):

@@ -110,6 +110,52 @@ def test_one_clip_from_two_gateways_is_merged_and_commands_go_to_its_holder(mosq
     assert events[-1][1]["reason"] == "gateway gw-b lost the clip"
 
 
+def test_a_gateway_sending_its_outbox_late_neither_holds_the_clip_nor_takes_its_commands(mosquitto_broker):
+    """After the broker was away: gw-a lost the clip meanwhile and sends what it kept (late),
+    gw-b has it now (live). gw-a's packets come last, but the commands go to gw-b."""
+    b = mosquitto_broker
+    pkts = sample_packets(40)
+
+    async def main():
+        link = BrokerLink(b.url, user="coach", password=b.users["coach"])
+        await link.start()
+        clip = Followed(link, "clip-1")
+        commands = {"gw-a": [], "gw-b": []}
+
+        async def answer(client, name):
+            await client.subscribe(T.gateway_subscription(name), qos=1)
+            async for msg in client.messages:
+                cmd_id, opcode, _ = P.parse_command(msg.payload)
+                commands[name].append(opcode)
+                result = encode_packet(P.Result(cmd_id, opcode, P.RESULT_OK, 7))
+                await client.publish(T.packet_topic(name, "clip-1"), T.pack_packet(1, result), qos=1)
+
+        async with gateway_client(b, "gw-a") as a, gateway_client(b, "gw-b") as gb:
+            answering = [asyncio.ensure_future(answer(a, "gw-a")), asyncio.ensure_future(answer(gb, "gw-b"))]
+            await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, pkts[0], waited_ms=40_000), qos=1)
+            await until(lambda: clip.transport.gateway == "gw-a")  # the only one yet
+            for k in range(1, 20):  # gw-a's outbox and gw-b's live packets, gw-a's last each time
+                await gb.publish(T.packet_topic("gw-b", "clip-1"), T.pack_packet(1, pkts[20 + k]), qos=1)
+                await a.publish(T.packet_topic("gw-a", "clip-1"),
+                                T.pack_packet(1, pkts[k], waited_ms=40_000 - 100 * k), qos=1)
+                await asyncio.sleep(0.1)
+            await until(lambda: clip.transport.packets >= 40)
+            assert clip.transport.gateway == "gw-b"
+            commands["gw-a"].clear()
+            commands["gw-b"].clear()  # (the HELLO: asked as gw-a became the holder)
+            assert await clip.transport.command(P.OP_BUZZ, (1, 1, 100, 100)) == 7
+            assert commands == {"gw-a": [], "gw-b": [P.OP_BUZZ]}
+            for t in answering:
+                t.cancel()
+        await clip.end()
+        await link.close()
+        return clip
+
+    clip = run_async(main())
+    assert clip.transport.outbox_packets == 20 and clip.transport.stats()["outbox_packets"] == 20
+    assert [(e, f.get("gateway")) for e, f in clip.events] == [("connected", "gw-a"), ("handover", "gw-b")]
+
+
 def test_malformed_messages_are_counted_and_skipped(mosquitto_broker):
     b = mosquitto_broker
     good = sample_packets(2)

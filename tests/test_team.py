@@ -352,6 +352,10 @@ def test_the_outbox_holds_packets_while_the_broker_is_away(mosquitto_broker, tmp
     coach_live, gw_live = (log.packets["first_idx"][log.packets["ptype"] == P.T_SAMPLES] for log in (coach_log, gw_log))
     # every live packet the gateway carried (not those its clip sent as it stopped) came live, in order
     np.testing.assert_array_equal(coach_live, gw_live[gw_live <= coach_live[-1]])
+    # ... and said how long they waited at the gateway: those kept over 2 s (the broker was away 2 s and
+    # more) did not count as the gateway holding the clip now
+    (stats,) = [e for _t, e in coach_log.host_events if e["event"] == "link_stats"]
+    assert 0.3 * waiting < stats["outbox_packets"] <= waiting + 10 * run.rate_hz / 19
 
 
 @pytest.mark.parametrize("case", ["no credentials", "another gateway's", "no broker", "bad url", "bad name"])

@@ -8,7 +8,9 @@ outbox sent late) are merged: an exact repeat of a recent packet is dropped (RES
 a command's answer can repeat its bytes), and overlapping samples are the decoder's to merge.
 The gateway that holds the clip is the one whose packets came last, once its holder has been
 quiet for ``SWITCH_QUIET_S`` (so two gateways carrying it at once do not flap); commands (cues,
-backfill, pings) go to the holder. A malformed message (not our topic, a short payload, bad
+backfill, pings) go to the holder. Packets a gateway sends from its outbox after the broker was
+away (they waited there ``OUTBOX_LATE_MS`` or more: the message says) are merged as any, but do
+not make their gateway look as if it held the clip now: it may have lost it meanwhile. A malformed message (not our topic, a short payload, bad
 JSON) is counted and skipped.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from strideclip.link.transport import Commands
 RECENT_PACKETS = 2048  # per clip, the packets remembered to drop repeats (about 3 min of a 208 Hz clip)
 SWITCH_QUIET_S = 1.0  # another gateway takes the clip over once its holder has sent nothing this long
 HOLDER_QUIET_S = 10.0  # a holder that has sent nothing for this long no longer holds the clip
+OUTBOX_LATE_MS = 2000  # a packet that waited this long at its gateway came from its outbox, not live
 LOST_BROKER = "the connection to the broker was lost"
 
 
@@ -92,8 +95,7 @@ class BrokerLink:
             if t is None:
                 return  # a clip someone else follows
             if kind == "pkt":
-                received_ms, pkt = T.unpack_packet(payload)
-                t._packet(gateway, received_ms, pkt)
+                t._packet(gateway, *T.unpack_packet(payload))
             else:
                 t._figures_from(gateway, T.link_figures(_json_object(payload, topic), topic))
         except T.BadMessage as e:
@@ -125,10 +127,12 @@ class BrokerTransport:
         self.commands = Commands(f"{clip} (via {link.url})")
         self.gateway: str | None = None  # the holder: commands go to it
         self.last_packet_s: dict[str, float] = {}  # gateway -> time.monotonic() of its newest packet of this clip
+        self.last_live_s: dict[str, float] = {}  # ... of its newest packet that came live (not from its outbox)
         self.figures: dict[str, dict] = {}  # gateway -> its link figures for this clip
         self.packets = 0
         self.duplicates = 0
         self.handovers = 0
+        self.outbox_packets = 0  # packets that waited OUTBOX_LATE_MS or more at their gateway
         self.broker_delays_ms: deque = deque(maxlen=200)  # coach's receive - gateway's receive (UTC clocks)
         self._recent: dict[bytes, None] = {}  # insertion-ordered: the oldest goes first
         self._tasks: set = set()
@@ -149,6 +153,7 @@ class BrokerTransport:
     def stats(self) -> dict:
         d = sorted(self.broker_delays_ms)
         return {"broker_packets": self.packets, "duplicates_dropped": self.duplicates, "handovers": self.handovers,
+                "outbox_packets": self.outbox_packets,
                 "gateways": ",".join(sorted(self.last_packet_s)),
                 "broker_delay_ms_p95": round(d[int(0.95 * (len(d) - 1))], 1) if d else None, **self.link.stats()}
 
@@ -169,29 +174,33 @@ class BrokerTransport:
         return await self.commands.send(opcode, args, self.send_packet, timeout_s=timeout_s)
 
     async def send_packet(self, pkt: bytes) -> None:
-        """To the gateway that carried the clip's newest packet (during a hand-over the new one,
+        """To the gateway that carried the clip's newest live packet (during a hand-over the new one,
         before it becomes the holder: the old one may have lost the clip), which writes it to the
         clip as it is."""
-        now = time.monotonic()
-        fresh = [(t, g) for g, t in self.last_packet_s.items() if self._eligible(g, now)]
-        gateway = max(fresh)[1] if fresh else self.gateway
+        gateway = self._freshest(time.monotonic()) or self.gateway
         if gateway is None:
             raise TransportError(f"{self.clip} is held by no gateway now", port=self.clip)
         self.on_sent(pkt)
         await self.link.conn.publish(T.command_topic(gateway, self.clip), bytes(pkt))
 
     # -- from the link ---------------------------------------------------------------------------
-    def _packet(self, gateway: str, received_ms: int, pkt: bytes) -> None:
+    def _packet(self, gateway: str, received_ms: int, waited_ms: int, pkt: bytes) -> None:
         if self._ended:
             return
         now = time.monotonic()
         self.packets += 1
         self.broker_delays_ms.append(utc_ms() - received_ms)
         self.last_packet_s[gateway] = now
+        live = waited_ms < OUTBOX_LATE_MS
+        if live:
+            self.last_live_s[gateway] = now
+        else:
+            self.outbox_packets += 1
         self.link.offline.discard(gateway)  # it publishes: it is online (whatever a late will said)
         holder = self.gateway
         if self._eligible(gateway, now) and gateway != holder and (
-                holder is None or not self._eligible(holder, now, SWITCH_QUIET_S)):
+                holder is None or not self._eligible(holder, now, SWITCH_QUIET_S)
+                or (live and now - self.last_live_s.get(holder, -1e9) >= SWITCH_QUIET_S)):  # it sends only old ones
             self._set_holder(gateway)
         is_result = len(pkt) == P.RESULT_BYTES and pkt[0] & 0x0F == P.T_RESULT
         if not is_result:
@@ -221,10 +230,15 @@ class BrokerTransport:
         now = time.monotonic()
         if self._ended or (self.gateway is not None and self._eligible(self.gateway, now)):
             return
-        held = [(t, g) for g, t in self.last_packet_s.items() if self._eligible(g, now)]
-        new = max(held)[1] if held else None
+        new = self._freshest(now)
         if new != self.gateway:
             self._set_holder(new, reason=self._why_not(self.gateway, now) if self.gateway else "")
+
+    def _freshest(self, now: float) -> str | None:
+        """Of the gateways that may hold the clip now, the one whose newest live packet came last
+        (of those with none, whose newest packet came last); None if none may."""
+        held = [(self.last_live_s.get(g, -1e9), t, g) for g, t in self.last_packet_s.items() if self._eligible(g, now)]
+        return max(held)[2] if held else None
 
     def _why_not(self, gateway: str, now: float) -> str:
         if not self.link.conn.connected:

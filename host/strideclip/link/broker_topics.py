@@ -3,7 +3,7 @@ to one coach's dashboard through an MQTT broker (Eclipse Mosquitto, docs/team.md
 
     strideclip/gw/<gateway>/state              gateway -> coach  JSON {"online": bool, "t_ms": UTC ms}, retained;
                                                                  the gateway's will says offline
-    strideclip/gw/<gateway>/clip/<clip>/pkt    gateway -> coach  one clip packet: receive time + the packet's bytes
+    strideclip/gw/<gateway>/clip/<clip>/pkt    gateway -> coach  one clip packet: receive time, wait + the packet's bytes
     strideclip/gw/<gateway>/clip/<clip>/link   gateway -> coach  JSON link figures (connected, rssi_dbm, rtt_ms), retained
     strideclip/gw/<gateway>/cmd/<clip>         coach -> gateway  one command packet for that clip, as the clip takes it
 
@@ -23,7 +23,10 @@ ROOT = "strideclip/gw"
 NAME_CHARS = "A-Za-z0-9._-"  # what a topic level may hold (names are plain: no + # / in a level)
 NAME_MAX = 64
 NAME_RE = re.compile(f"[{NAME_CHARS}]{{1,{NAME_MAX}}}")
-_RECEIVED = struct.Struct("<Q")  # a packet message starts with its receive time, UTC ms (the gateway's clock)
+# a packet message starts with its receive time (UTC ms, the gateway's clock) and how long it then
+# waited at the gateway before this publish (ms, the gateway's own clock: no skew between machines)
+_RECEIVED = struct.Struct("<QI")
+WAITED_MAX_MS = 0xFFFFFFFF
 
 
 class BadMessage(StrideClipError):
@@ -82,16 +85,19 @@ def parse_topic(topic: str) -> tuple[str, str, str | None]:
     raise BadMessage(f"not a StrideClip topic: {topic[:120]!r}")
 
 
-def pack_packet(received_utc_ms: int, pkt: bytes) -> bytes:
-    """A clip packet as a gateway publishes it: its receive time (UTC ms), then the packet."""
-    return _RECEIVED.pack(received_utc_ms) + bytes(pkt)
+def pack_packet(received_utc_ms: int, pkt: bytes, waited_ms: int = 0) -> bytes:
+    """A clip packet as a gateway publishes it: its receive time (UTC ms), how long it waited at
+    the gateway (ms: long after the broker was away), then the packet."""
+    return _RECEIVED.pack(received_utc_ms, min(max(int(waited_ms), 0), WAITED_MAX_MS)) + bytes(pkt)
 
 
-def unpack_packet(payload: bytes) -> tuple[int, bytes]:
-    """(receive time UTC ms, packet) of a packet message; BadMessage if it cannot be one."""
+def unpack_packet(payload: bytes) -> tuple[int, int, bytes]:
+    """(receive time UTC ms, waited at the gateway ms, packet) of a packet message; BadMessage if
+    it cannot be one."""
     if len(payload) <= _RECEIVED.size:
-        raise BadMessage(f"a packet message of {len(payload)} bytes: too short for a receive time and a packet")
-    return _RECEIVED.unpack_from(payload)[0], bytes(payload[_RECEIVED.size:])
+        raise BadMessage(f"a packet message of {len(payload)} bytes: too short for a receive time, a wait and a packet")
+    received_ms, waited_ms = _RECEIVED.unpack_from(payload)
+    return received_ms, waited_ms, bytes(payload[_RECEIVED.size:])
 
 
 RSSI_DBM = (-127, 20)  # what a Bluetooth controller can report (HCI: -127..20 dBm)

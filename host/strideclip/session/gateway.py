@@ -4,7 +4,7 @@ can reach and carries their packets to the coach through an MQTT broker.
 Per clip it reaches (any ``ClipSource``: BLE, USB serial, a simulated clip that answers) it
 writes its own session log first - the safety copy, every packet as it arrives, the commands it
 wrote and the link's events - and publishes each packet with its receive time (UTC ms) to the
-clip's packet topic at QoS 1, and the clip's link figures (retained) every ``LINK_EVERY_S`` and
+clip's packet topic at QoS 1 (with how long it waited here), and the clip's link figures (retained) every ``LINK_EVERY_S`` and
 on a change. Its state topic says online (retained); its will says offline. It reads only its own
 command topics and writes each command to its clip as the coach packed it; the clip's RESULT comes
 back as an ordinary packet. It analyses nothing and asks no backfill: the coach does.
@@ -49,17 +49,22 @@ class ClipOutbox:
     """One clip's packets not yet acknowledged by the broker, oldest first, each numbered."""
 
     def __init__(self) -> None:
-        self.queue: deque = deque()  # (enqueued time.monotonic(), topic, payload)
+        self.queue: deque = deque()  # (enqueued time.monotonic(), topic, received UTC ms, packet)
         self.first = 0  # the number of queue[0]
         self.dropped = 0
 
-    def put(self, topic: str, payload: bytes) -> None:
+    def put(self, topic: str, received_ms: int, pkt: bytes) -> None:
         now = time.monotonic()
         while self.queue and (len(self.queue) >= OUTBOX_MAX_PACKETS or now - self.queue[0][0] > OUTBOX_S):
             self.queue.popleft()  # the log keeps it: the broker has been away too long
             self.first += 1
             self.dropped += 1
-        self.queue.append((now, topic, payload))
+        self.queue.append((now, topic, received_ms, pkt))
+
+    def message(self, k: int, now: float) -> tuple[str, bytes]:
+        """queue[k] as published now: its topic and payload, with how long it waited here."""
+        enqueued, topic, received_ms, pkt = self.queue[k]
+        return topic, T.pack_packet(received_ms, pkt, waited_ms=round((now - enqueued) * 1000))
 
     def done(self, upto: int) -> None:
         """Everything numbered below ``upto`` was acknowledged."""
@@ -91,7 +96,7 @@ class GatewayClip:
         if self.gateway.ending and pkt[0] & 0x0F == P.T_SAMPLES:
             return  # the stream carried has ended: only what the coach asks for still goes
         self.packets += 1
-        self.outbox.put(T.packet_topic(self.gateway.name, self.name), T.pack_packet(utc_ms(), pkt))
+        self.outbox.put(T.packet_topic(self.gateway.name, self.name), utc_ms(), pkt)
         self.gateway.wake.set()
 
     def _on_link(self, event: str, **fields) -> None:
@@ -300,12 +305,12 @@ class Gateway:
 
     def _batch(self) -> list[tuple[GatewayClip, int, str, bytes]]:
         """Up to BATCH messages, a clip's oldest first, the clips in turn."""
-        out, depth = [], 0
+        out, depth, now = [], 0, time.monotonic()
         clips = [c for c in self.clips.values() if c.outbox.queue]
         while clips and len(out) < BATCH:
             for c in clips:
                 if depth < len(c.outbox.queue) and len(out) < BATCH:
-                    _, topic, payload = c.outbox.queue[depth]
+                    topic, payload = c.outbox.message(depth, now)
                     out.append((c, c.outbox.first + depth, topic, payload))
             depth += 1
             clips = [c for c in clips if depth < len(c.outbox.queue)]
