@@ -291,6 +291,66 @@ def test_with_tls_the_broker_speaks_only_tls(tmp_path):
         run(main())
 
 
+def _signed(openssl: str, folder, name: str, ca=None, *, ip: str | None = None):
+    """(certificate, key) files for ``name``: signed by ``ca`` (its certificate, key), else self-signed."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-subj", f"/CN={name}"]
+    alt = ["-addext", f"subjectAltName=IP:{ip}"] if ip else []
+    if ca is None:
+        subprocess.run([openssl, "req", "-x509", *ec, "-out", cert, "-days", "1", *alt], check=True, capture_output=True)
+        return cert, key
+    csr = folder / f"{name}.csr"
+    subprocess.run([openssl, "req", *ec, "-out", csr, *alt], check=True, capture_output=True)
+    subprocess.run([openssl, "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", cert,
+                    "-days", "1", "-copy_extensions", "copy"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_with_a_ca_the_broker_asks_each_client_for_a_certificate_it_signed(tmp_path):
+    """broker-config --tls-ca: the gateway and the coach show their certificates (--broker-cert,
+    --broker-key) and trust the broker's through --broker-ca; one without, or with one another CA
+    signed, is refused in one line."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: it makes the test's certificates (make test installs it with apt)")
+    with start_broker(tmp_path, gateways=["gw-a"], start=False) as broker:
+        tls = broker.folder / "tls"
+        tls.mkdir(mode=0o711)
+        ca = _signed(openssl, tls, "team-ca")
+        server = _signed(openssl, tls, "broker", ca, ip="127.0.0.1")
+        gw_a, coach = _signed(openssl, tls, "gw-a", ca), _signed(openssl, tls, "coach", ca)
+        rogue = _signed(openssl, tls, "rogue")  # self-signed: not the team's CA
+        if broker.mosquitto_uid is not None:
+            os.chown(server[1], broker.mosquitto_uid, -1)
+        broker.configure("--tls-cert", str(server[0]), "--tls-key", str(server[1]), "--tls-ca", str(ca[0]))
+        broker.start()
+        url = f"mqtts://127.0.0.1:{broker.port}"
+
+        def gateway(*tls_args):
+            return subprocess.run([find_tool("strideclip"), "gateway", "--broker", url, "--name", "gw-a",
+                                   "--broker-credentials", str(broker.user_credentials_path("gw-a")),
+                                   "--out", str(tmp_path / "gw"), "--simulate", "1", "--minutes", "5", "--seconds", "1",
+                                   *map(str, tls_args)], capture_output=True, text=True, timeout=120)
+
+        shown = gateway("--broker-ca", ca[0], "--broker-cert", gw_a[0], "--broker-key", gw_a[1])
+        assert shown.returncode == 0 and f"gateway gw-a on the broker at {url}" in shown.stdout, shown.stderr
+        coach_run = subprocess.run([find_tool("strideclip"), "live", "--broker", url, "--clip", "athlete-1",
+                                    "--broker-credentials", str(broker.user_credentials_path("coach")),
+                                    "--broker-ca", str(ca[0]), "--broker-cert", str(coach[0]), "--broker-key",
+                                    str(coach[1]), "--seconds", "1", "--out", str(tmp_path / "coach"), "--no-history"],
+                                   capture_output=True, text=True, timeout=120)
+        assert f"following athlete-1 through the broker at {url}" in coach_run.stdout, coach_run.stderr
+        assert "Traceback" not in coach_run.stderr
+        for tls_args, said in ((("--broker-ca", ca[0]), "asks for a client certificate"),
+                               (("--broker-ca", ca[0], "--broker-cert", rogue[0], "--broker-key", rogue[1]),
+                                "does not accept this client certificate"),
+                               (("--broker-cert", gw_a[0], "--broker-key", gw_a[1]), "give the CA that signed it")):
+            refused = gateway(*tls_args)
+            lines = [line for line in refused.stderr.splitlines() if line.startswith("strideclip: ")]
+            assert refused.returncode == 2 and len(lines) == 1 and said in lines[0], (tls_args, refused.stderr)
+            assert "Traceback" not in refused.stderr
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 def _config(*args) -> subprocess.CompletedProcess:

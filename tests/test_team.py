@@ -409,6 +409,12 @@ def test_the_coachs_commands_refuse_a_bad_broker_setup(mosquitto_broker, tmp_pat
         (["dashboard", "--broker", "mqtt://", "--clip", "x", "--port", "0"], "is not a broker address"),
         (["live", "--broker", b.url, "--broker-credentials", str(b.user_credentials_path("coach")), "--clip", "Anna B",
           "--clip", "Anna_B", "--seconds", "1", "--no-history"], "--clip 'Anna B' and --clip 'Anna_B' are one name"),
+        (["live", "--broker", b.url, "--clip", "x", "--broker-ca", str(wrong)], "are for a TLS broker: give --broker mqtts://"),
+        (["dashboard", "--broker", "mqtts://127.0.0.1", "--clip", "x", "--broker-cert", str(wrong)],
+         "--broker-cert and --broker-key go together"),
+        (["live", "--broker", "mqtts://127.0.0.1", "--clip", "x", "--broker-ca", str(wrong)],
+         "wrong.json: not a CA certificate in PEM"),
+        (["live", "--clip", "x", "--broker-ca", str(wrong)], "need --broker URL"),
     ]:
         r = subprocess.run([EXE, *args, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60,
                            env={**os.environ, "COLUMNS": "200"})

@@ -47,6 +47,7 @@ from strideclip.coaching.cueconfig import load_if_given
 @NO_HISTORY_OPTION
 @BLE_BACKEND_OPTION
 def dashboard(clip_names: tuple[str, ...], broker_url: str | None, broker_credentials: str | None, broker_user: str,
+              broker_tls: tuple,
               ports: tuple[str, ...], n_sim: int, speed: float, minutes: float, rate_hz: str, host: str, port: int,
               lan: bool, allow_hosts: tuple[str, ...], out_dir: str, seconds: float | None, cues_path: str | None,
               db_path: str | None, no_history: bool, ble_backend: str | None) -> None:
@@ -64,7 +65,7 @@ def dashboard(clip_names: tuple[str, ...], broker_url: str | None, broker_creden
         raise click.UsageError(f"--host {host} serves beyond this machine: add --lan (pages and cues then need a token)")
     if not (clip_names or ports or n_sim):
         raise click.UsageError("give --clip NAME, --serial PORT or --simulate N")
-    broker = broker_spec_of(broker_url, broker_credentials, broker_user, clip_names)
+    broker = broker_spec_of(broker_url, broker_credentials, broker_user, clip_names, broker_tls)
     check_folder(out_dir, option="--out")  # both before any athlete is simulated or any log opened
     _check_port(host, port)
     from strideclip.link.sources import serial_source, sim_source

@@ -240,6 +240,7 @@ def record(port: str | None, clip_name: str | None, output: str, seconds: float 
 @HISTORY_OPTION
 @NO_HISTORY_OPTION
 def live(clip_names: tuple[str, ...], broker_url: str | None, broker_credentials: str | None, broker_user: str,
+         broker_tls: tuple,
          ports: tuple[str, ...], logs: tuple[str, ...], sims: int, speed: float, out_dir: str, seconds: float | None,
          cues_path: str | None, ble_backend: str | None, db_path: str | None, no_history: bool) -> None:
     """Live view of one or more clips, each recorded to its own session log. With no source
@@ -248,7 +249,7 @@ def live(clip_names: tuple[str, ...], broker_url: str | None, broker_credentials
 
     from strideclip.stream.outputs import check_folder
 
-    broker = broker_spec_of(broker_url, broker_credentials, broker_user, clip_names)
+    broker = broker_spec_of(broker_url, broker_credentials, broker_user, clip_names, broker_tls)
     check_folder(out_dir, option="--out")  # before any clip is simulated or opened
     from strideclip.link.sources import log_source, serial_source, sim_source
     from strideclip.sim import simulate, steady_run

@@ -2,6 +2,7 @@
 ``live`` and ``dashboard`` take to follow clips that gateways carry."""
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from strideclip.cli.common import (BLE_BACKEND_OPTION, CLIPS_OPTION, OUT_FOLDER,
 
 if TYPE_CHECKING:  # (the links load only when a command runs)
     from strideclip.link.broker import BrokerLink
-    from strideclip.link.mqtt import BrokerUrl
+    from strideclip.link.mqtt import BrokerUrl, ClientTls
     from strideclip.link.sources import ClipSource
     from strideclip.session.gateway import Gateway
 
@@ -30,26 +31,63 @@ class BrokerSpec:
     url: BrokerUrl
     user: str | None
     password: str | None
+    tls: ClientTls | None = None
 
 
-def broker_spec(url: str, credentials: str | None, user: str) -> BrokerSpec:
-    """The --broker options, checked: a bad URL or credentials file is a usage error."""
-    from strideclip.link.mqtt import parse_url, read_password
+def broker_spec(url: str, credentials: str | None, user: str, tls: tuple = (None, None, None)) -> BrokerSpec:
+    """The --broker options, checked: a bad URL, credentials file or TLS file is a usage error.
+    ``tls``: (--broker-ca, --broker-cert, --broker-key)."""
+    from strideclip.link.mqtt import ClientTls, parse_url, read_password
 
     try:
         parsed = parse_url(url)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--broker") from None
+    client_tls = None
+    if any(tls):
+        ca, cert, key = tls
+        if not parsed.tls:
+            raise click.UsageError("--broker-ca, --broker-cert and --broker-key are for a TLS broker: "
+                                   "give --broker mqtts://HOST:PORT")
+        if bool(cert) != bool(key):
+            raise click.UsageError("--broker-cert and --broker-key go together: the client's certificate and its key")
+        client_tls = ClientTls(ca, cert, key)
+        for hint, part in (("--broker-ca", ClientTls(ca)), ("--broker-cert", client_tls)):  # the CA first
+            try:
+                part.context()
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint=hint) from None
     if not credentials:  # a broker that lets anyone in (a test's, a closed network's)
-        return BrokerSpec(parsed, None, None)
+        return BrokerSpec(parsed, None, None, client_tls)
     try:
-        return BrokerSpec(parsed, user, read_password(credentials, user))
+        return BrokerSpec(parsed, user, read_password(credentials, user), client_tls)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--broker-credentials") from None
 
 
+def broker_tls_options(f: Callable) -> Callable:
+    """--broker-ca, --broker-cert, --broker-key, handed to the command as one ``broker_tls``
+    (ca, cert, key) for ``broker_spec``."""
+    @functools.wraps(f)
+    def command(*args: Any, broker_ca: str | None, broker_cert: str | None, broker_key: str | None,
+                **kwargs: Any) -> Any:
+        return f(*args, broker_tls=(broker_ca, broker_cert, broker_key), **kwargs)
+
+    pem = click.Path(exists=True, dir_okay=False)
+    command = click.option("--broker-key", type=pem, default=None, metavar="FILE",
+                           help="mqtts://: this client's private key (PEM), with --broker-cert.")(command)
+    command = click.option("--broker-cert", type=pem, default=None, metavar="FILE",
+                           help="mqtts://: this client's certificate (PEM), for a broker that asks for one "
+                                "(broker-config --tls-ca).")(command)
+    return click.option("--broker-ca", type=pem, default=None, metavar="FILE",
+                        help="mqtts://: the CA certificate (PEM) that signed the broker's "
+                             "(default: the system's trusted CAs).")(command)
+
+
 def broker_options(f: Callable) -> Callable:
-    """--broker, --broker-credentials, --broker-user: follow the --clip names through a broker."""
+    """--broker, --broker-credentials, --broker-user and the TLS files (``broker_tls_options``):
+    follow the --clip names through a broker."""
+    f = broker_tls_options(f)
     f = click.option("--broker-user", default="coach", show_default=True, metavar="USER",
                      help="The coach's user on the broker (with --broker-credentials).")(f)
     f = click.option("--broker-credentials", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -59,12 +97,12 @@ def broker_options(f: Callable) -> Callable:
                              "(mqtt://HOST:PORT, or mqtts:// for TLS; no BLE scan here; docs/team.md).")(f)
 
 
-def broker_spec_of(broker_url: str | None, credentials: str | None, user: str, clip_names: tuple[str, ...]
-                   ) -> BrokerSpec | None:
+def broker_spec_of(broker_url: str | None, credentials: str | None, user: str, clip_names: tuple[str, ...],
+                   tls: tuple = (None, None, None)) -> BrokerSpec | None:
     """The coach's broker from the options (None without --broker), or a usage error."""
     if broker_url is None:
-        if credentials:
-            raise click.UsageError("--broker-credentials needs --broker URL")
+        if credentials or any(tls):
+            raise click.UsageError("--broker-credentials, --broker-ca, --broker-cert and --broker-key need --broker URL")
         return None
     if not clip_names:
         raise click.UsageError("with --broker, name each athlete's clip to follow: --clip NAME (repeatable)")
@@ -75,7 +113,7 @@ def broker_spec_of(broker_url: str | None, credentials: str | None, user: str, c
         if (other := given.setdefault(topic_name(name), name)) != name:
             raise click.UsageError(f"--clip {other!r} and --clip {name!r} are one name in the broker's topics "
                                    f"({topic_name(name)!r}): name each clip apart")
-    return broker_spec(broker_url, credentials, user)
+    return broker_spec(broker_url, credentials, user, tls)
 
 
 async def open_broker(spec: BrokerSpec, names: list[str]) -> tuple[BrokerLink, list[ClipSource]]:
@@ -83,7 +121,7 @@ async def open_broker(spec: BrokerSpec, names: list[str]) -> tuple[BrokerLink, l
     from strideclip.link.broker import BrokerLink
     from strideclip.link.sources import broker_source
 
-    link = BrokerLink(spec.url, user=spec.user, password=spec.password)
+    link = BrokerLink(spec.url, user=spec.user, password=spec.password, tls=spec.tls)
     await link.start()
     click.echo(f"following {', '.join(names)} through the broker at {spec.url}")
     return link, [broker_source(n, link) for n in names]
@@ -98,6 +136,7 @@ async def open_broker(spec: BrokerSpec, names: list[str]) -> tuple[BrokerLink, l
                                             "1-64 of A-Z a-z 0-9 . _ -")
 @click.option("--broker-credentials", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
               help=f"The gateway's password, under its --name: {CREDENTIALS_HELP}")
+@broker_tls_options
 @CLIPS_OPTION
 @SERIAL_PORTS_OPTION
 @click.option("--simulate", "n_sim", type=click.IntRange(0, 16), default=0,
@@ -111,7 +150,7 @@ async def open_broker(spec: BrokerSpec, names: list[str]) -> tuple[BrokerLink, l
 @click.option("--seconds", type=click.FloatRange(0.1, 24 * 3600), default=None,
               help="Stop after this many seconds (default: Ctrl-C).")
 @BLE_BACKEND_OPTION
-def gateway(broker_url: str, name: str, broker_credentials: str | None, clip_names: tuple[str, ...],
+def gateway(broker_url: str, name: str, broker_credentials: str | None, broker_tls: tuple, clip_names: tuple[str, ...],
             ports: tuple[str, ...], n_sim: int, speed: float, minutes: float, out_dir: str, seconds: float | None,
             ble_backend: str | None) -> None:
     """Carry the clips in reach to the coach through an MQTT broker, each logged here too. With
@@ -123,7 +162,7 @@ def gateway(broker_url: str, name: str, broker_credentials: str | None, clip_nam
         check_name(name, "gateway name")
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--name") from None
-    spec = broker_spec(broker_url, broker_credentials, name)
+    spec = broker_spec(broker_url, broker_credentials, name, broker_tls)
     check_folder(out_dir, option="--out")  # all before any clip is simulated or opened
     from strideclip.link.sources import serial_source, sim_source
 
@@ -153,7 +192,7 @@ async def _gateway_main(spec: BrokerSpec, name: str, sources: list, names: list[
     from strideclip.session.gateway import Gateway
 
     backend = await resolve_ble_backend(backend_spec)
-    gw = Gateway(name, spec.url, out_dir, user=spec.user, password=spec.password)
+    gw = Gateway(name, spec.url, out_dir, user=spec.user, password=spec.password, tls=spec.tls)
     await gw.start()
     opened.append(gw)  # the caller sums it up, however the run ends
     click.echo(f"gateway {name} on the broker at {spec.url}")

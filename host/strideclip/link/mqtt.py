@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +41,43 @@ class BrokerUrl:
 
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """A TLS broker (mqtts://), the client's side: the CA that signed the broker's certificate
+    (default: the system's trusted CAs), and this client's certificate and key for a broker that
+    asks for one (``broker-config --tls-ca``)."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """The SSL context; ValueError naming the file that cannot be used."""
+        try:
+            context = ssl.create_default_context(cafile=self.ca)
+        except (OSError, ssl.SSLError) as e:
+            raise ValueError(f"{self.ca}: not a CA certificate in PEM ({e})") from None
+        if self.cert:
+            try:
+                context.load_cert_chain(self.cert, self.key)
+            except (OSError, ssl.SSLError) as e:
+                raise ValueError(f"{self.cert} with key {self.key}: not a certificate and its private key in PEM "
+                                 f"({e})") from None
+        return context
+
+
+class _LastError(logging.Handler):
+    """The MQTT client's newest error, for the line that says why a connect failed (a TLS alert
+    comes only in paho's log: the connect itself just times out). Also keeps it off stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.said: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.said = record.getMessage()
 
 
 def parse_url(url: str) -> BrokerUrl:
@@ -76,8 +115,12 @@ class MqttConnection:
     def __init__(self, url: BrokerUrl, *, client_id: str, on_message: Callable[[str, bytes], None],
                  user: str | None = None, password: str | None = None, subscriptions: Iterable[str] = (),
                  on_connect: Callable[[], Awaitable[None]] | None = None, on_lost: Callable[[], None] | None = None,
-                 will: tuple[str, bytes] | None = None):
+                 will: tuple[str, bytes] | None = None, tls: ClientTls | None = None):
         self.url, self.client_id, self.user, self.password = url, client_id, user, password
+        self.tls_context = (tls or ClientTls()).context() if url.tls else None
+        self._last_error = _LastError()
+        self._logger = logging.getLogger(f"{__name__}.{client_id}")
+        self._logger.addHandler(self._last_error)
         self.subscriptions = tuple(subscriptions)
         self.on_message, self.on_connect, self.on_lost, self.will = on_message, on_connect, on_lost, will
         self.connects = 0
@@ -104,26 +147,34 @@ class MqttConnection:
         self._task = asyncio.ensure_future(self._serve())
 
     def _why(self, e: Exception) -> str:
+        said = str(e) if not self._last_error.said else f"{e}: {self._last_error.said}"
         rc = getattr(e, "rc", None)
         if getattr(rc, "value", rc) in REFUSED_CODES:
             if self.user is None:
                 return (f"the broker at {self.url} refused a connection without credentials ({e}): "
                         "give --broker-credentials")
             return f"the broker at {self.url} refused user {self.user} ({e}): check the credentials file"
-        return f"cannot reach the broker at {self.url}: {e or type(e).__name__}"
+        if "CERTIFICATE_REQUIRED" in said:
+            return (f"the broker at {self.url} asks for a client certificate ({said}): "
+                    "give --broker-cert and --broker-key")
+        if "CERTIFICATE_VERIFY_FAILED" in said:
+            return (f"the broker at {self.url} shows a certificate not trusted here ({said}): "
+                    "give the CA that signed it with --broker-ca")
+        if "UNKNOWN_CA" in said or "BAD_CERTIFICATE" in said:
+            return f"the broker at {self.url} does not accept this client certificate ({said})"
+        return f"cannot reach the broker at {self.url}: {said or type(e).__name__}"
 
     async def _connect(self, *, wipe: bool = False) -> None:
         """Connect and subscribe (a persistent session: what comes while we are away is kept for
         us); with ``wipe``, connect with a clean session and leave at once: the broker forgets it."""
-        import ssl
-
         import aiomqtt
 
         will = aiomqtt.Will(self.will[0], self.will[1], qos=1, retain=True) if self.will and not wipe else None
+        self._last_error.said = None
         client = aiomqtt.Client(self.url.host, self.url.port, username=self.user, password=self.password,
                                 identifier=self.client_id, clean_session=wipe, will=will,
                                 keepalive=KEEPALIVE_S, timeout=CONNECT_TIMEOUT_S,
-                                tls_context=ssl.create_default_context() if self.url.tls else None)
+                                tls_context=self.tls_context, logger=self._logger)
         client.pending_calls_threshold = PIPELINED  # (a gateway pipelines its publishes on purpose)
         await asyncio.wait_for(client.__aenter__(), CONNECT_TIMEOUT_S * 2)
         if wipe:
