@@ -13,6 +13,7 @@ import ssl
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -262,17 +263,38 @@ def test_the_broker_keeps_its_port_and_users_across_restarts(mosquitto_broker):
 
 # --- TLS ------------------------------------------------------------------------------------------
 
-def test_with_tls_the_broker_speaks_only_tls(tmp_path):
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed: it makes the test's certificate (make test installs it with apt)")
+def _signed(openssl: str, folder, name: str, ca=None, *, ip: str | None = None):
+    """(certificate, key) files for ``name``: signed by ``ca`` (its certificate, key), else self-signed."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-subj", f"/CN={name}"]
+    alt = ["-addext", f"subjectAltName=IP:{ip}"] if ip else []
+    if ca is None:
+        subprocess.run([openssl, "req", "-x509", *ec, "-out", cert, "-days", "1", *alt], check=True, capture_output=True)
+        return cert, key
+    csr = folder / f"{name}.csr"
+    subprocess.run([openssl, "req", *ec, "-out", csr, *alt], check=True, capture_output=True)
+    subprocess.run([openssl, "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", cert,
+                    "-days", "1", "-copy_extensions", "copy"], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def openssl() -> str:
+    path = shutil.which("openssl")
+    if path is None:
+        pytest.skip("openssl is not installed: it makes the tests' certificates (make test installs it with apt)")
+    return path
+
+
+def _tls_folder(broker) -> Path:
+    tls = broker.folder / "tls"
+    tls.mkdir(mode=0o711)  # (mosquitto's own user reads in it)
+    return tls
+
+
+def test_with_tls_the_broker_speaks_only_tls(tmp_path, openssl):
     with start_broker(tmp_path, gateways=["gw-a"], start=False) as broker:
-        tls = broker.folder / "tls"
-        tls.mkdir(mode=0o711)
-        cert, key = tls / "cert.pem", tls / "key.pem"
-        subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        cert, key = _signed(openssl, _tls_folder(broker), "127.0.0.1", ip="127.0.0.1")
         if broker.mosquitto_uid is not None:  # as the note of broker-config says: mosquitto's user reads the key
             os.chown(key, broker.mosquitto_uid, -1)
         broker.configure("--tls-cert", str(cert), "--tls-key", str(key))
@@ -291,31 +313,12 @@ def test_with_tls_the_broker_speaks_only_tls(tmp_path):
         run(main())
 
 
-def _signed(openssl: str, folder, name: str, ca=None, *, ip: str | None = None):
-    """(certificate, key) files for ``name``: signed by ``ca`` (its certificate, key), else self-signed."""
-    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-subj", f"/CN={name}"]
-    alt = ["-addext", f"subjectAltName=IP:{ip}"] if ip else []
-    if ca is None:
-        subprocess.run([openssl, "req", "-x509", *ec, "-out", cert, "-days", "1", *alt], check=True, capture_output=True)
-        return cert, key
-    csr = folder / f"{name}.csr"
-    subprocess.run([openssl, "req", *ec, "-out", csr, *alt], check=True, capture_output=True)
-    subprocess.run([openssl, "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", cert,
-                    "-days", "1", "-copy_extensions", "copy"], check=True, capture_output=True)
-    return cert, key
-
-
-def test_with_a_ca_the_broker_asks_each_client_for_a_certificate_it_signed(tmp_path):
+def test_with_a_ca_the_broker_asks_each_client_for_a_certificate_it_signed(tmp_path, openssl):
     """broker-config --tls-ca: the gateway and the coach show their certificates (--broker-cert,
     --broker-key) and trust the broker's through --broker-ca; one without, or with one another CA
     signed, is refused in one line."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed: it makes the test's certificates (make test installs it with apt)")
     with start_broker(tmp_path, gateways=["gw-a"], start=False) as broker:
-        tls = broker.folder / "tls"
-        tls.mkdir(mode=0o711)
+        tls = _tls_folder(broker)
         ca = _signed(openssl, tls, "team-ca")
         server = _signed(openssl, tls, "broker", ca, ip="127.0.0.1")
         gw_a, coach = _signed(openssl, tls, "gw-a", ca), _signed(openssl, tls, "coach", ca)

@@ -3,6 +3,7 @@
 rule is tried on its own - repeats dropped (RESULTs kept), which gateway holds a clip, commands
 to the holder and answers through the stream, malformed messages counted and skipped."""
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -60,26 +61,46 @@ class Followed:
         await self.run
 
 
+async def answer(client, name: str, commands: dict) -> None:
+    """A plain MQTT client as gateway ``name`` whose clip-1 answers every command at once (result 7),
+    noting each opcode in ``commands[name]``."""
+    await client.subscribe(T.gateway_subscription(name), qos=1)
+    async for msg in client.messages:
+        cmd_id, opcode, _ = P.parse_command(msg.payload)
+        commands[name].append(opcode)
+        result = encode_packet(P.Result(cmd_id, opcode, P.RESULT_OK, 7))
+        await client.publish(T.packet_topic(name, "clip-1"), T.pack_packet(1, result), qos=1)
+
+
+@contextlib.asynccontextmanager
+async def coach_and_two_gateways(b):
+    """The coach's link following clip-1 and plain MQTT clients as gw-a and gw-b whose clip answers
+    every command (``answer``): yields (clip, gw-a, gw-b, commands), the opcodes each was sent."""
+    link = BrokerLink(b.url, user="coach", password=b.users["coach"])
+    await link.start()
+    clip = Followed(link, "clip-1")
+    commands = {"gw-a": [], "gw-b": []}
+    try:
+        async with gateway_client(b, "gw-a") as a, gateway_client(b, "gw-b") as gb:
+            answering = [asyncio.ensure_future(answer(a, "gw-a", commands)),
+                         asyncio.ensure_future(answer(gb, "gw-b", commands))]
+            try:
+                yield clip, a, gb, commands
+            finally:
+                for t in answering:
+                    t.cancel()
+                await asyncio.gather(*answering, return_exceptions=True)
+    finally:
+        await clip.end()
+        await link.close()
+
+
 def test_one_clip_from_two_gateways_is_merged_and_commands_go_to_its_holder(mosquitto_broker):
     b = mosquitto_broker
     pkts = sample_packets(30)
 
     async def main():
-        link = BrokerLink(b.url, user="coach", password=b.users["coach"])
-        await link.start()
-        clip = Followed(link, "clip-1")
-        commands = {"gw-a": [], "gw-b": []}
-
-        async def answer(client, name):  # a gateway whose clip answers every command at once
-            await client.subscribe(T.gateway_subscription(name), qos=1)
-            async for msg in client.messages:
-                cmd_id, opcode, _ = P.parse_command(msg.payload)
-                commands[name].append(opcode)
-                result = encode_packet(P.Result(cmd_id, opcode, P.RESULT_OK, 7))
-                await client.publish(T.packet_topic(name, "clip-1"), T.pack_packet(1, result), qos=1)
-
-        async with gateway_client(b, "gw-a") as a, gateway_client(b, "gw-b") as gb:
-            answering = [asyncio.ensure_future(answer(a, "gw-a")), asyncio.ensure_future(answer(gb, "gw-b"))]
+        async with coach_and_two_gateways(b) as (clip, a, gb, commands):
             for p in pkts[:20]:
                 await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, p), qos=1)
             await until(lambda: commands["gw-a"] == [P.OP_HELLO])  # asked of the first holder, as BLE does
@@ -99,10 +120,6 @@ def test_one_clip_from_two_gateways_is_merged_and_commands_go_to_its_holder(mosq
             await a.publish(T.state_topic("gw-a"), json.dumps({"online": False}).encode(), qos=1, retain=True)
             await gb.publish(T.link_topic("gw-b", "clip-1"), json.dumps({"connected": False}).encode(), qos=1)
             await until(lambda: not clip.transport.connected)
-            for t in answering:
-                t.cancel()
-        await clip.end()
-        await link.close()
         return clip.events
 
     events = run_async(main())
@@ -117,21 +134,7 @@ def test_a_gateway_sending_its_outbox_late_neither_holds_the_clip_nor_takes_its_
     pkts = sample_packets(40)
 
     async def main():
-        link = BrokerLink(b.url, user="coach", password=b.users["coach"])
-        await link.start()
-        clip = Followed(link, "clip-1")
-        commands = {"gw-a": [], "gw-b": []}
-
-        async def answer(client, name):
-            await client.subscribe(T.gateway_subscription(name), qos=1)
-            async for msg in client.messages:
-                cmd_id, opcode, _ = P.parse_command(msg.payload)
-                commands[name].append(opcode)
-                result = encode_packet(P.Result(cmd_id, opcode, P.RESULT_OK, 7))
-                await client.publish(T.packet_topic(name, "clip-1"), T.pack_packet(1, result), qos=1)
-
-        async with gateway_client(b, "gw-a") as a, gateway_client(b, "gw-b") as gb:
-            answering = [asyncio.ensure_future(answer(a, "gw-a")), asyncio.ensure_future(answer(gb, "gw-b"))]
+        async with coach_and_two_gateways(b) as (clip, a, gb, commands):
             await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, pkts[0], waited_ms=40_000), qos=1)
             await until(lambda: clip.transport.gateway == "gw-a")  # the only one yet
             for k in range(1, 20):  # gw-a's outbox and gw-b's live packets, gw-a's last each time
@@ -145,10 +148,6 @@ def test_a_gateway_sending_its_outbox_late_neither_holds_the_clip_nor_takes_its_
             commands["gw-b"].clear()  # (the HELLO: asked as gw-a became the holder)
             assert await clip.transport.command(P.OP_BUZZ, (1, 1, 100, 100)) == 7
             assert commands == {"gw-a": [], "gw-b": [P.OP_BUZZ]}
-            for t in answering:
-                t.cancel()
-        await clip.end()
-        await link.close()
         return clip
 
     clip = run_async(main())

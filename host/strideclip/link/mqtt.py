@@ -119,7 +119,7 @@ class MqttConnection:
         self.url, self.client_id, self.user, self.password = url, client_id, user, password
         self.tls_context = (tls or ClientTls()).context() if url.tls else None
         self._last_error = _LastError()
-        self._logger = logging.getLogger(f"{__name__}.{client_id}")
+        self._logger = logging.Logger(f"{__name__}.{client_id}")  # this connection's own (not in the registry)
         self._logger.addHandler(self._last_error)
         self.subscriptions = tuple(subscriptions)
         self.on_message, self.on_connect, self.on_lost, self.will = on_message, on_connect, on_lost, will
