@@ -10,8 +10,8 @@ The gateway that holds the clip is the one whose packets came last, once its hol
 quiet for ``SWITCH_QUIET_S`` (so two gateways carrying it at once do not flap); commands (cues,
 backfill, pings) go to the holder. Packets a gateway sends from its outbox after the broker was
 away (they waited there ``OUTBOX_LATE_MS`` or more: the message says) are merged as any, but do
-not make their gateway look as if it held the clip now: it may have lost it meanwhile. A malformed message (not our topic, a short payload, bad
-JSON) is counted and skipped.
+not make their gateway look as if it held the clip now: it may have lost it meanwhile. A
+malformed message (not our topic, a short payload, bad JSON) is counted and skipped.
 """
 from __future__ import annotations
 

@@ -3,9 +3,9 @@ can reach and carries their packets to the coach through an MQTT broker.
 
 Per clip it reaches (any ``ClipSource``: BLE, USB serial, a simulated clip that answers) it
 writes its own session log first - the safety copy, every packet as it arrives, the commands it
-wrote and the link's events - and publishes each packet with its receive time (UTC ms) to the
-clip's packet topic at QoS 1 (with how long it waited here), and the clip's link figures (retained) every ``LINK_EVERY_S`` and
-on a change. Its state topic says online (retained); its will says offline. It reads only its own
+wrote and the link's events - and publishes each packet with its receive time (UTC ms) and how
+long it waited here to the clip's packet topic at QoS 1, and the clip's link figures (retained)
+every ``LINK_EVERY_S`` and on a change. Its state topic says online (retained); its will says offline. It reads only its own
 command topics and writes each command to its clip as the coach packed it; the clip's RESULT comes
 back as an ordinary packet. It analyses nothing and asks no backfill: the coach does.
 
