@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import json
 import socket
+import struct
+import subprocess
 import time
 
 import aiomqtt
 import numpy as np
 import pytest
 
+from mpy import find_tool
 from rig import run_async  # (a page test's Playwright loop may hold the main thread)
 from clipcore import protocol as P
 from strideclip.errors import BrokerUnavailable
@@ -153,6 +156,66 @@ def test_a_gateway_sending_its_outbox_late_neither_holds_the_clip_nor_takes_its_
     clip = run_async(main())
     assert clip.transport.outbox_packets == 20 and clip.transport.stats()["outbox_packets"] == 20
     assert [(e, f.get("gateway")) for e, f in clip.events] == [("connected", "gw-a"), ("handover", "gw-b")]
+
+
+def test_a_gateway_always_behind_does_not_take_the_clip_back_while_the_one_carrying_it_pauses(mosquitto_broker):
+    """gw-a's packets all waited 2.5 s at it (a slow uplink, an outbox), gw-b carries the clip live
+    and drops out for 1.5 s at the edge of its range: gw-b keeps the clip (gw-a still carried it
+    later than gw-b for less than SWITCH_QUIET_S), and its commands."""
+    b = mosquitto_broker
+    pkts = sample_packets(80)
+
+    async def main():
+        async with coach_and_two_gateways(b) as (clip, a, gb, commands):
+            behind = iter(pkts[30:])
+
+            async def tick(live: bool) -> None:
+                await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, next(behind), waited_ms=2500), qos=1)
+                if live:
+                    await gb.publish(T.packet_topic("gw-b", "clip-1"), T.pack_packet(1, next(ahead)), qos=1)
+                await asyncio.sleep(0.1)
+
+            ahead = iter(pkts[:30])
+            await tick(live=False)
+            await until(lambda: clip.transport.gateway == "gw-a")  # the only one yet
+            for live in [True] * 20 + [False] * 15 + [True] * 5:  # (gw-b takes over 1 s after gw-a's HELLO answer)
+                await tick(live)
+            await until(lambda: clip.transport.packets >= 40 + 25)
+            commands["gw-a"].clear()
+            commands["gw-b"].clear()
+            assert await clip.transport.command(P.OP_BUZZ, (1, 1, 100, 100)) == 7
+            assert commands == {"gw-a": [], "gw-b": [P.OP_BUZZ]}
+        return clip
+
+    clip = run_async(main())
+    assert [(e, f.get("gateway")) for e, f in clip.events] == [("connected", "gw-a"), ("handover", "gw-b")]
+
+
+def test_a_packet_of_another_format_is_skipped_and_the_coachs_command_says_why(mosquitto_broker, tmp_path):
+    """A gateway of another StrideClip version (its packets have no format byte, or another one):
+    counted and skipped, and ``strideclip live --broker`` says so in one line at its end."""
+    b = mosquitto_broker
+    pkt = sample_packets(1)[0]
+    coach = subprocess.Popen([find_tool("strideclip"), "live", "--broker", b.url, "--clip", "clip-1",
+                              "--broker-credentials", str(b.user_credentials_path("coach")), "--seconds", "4",
+                              "--out", str(tmp_path), "--no-history"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        assert coach.stdout.readline().startswith("following clip-1 through the broker"), coach.stderr.read()
+
+        async def main():
+            async with gateway_client(b, "gw-a") as a:
+                await a.publish(T.packet_topic("gw-a", "clip-1"), struct.pack("<Q", 1) + pkt, qos=1)  # format 1
+                await a.publish(T.packet_topic("gw-a", "clip-1"), b"\x03" + T.pack_packet(1, pkt)[1:], qos=1)
+
+        run_async(main())
+        _out, err = coach.communicate(timeout=60)
+    finally:
+        if coach.poll() is None:
+            coach.kill()
+    said = [line for line in err.splitlines() if "broker message(s)" in line]
+    assert said == ["strideclip: 2 broker message(s) were not ours and were skipped; first: a packet message of format "
+                    "1, not 2: run the same StrideClip version on the gateways and the coach"], err
 
 
 def test_malformed_messages_are_counted_and_skipped(mosquitto_broker):

@@ -12,7 +12,7 @@ from strideclip.cli.common import (BLE_BACKEND_OPTION, CLIPS_OPTION, HISTORY_OPT
 from strideclip.cli.progress import ProgressBar
 from strideclip.cli.run import DEMO_RUN_MIN_MINUTES
 from strideclip.cli.session_end import end_live_run
-from strideclip.cli.team import broker_options, broker_spec_of, open_broker
+from strideclip.cli.team import broker_options, broker_spec_of, close_broker, open_broker
 from strideclip.coaching.cueconfig import load_if_given
 
 
@@ -128,7 +128,7 @@ async def _dashboard_main(sources, names, out_dir, host, port, lan, allow_hosts,
                            opened, stop)
     finally:
         if link is not None:
-            await link.close()
+            await close_broker(link)
 
 
 async def _serve_clips(sources, out_dir, host, port, lan, allow_hosts, seconds, backend, cue_settings, prior_for,

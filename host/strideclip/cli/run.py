@@ -11,7 +11,7 @@ from strideclip.cli.common import (BLE_BACKEND_OPTION, CLIPS_OPTION, CUES_OPTION
                                    add_to_history, example, history_prior, resolve_ble_backend, rows_said, run_ble)
 from strideclip.cli.progress import ProgressBar
 from strideclip.cli.session_end import end_live_run, print_live_summary
-from strideclip.cli.team import broker_options, broker_spec_of, open_broker
+from strideclip.cli.team import broker_options, broker_spec_of, close_broker, open_broker
 from strideclip.coaching.cueconfig import load_if_given
 
 # the shortest demo run strideclip.sim.scenario.demo_run makes (importing the simulator here would
@@ -282,7 +282,7 @@ async def _live_main(sources, names, out_dir, seconds, backend_spec, *, view=Fal
         return await _record_live([*sources, *carried], [], out_dir, seconds, backend_spec, view=view,
                                   cue_settings=cue_settings, opened=opened, prior_for=prior_for, stop=stop)
     finally:
-        await link.close()
+        await close_broker(link)
 
 
 async def _record_live(sources, names, out_dir, seconds, backend_spec, *, view=False, scan_all=False, idle_s=None,

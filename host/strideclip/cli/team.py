@@ -127,6 +127,15 @@ async def open_broker(spec: BrokerSpec, names: list[str]) -> tuple[BrokerLink, l
     return link, [broker_source(n, link) for n in names]
 
 
+async def close_broker(link: BrokerLink) -> None:
+    """Disconnect; say what was skipped (a gateway of another version, a malformed message)."""
+    await link.close()
+    bad = link.stats()["bad_messages"]
+    if bad:
+        click.echo(f"strideclip: {bad} broker message(s) were not ours and were skipped; first: "
+                   f"{link.first_bad or link.conn.first_failure}", err=True)
+
+
 @click.command(epilog=example("strideclip gateway --broker mqtt://192.168.1.20:1883 --name north "
                               "--broker-credentials north.json",
                               "strideclip gateway --broker mqtt://127.0.0.1:1883 --name test --simulate 2 --speed 10"))

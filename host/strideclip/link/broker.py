@@ -6,12 +6,14 @@ messages to a ``BrokerTransport`` per clip, a ``Transport`` like BLE's, so
 unchanged. Packets of one clip carried by several gateways at once (a hand-over, a gateway's
 outbox sent late) are merged: an exact repeat of a recent packet is dropped (RESULTs always pass:
 a command's answer can repeat its bytes), and overlapping samples are the decoder's to merge.
-The gateway that holds the clip is the one whose packets came last, once its holder has been
-quiet for ``SWITCH_QUIET_S`` (so two gateways carrying it at once do not flap); commands (cues,
-backfill, pings) go to the holder. Packets a gateway sends from its outbox after the broker was
-away (they waited there ``OUTBOX_LATE_MS`` or more: the message says) are merged as any, but do
-not make their gateway look as if it held the clip now: it may have lost it meanwhile. A
-malformed message (not our topic, a short payload, bad JSON) is counted and skipped.
+Which gateway holds the clip is judged by when each packet reached its gateway: its arrival here
+less the time the message says it waited in the gateway's outbox (measured there alone, so no
+clock skew enters). Another gateway takes the clip over once it carried the clip ``SWITCH_QUIET_S``
+more recently than the holder (so two gateways carrying it at once do not flap), and commands
+(cues, backfill, pings) go to the gateway that carried it most recently. A gateway emptying an
+outbox kept while the broker was away (it may have lost the clip meanwhile) therefore neither
+takes the clip from one that carries it now nor takes its commands. A malformed message (not our
+topic, a short payload, bad JSON, another version's packet format) is counted and skipped.
 """
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ from strideclip.link.mqtt import BrokerUrl, ClientTls, MqttConnection, parse_url
 from strideclip.link.transport import Commands
 
 RECENT_PACKETS = 2048  # per clip, the packets remembered to drop repeats (about 3 min of a 208 Hz clip)
-SWITCH_QUIET_S = 1.0  # another gateway takes the clip over once its holder has sent nothing this long
+SWITCH_QUIET_S = 1.0  # another gateway takes the clip over once it carried it this much more recently
 HOLDER_QUIET_S = 10.0  # a holder that has sent nothing for this long no longer holds the clip
-OUTBOX_LATE_MS = 2000  # a packet that waited this long at its gateway came from its outbox, not live
+OUTBOX_LATE_MS = 2000  # a packet that waited this long at its gateway came from its outbox (counted)
 LOST_BROKER = "the connection to the broker was lost"
 
 
@@ -128,7 +130,7 @@ class BrokerTransport:
         self.commands = Commands(f"{clip} (via {link.url})")
         self.gateway: str | None = None  # the holder: commands go to it
         self.last_packet_s: dict[str, float] = {}  # gateway -> time.monotonic() of its newest packet of this clip
-        self.last_live_s: dict[str, float] = {}  # ... of its newest packet that came live (not from its outbox)
+        self.reached_s: dict[str, float] = {}  # gateway -> when the newest packet it carried reached it (our clock)
         self.figures: dict[str, dict] = {}  # gateway -> its link figures for this clip
         self.packets = 0
         self.duplicates = 0
@@ -175,7 +177,7 @@ class BrokerTransport:
         return await self.commands.send(opcode, args, self.send_packet, timeout_s=timeout_s)
 
     async def send_packet(self, pkt: bytes) -> None:
-        """To the gateway that carried the clip's newest live packet (during a hand-over the new one,
+        """To the gateway that carried the clip most recently (during a hand-over the new one,
         before it becomes the holder: the old one may have lost the clip), which writes it to the
         clip as it is."""
         gateway = self._freshest(time.monotonic()) or self.gateway
@@ -192,16 +194,14 @@ class BrokerTransport:
         self.packets += 1
         self.broker_delays_ms.append(utc_ms() - received_ms)
         self.last_packet_s[gateway] = now
-        live = waited_ms < OUTBOX_LATE_MS
-        if live:
-            self.last_live_s[gateway] = now
-        else:
-            self.outbox_packets += 1
+        reached_s = max(now - waited_ms / 1000, self.reached_s.get(gateway, -1e9))
+        self.reached_s[gateway] = reached_s
+        self.outbox_packets += waited_ms >= OUTBOX_LATE_MS
         self.link.offline.discard(gateway)  # it publishes: it is online (whatever a late will said)
         holder = self.gateway
         if self._eligible(gateway, now) and gateway != holder and (
-                holder is None or not self._eligible(holder, now, SWITCH_QUIET_S)
-                or (live and now - self.last_live_s.get(holder, -1e9) >= SWITCH_QUIET_S)):  # it sends only old ones
+                holder is None or not self._eligible(holder, now)
+                or reached_s - self.reached_s.get(holder, -1e9) >= SWITCH_QUIET_S):
             self._set_holder(gateway)
         is_result = len(pkt) == P.RESULT_BYTES and pkt[0] & 0x0F == P.T_RESULT
         if not is_result:
@@ -218,12 +218,12 @@ class BrokerTransport:
         self.figures[gateway] = figures
         self._reelect()
 
-    def _eligible(self, gateway: str, now: float, quiet_s: float = HOLDER_QUIET_S) -> bool:
+    def _eligible(self, gateway: str, now: float) -> bool:
         """We are connected, the gateway is online, has not said it lost the clip, and sent a
-        packet of it lately."""
+        packet of it in the last HOLDER_QUIET_S."""
         return (self.link.conn.connected and gateway not in self.link.offline
                 and (self.figures.get(gateway) or {}).get("connected") is not False
-                and now - self.last_packet_s.get(gateway, -1e9) < quiet_s)
+                and now - self.last_packet_s.get(gateway, -1e9) < HOLDER_QUIET_S)
 
     def _reelect(self) -> None:
         """If the holder no longer holds the clip (or none does): the gateway whose packet came
@@ -236,10 +236,10 @@ class BrokerTransport:
             self._set_holder(new, reason=self._why_not(self.gateway, now) if self.gateway else "")
 
     def _freshest(self, now: float) -> str | None:
-        """Of the gateways that may hold the clip now, the one whose newest live packet came last
-        (of those with none, whose newest packet came last); None if none may."""
-        held = [(self.last_live_s.get(g, -1e9), t, g) for g, t in self.last_packet_s.items() if self._eligible(g, now)]
-        return max(held)[2] if held else None
+        """Of the gateways that may hold the clip now, the one that carried it most recently; None
+        if none may."""
+        held = [(t, g) for g, t in self.reached_s.items() if self._eligible(g, now)]
+        return max(held)[1] if held else None
 
     def _why_not(self, gateway: str, now: float) -> str:
         if not self.link.conn.connected:

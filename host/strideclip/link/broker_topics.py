@@ -23,9 +23,11 @@ ROOT = "strideclip/gw"
 NAME_CHARS = "A-Za-z0-9._-"  # what a topic level may hold (names are plain: no + # / in a level)
 NAME_MAX = 64
 NAME_RE = re.compile(f"[{NAME_CHARS}]{{1,{NAME_MAX}}}")
-# a packet message starts with its receive time (UTC ms, the gateway's clock) and how long it then
-# waited at the gateway before this publish (ms, the gateway's own clock: no skew between machines)
-_RECEIVED = struct.Struct("<QI")
+# A packet message starts with its format, its receive time (UTC ms, the gateway's clock) and how
+# long it then waited at the gateway before this publish (ms, the gateway's own clock: no skew
+# between machines). The format byte makes a gateway and a coach of different versions say so.
+PACKET_FORMAT = 2  # 1: receive time only, no format byte (before the wait was carried)
+_HEADER = struct.Struct("<BQI")
 WAITED_MAX_MS = 0xFFFFFFFF
 
 
@@ -86,18 +88,21 @@ def parse_topic(topic: str) -> tuple[str, str, str | None]:
 
 
 def pack_packet(received_utc_ms: int, pkt: bytes, waited_ms: int = 0) -> bytes:
-    """A clip packet as a gateway publishes it: its receive time (UTC ms), how long it waited at
-    the gateway (ms: long after the broker was away), then the packet."""
-    return _RECEIVED.pack(received_utc_ms, min(max(int(waited_ms), 0), WAITED_MAX_MS)) + bytes(pkt)
+    """A clip packet as a gateway publishes it: the format, its receive time (UTC ms), how long it
+    waited at the gateway (ms: long after the broker was away), then the packet."""
+    return _HEADER.pack(PACKET_FORMAT, received_utc_ms, min(max(int(waited_ms), 0), WAITED_MAX_MS)) + bytes(pkt)
 
 
 def unpack_packet(payload: bytes) -> tuple[int, int, bytes]:
     """(receive time UTC ms, waited at the gateway ms, packet) of a packet message; BadMessage if
-    it cannot be one."""
-    if len(payload) <= _RECEIVED.size:
-        raise BadMessage(f"a packet message of {len(payload)} bytes: too short for a receive time, a wait and a packet")
-    received_ms, waited_ms = _RECEIVED.unpack_from(payload)
-    return received_ms, waited_ms, bytes(payload[_RECEIVED.size:])
+    it cannot be one (too short, or another format: a gateway of another StrideClip version)."""
+    if len(payload) <= _HEADER.size:
+        raise BadMessage(f"a packet message of {len(payload)} bytes: too short for its header and a packet")
+    form, received_ms, waited_ms = _HEADER.unpack_from(payload)
+    if form != PACKET_FORMAT:
+        raise BadMessage(f"a packet message of format {form}, not {PACKET_FORMAT}: run the same StrideClip "
+                         "version on the gateways and the coach")
+    return received_ms, waited_ms, bytes(payload[_HEADER.size:])
 
 
 RSSI_DBM = (-127, 20)  # what a Bluetooth controller can report (HCI: -127..20 dBm)
