@@ -15,7 +15,9 @@ from strideclip.cli.common import (BLE_BACKEND_OPTION, CLIPS_OPTION, OUT_FOLDER,
 
 if TYPE_CHECKING:  # (the links load only when a command runs)
     from strideclip.link.broker import BrokerLink
-    from strideclip.link.mqtt import BrokerUrl, ClientTls
+    import ssl
+
+    from strideclip.link.mqtt import BrokerUrl
     from strideclip.link.sources import ClipSource
     from strideclip.session.gateway import Gateway
 
@@ -31,36 +33,34 @@ class BrokerSpec:
     url: BrokerUrl
     user: str | None
     password: str | None
-    tls: ClientTls | None = None
+    tls_context: ssl.SSLContext | None = None  # mqtts://: the CA and client certificate given (built once)
 
 
 def broker_spec(url: str, credentials: str | None, user: str, tls: tuple = (None, None, None)) -> BrokerSpec:
     """The --broker options, checked: a bad URL, credentials file or TLS file is a usage error.
     ``tls``: (--broker-ca, --broker-cert, --broker-key)."""
-    from strideclip.link.mqtt import ClientTls, parse_url, read_password
+    from strideclip.link.mqtt import ClientTls, TlsFileError, parse_url, read_password
 
     try:
         parsed = parse_url(url)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--broker") from None
-    client_tls = None
+    tls_context = None
     if any(tls):
         ca, cert, key = tls
         if not parsed.tls:
             raise click.UsageError("--broker-ca, --broker-cert and --broker-key are for a TLS broker: "
                                    "give --broker mqtts://HOST:PORT")
-        if bool(cert) != bool(key):
-            raise click.UsageError("--broker-cert and --broker-key go together: the client's certificate and its key")
-        client_tls = ClientTls(ca, cert, key)
-        for hint, part in (("--broker-ca", ClientTls(ca)), ("--broker-cert", client_tls)):  # the CA first
-            try:
-                part.context()
-            except ValueError as e:
-                raise click.BadParameter(str(e), param_hint=hint) from None
+        if key and not cert:
+            raise click.UsageError("--broker-key goes with --broker-cert: the client's certificate")
+        try:
+            tls_context = ClientTls(ca, cert, key).context()
+        except TlsFileError as e:
+            raise click.BadParameter(str(e), param_hint=e.option) from None
     if not credentials:  # a broker that lets anyone in (a test's, a closed network's)
-        return BrokerSpec(parsed, None, None, client_tls)
+        return BrokerSpec(parsed, None, None, tls_context)
     try:
-        return BrokerSpec(parsed, user, read_password(credentials, user), client_tls)
+        return BrokerSpec(parsed, user, read_password(credentials, user), tls_context)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--broker-credentials") from None
 
@@ -75,7 +75,8 @@ def broker_tls_options(f: Callable) -> Callable:
 
     pem = click.Path(exists=True, dir_okay=False)
     command = click.option("--broker-key", type=pem, default=None, metavar="FILE",
-                           help="mqtts://: this client's private key (PEM), with --broker-cert.")(command)
+                           help="mqtts://: this client's private key (PEM, no passphrase), with --broker-cert "
+                                "(not needed if the certificate's file holds it).")(command)
     command = click.option("--broker-cert", type=pem, default=None, metavar="FILE",
                            help="mqtts://: this client's certificate (PEM), for a broker that asks for one "
                                 "(broker-config --tls-ca).")(command)
@@ -121,7 +122,7 @@ async def open_broker(spec: BrokerSpec, names: list[str]) -> tuple[BrokerLink, l
     from strideclip.link.broker import BrokerLink
     from strideclip.link.sources import broker_source
 
-    link = BrokerLink(spec.url, user=spec.user, password=spec.password, tls=spec.tls)
+    link = BrokerLink(spec.url, user=spec.user, password=spec.password, tls_context=spec.tls_context)
     await link.start()
     click.echo(f"following {', '.join(names)} through the broker at {spec.url}")
     return link, [broker_source(n, link) for n in names]
@@ -201,7 +202,7 @@ async def _gateway_main(spec: BrokerSpec, name: str, sources: list, names: list[
     from strideclip.session.gateway import Gateway
 
     backend = await resolve_ble_backend(backend_spec)
-    gw = Gateway(name, spec.url, out_dir, user=spec.user, password=spec.password, tls=spec.tls)
+    gw = Gateway(name, spec.url, out_dir, user=spec.user, password=spec.password, tls_context=spec.tls_context)
     await gw.start()
     opened.append(gw)  # the caller sums it up, however the run ends
     click.echo(f"gateway {name} on the broker at {spec.url}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from typing import Any
 from clipcore import protocol as P
 from strideclip.errors import TransportError
 from strideclip.link import broker_topics as T
-from strideclip.link.mqtt import BrokerUrl, ClientTls, MqttConnection, parse_url, utc_ms
+from strideclip.link.mqtt import BrokerUrl, MqttConnection, parse_url, utc_ms
 from strideclip.link.transport import Commands
 
 RECENT_PACKETS = 2048  # per clip, the packets remembered to drop repeats (about 3 min of a 208 Hz clip)
@@ -42,7 +43,7 @@ class BrokerLink:
     followed (``transport``). ``bad_messages`` counts what was not one of ours (skipped)."""
 
     def __init__(self, url: BrokerUrl | str, *, user: str | None = None, password: str | None = None,
-                 tls: ClientTls | None = None):
+                 tls_context: ssl.SSLContext | None = None):
         self.url = parse_url(url) if isinstance(url, str) else url
         self.clips: dict[str, BrokerTransport] = {}
         self.offline: set[str] = set()  # gateways whose state says offline (their will, or a clean stop)
@@ -50,7 +51,7 @@ class BrokerLink:
         self.first_bad: str | None = None
         self.conn = MqttConnection(self.url, client_id=f"strideclip-coach-{user or 'anonymous'}", user=user,
                                    password=password, subscriptions=T.COACH_SUBSCRIPTIONS, on_message=self._route,
-                                   on_lost=self._lost, tls=tls)
+                                   on_lost=self._lost, tls_context=tls_context)
         self._watch: asyncio.Task | None = None
 
     async def start(self) -> None:

@@ -43,28 +43,47 @@ class BrokerUrl:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+class TlsFileError(ValueError):
+    """A TLS file that cannot be used; ``option`` names the command-line option that gave it."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+class _Encrypted(Exception):
+    pass
+
+
+def _no_passphrase() -> str:
+    raise _Encrypted  # (else OpenSSL asks for it on the terminal, which a gateway's service has not)
+
+
 @dataclass(frozen=True)
 class ClientTls:
     """A TLS broker (mqtts://), the client's side: the CA that signed the broker's certificate
-    (default: the system's trusted CAs), and this client's certificate and key for a broker that
-    asks for one (``broker-config --tls-ca``)."""
+    (default: the system's trusted CAs), and this client's certificate and key (the key may be in
+    the certificate's file) for a broker that asks for one (``broker-config --tls-ca``)."""
 
     ca: str | None = None
     cert: str | None = None
     key: str | None = None
 
     def context(self) -> ssl.SSLContext:
-        """The SSL context; ValueError naming the file that cannot be used."""
+        """The SSL context, built once per command; TlsFileError naming the file that cannot be used."""
         try:
             context = ssl.create_default_context(cafile=self.ca)
         except (OSError, ssl.SSLError) as e:
-            raise ValueError(f"{self.ca}: not a CA certificate in PEM ({e})") from None
+            raise TlsFileError("--broker-ca", f"{self.ca}: not a CA certificate in PEM ({e})") from None
         if self.cert:
             try:
-                context.load_cert_chain(self.cert, self.key)
+                context.load_cert_chain(self.cert, self.key, password=_no_passphrase)
+            except _Encrypted:
+                raise TlsFileError("--broker-key", f"{self.key or self.cert}: the private key is encrypted: give it "
+                                   "without a passphrase (openssl pkey -in KEY -out PLAIN.key)") from None
             except (OSError, ssl.SSLError) as e:
-                raise ValueError(f"{self.cert} with key {self.key}: not a certificate and its private key in PEM "
-                                 f"({e})") from None
+                raise TlsFileError("--broker-cert", f"{self.cert} with key {self.key or '(in the same file)'}: not a "
+                                   f"certificate and its private key in PEM ({e})") from None
         return context
 
 
@@ -115,11 +134,11 @@ class MqttConnection:
     def __init__(self, url: BrokerUrl, *, client_id: str, on_message: Callable[[str, bytes], None],
                  user: str | None = None, password: str | None = None, subscriptions: Iterable[str] = (),
                  on_connect: Callable[[], Awaitable[None]] | None = None, on_lost: Callable[[], None] | None = None,
-                 will: tuple[str, bytes] | None = None, tls: ClientTls | None = None):
+                 will: tuple[str, bytes] | None = None, tls_context: ssl.SSLContext | None = None):
         self.url, self.client_id, self.user, self.password = url, client_id, user, password
-        self.tls_context = (tls or ClientTls()).context() if url.tls else None
+        self.tls_context = (tls_context or ssl.create_default_context()) if url.tls else None
         self._last_error = _LastError()
-        self._logger = logging.Logger(f"{__name__}.{client_id}")  # this connection's own (not in the registry)
+        self._logger = logging.Logger(f"{__name__}.{client_id}", logging.ERROR)  # its own, not in the registry
         self._logger.addHandler(self._last_error)
         self.subscriptions = tuple(subscriptions)
         self.on_message, self.on_connect, self.on_lost, self.will = on_message, on_connect, on_lost, will
@@ -158,9 +177,14 @@ class MqttConnection:
             return (f"the broker at {self.url} asks for a client certificate ({said}): "
                     "give --broker-cert and --broker-key")
         if "CERTIFICATE_VERIFY_FAILED" in said:
+            if "mismatch" in said:  # (OpenSSL: "Hostname mismatch", "IP address mismatch")
+                return (f"the broker's certificate is not made out to {self.url.host} ({said}): connect by a name or "
+                        "address in its subjectAltName")
+            if "expired" in said or "not yet valid" in said:
+                return f"the broker's certificate at {self.url} is out of its dates ({said}): renew it"
             return (f"the broker at {self.url} shows a certificate not trusted here ({said}): "
                     "give the CA that signed it with --broker-ca")
-        if "UNKNOWN_CA" in said or "BAD_CERTIFICATE" in said:
+        if "ALERT" in said:  # a TLS alert from the broker about our certificate (unknown CA, expired, ...)
             return f"the broker at {self.url} does not accept this client certificate ({said})"
         return f"cannot reach the broker at {self.url}: {said or type(e).__name__}"
 

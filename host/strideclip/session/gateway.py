@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from pathlib import Path
 from clipcore import protocol as P
 from strideclip.errors import TransportError
 from strideclip.link import broker_topics as T
-from strideclip.link.mqtt import BrokerUrl, ClientTls, MqttConnection, utc_ms
+from strideclip.link.mqtt import BrokerUrl, MqttConnection, utc_ms
 from strideclip.link.sources import ClipSource
 from strideclip.session.live import _unique, log_name
 from strideclip.session.recorder import log_packet
@@ -142,7 +143,7 @@ class Gateway:
     cannot be reached or refuses it), ``follow`` clips, ``run`` until stopped, ``close``."""
 
     def __init__(self, name: str, url: BrokerUrl, out_dir: Path, *, password: str | None = None,
-                 user: str | None = None, tls: ClientTls | None = None):
+                 user: str | None = None, tls_context: ssl.SSLContext | None = None):
         self.name = T.check_name(name, "gateway name")
         self.out_dir = Path(out_dir)
         self.clips: dict[str, GatewayClip] = {}
@@ -160,7 +161,7 @@ class Gateway:
         self.conn = MqttConnection(url, client_id=self.name, user=user, password=password,
                                    subscriptions=[T.gateway_subscription(self.name)], on_message=self._route,
                                    on_connect=self._announce, will=(T.state_topic(self.name), _state(False)),
-                                   tls=tls)
+                                   tls_context=tls_context)
 
     async def start(self) -> None:
         await self.conn.start()
