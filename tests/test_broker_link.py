@@ -191,6 +191,29 @@ def test_a_gateway_always_behind_does_not_take_the_clip_back_while_the_one_carry
     assert [(e, f.get("gateway")) for e, f in clip.events] == [("connected", "gw-a"), ("handover", "gw-b")]
 
 
+def test_of_two_gateways_carrying_a_clip_the_one_whose_copies_come_first_takes_its_commands(mosquitto_broker):
+    """Both carry the clip; gw-b's uplink is slower, so each packet comes from it later, as a repeat:
+    commands go to gw-a, which brought each packet first."""
+    b = mosquitto_broker
+    pkts = sample_packets(20)
+
+    async def main():
+        async with coach_and_two_gateways(b) as (clip, a, gb, commands):
+            for k, p in enumerate(pkts):
+                await a.publish(T.packet_topic("gw-a", "clip-1"), T.pack_packet(1, p), qos=1)
+                if k:
+                    await gb.publish(T.packet_topic("gw-b", "clip-1"), T.pack_packet(1, pkts[k - 1]), qos=1)
+                await asyncio.sleep(0.1)
+            await until(lambda: clip.transport.duplicates == len(pkts) - 1)
+            commands["gw-a"].clear()
+            assert await clip.transport.command(P.OP_BUZZ, (1, 1, 100, 100)) == 7
+            assert commands == {"gw-a": [P.OP_BUZZ], "gw-b": []}
+        return clip
+
+    clip = run_async(main())
+    assert [(e, f.get("gateway")) for e, f in clip.events] == [("connected", "gw-a")]
+
+
 def test_a_packet_of_another_format_is_skipped_and_the_coachs_command_says_why(mosquitto_broker, tmp_path):
     """A gateway of another StrideClip version (its packets have no format byte, or another one):
     counted and skipped, and ``strideclip live --broker`` says so in one line at its end."""

@@ -131,7 +131,9 @@ class BrokerTransport:
         self.commands = Commands(f"{clip} (via {link.url})")
         self.gateway: str | None = None  # the holder: commands go to it
         self.last_packet_s: dict[str, float] = {}  # gateway -> time.monotonic() of its newest packet of this clip
-        self.reached_s: dict[str, float] = {}  # gateway -> when the newest packet it carried reached it (our clock)
+        # gateway -> when the newest packet it carried first reached it (our clock; a repeat of a packet
+        # another gateway brought first does not count: two carrying the clip, the quicker one is the fresher)
+        self.reached_s: dict[str, float] = {}
         self.figures: dict[str, dict] = {}  # gateway -> its link figures for this clip
         self.packets = 0
         self.duplicates = 0
@@ -195,20 +197,20 @@ class BrokerTransport:
         self.packets += 1
         self.broker_delays_ms.append(utc_ms() - received_ms)
         self.last_packet_s[gateway] = now
-        reached_s = max(now - waited_ms / 1000, self.reached_s.get(gateway, -1e9))
-        self.reached_s[gateway] = reached_s
         self.outbox_packets += waited_ms >= OUTBOX_LATE_MS
         self.link.offline.discard(gateway)  # it publishes: it is online (whatever a late will said)
+        is_result = len(pkt) == P.RESULT_BYTES and pkt[0] & 0x0F == P.T_RESULT
+        if not is_result and pkt in self._recent:  # (a repeat: its gateway carried it later than another did)
+            self.duplicates += 1
+            return
+        reached_s = max(now - waited_ms / 1000, self.reached_s.get(gateway, -1e9))
+        self.reached_s[gateway] = reached_s
         holder = self.gateway
         if self._eligible(gateway, now) and gateway != holder and (
                 holder is None or not self._eligible(holder, now)
                 or reached_s - self.reached_s.get(holder, -1e9) >= SWITCH_QUIET_S):
             self._set_holder(gateway)
-        is_result = len(pkt) == P.RESULT_BYTES and pkt[0] & 0x0F == P.T_RESULT
         if not is_result:
-            if pkt in self._recent:
-                self.duplicates += 1
-                return
             self._recent[pkt] = None
             if len(self._recent) > RECENT_PACKETS:
                 del self._recent[next(iter(self._recent))]
